@@ -1,0 +1,1 @@
+"""Speed, accuracy and scale measurements, run by command (see README)."""

@@ -1,0 +1,1 @@
+"""Safewell: a Telegram bot for a public-security bureau."""
