@@ -1,0 +1,406 @@
+"""The global send rate limiter shared by broadcasts and urgent traffic.
+
+Telegram allows a bot about 30 messages per second overall and answers bursts beyond that with
+``429 Too Many Requests`` plus ``retry_after``; the exact limits are unpublished, so we stay
+under a configurable ``rate`` (default 25/s) and obey every ``retry_after``.
+
+Algorithm: GCRA (generic cell rate algorithm), the arithmetic form of a token bucket. Each
+bucket keeps one number, the theoretical arrival time ``tat``. A send of ``n`` messages at time
+``now`` conforms when ``max(tat, now) + (n - 1) * interval - tolerance <= now``; it then moves
+``tat`` to ``max(tat, now) + n * interval``. ``interval = 1 / rate`` and
+``tolerance = (burst - 1) * interval``, so an idle limiter lets ``burst`` sends go at once and
+then spaces them ``interval`` apart.
+
+Priority, so that urgent traffic (crisis replies, officer relays) never waits behind a
+broadcast:
+
+* Every send passes the **global** bucket at ``rate``.
+* Broadcast sends (``acquire()``) also pass a **broadcast** bucket at
+  ``rate * broadcast_share`` (default 80 %), which leaves steady headroom for urgent sends.
+* Broadcast sends see the global bucket with ``urgent_reserve`` fewer burst slots than urgent
+  sends do, so even when broadcasts fill their share the last slots stay free for urgent
+  sends, and an urgent sender waiting for the same slot always becomes eligible first.
+* Urgent sends (``acquire(urgent=True)``) queue only behind other urgent sends, never behind
+  the (possibly long) line of broadcast workers.
+
+A ``429`` means Telegram is already unhappy with *all* our traffic, so ``penalize(retry_after)``
+pauses every sender sharing the limiter (urgent ones too) until it expires, and then resumes at
+the steady rate without a burst. ``pause_for(seconds)`` is the plain pause (burst kept), e.g.
+for an operator holding deliveries.
+
+Two implementations share this behaviour: ``LocalRateLimiter`` for one process (asyncio,
+injectable clock and sleep for tests) and ``RedisRateLimiter`` for several bot processes, where
+one Lua script applies GCRA atomically on Redis with Redis's own clock and the pause is a key
+with a TTL. Both queue their own waiters FIFO per priority inside a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "LocalRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "build_rate_limiter",
+]
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What senders need from a rate limiter, whichever backend implements it."""
+
+    @property
+    def rate(self) -> float:
+        """Global messages per second for all traffic together."""
+        ...
+
+    @property
+    def broadcast_rate(self) -> float:
+        """Messages per second that broadcast traffic may use at most."""
+        ...
+
+    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+        """Wait until ``n`` messages may be sent; return the seconds waited."""
+        ...
+
+    async def pause_for(self, seconds: float) -> None:
+        """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
+        ...
+
+    async def penalize(self, retry_after: float) -> None:
+        """Obey a 429: pause everyone for ``retry_after`` s, then resume without a burst."""
+        ...
+
+    async def paused_remaining(self) -> float:
+        """Seconds left in the current pause (0 when not paused)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The numbers both backends derive from the configuration."""
+
+    rate: float
+    burst: int
+    broadcast_share: float
+    urgent_reserve: int
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"rate must be a positive number, got {self.rate}")
+        if self.burst < 1:
+            raise ValueError(f"burst must be at least 1, got {self.burst}")
+        if not 0 < self.broadcast_share <= 1:
+            raise ValueError(f"broadcast_share must be in (0, 1], got {self.broadcast_share}")
+        if not 0 <= self.urgent_reserve < self.burst:
+            raise ValueError(
+                f"urgent_reserve must be in [0, burst), got {self.urgent_reserve} "
+                f"with burst {self.burst}"
+            )
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate
+
+    @property
+    def broadcast_burst(self) -> int:
+        return self.burst - self.urgent_reserve
+
+    @property
+    def broadcast_interval(self) -> float:
+        return 1.0 / (self.rate * self.broadcast_share)
+
+    @property
+    def urgent_tolerance(self) -> float:
+        """Global-bucket tolerance seen by urgent sends."""
+        return (self.burst - 1) * self.interval
+
+    @property
+    def broadcast_global_tolerance(self) -> float:
+        """Global-bucket tolerance seen by broadcast sends (the urgent reserve held back)."""
+        return (self.broadcast_burst - 1) * self.interval
+
+    @property
+    def broadcast_tolerance(self) -> float:
+        return (self.broadcast_burst - 1) * self.broadcast_interval
+
+    def check_n(self, n: int, urgent: bool) -> None:
+        limit = self.burst if urgent else self.broadcast_burst
+        if not 1 <= n <= limit:
+            kind = "urgent" if urgent else "broadcast"
+            raise ValueError(f"a {kind} acquire takes 1..{limit} messages at once, got {n}")
+
+
+def _conform_at(tat: float, now: float, n: int, interval: float, tolerance: float) -> float:
+    """Earliest time at which n sends conform to one GCRA bucket."""
+    return max(tat, now) + (n - 1) * interval - tolerance
+
+
+class LocalRateLimiter:
+    """In-process GCRA limiter with broadcast/urgent priority and a shared pause."""
+
+    def __init__(
+        self,
+        rate: float = 25.0,
+        *,
+        burst: int = 5,
+        broadcast_share: float = 0.8,
+        urgent_reserve: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._plan = _Plan(rate, burst, broadcast_share, urgent_reserve)
+        self._clock = clock
+        self._sleep = sleep
+        self._tat_global = -math.inf
+        self._tat_broadcast = -math.inf
+        self._paused_until = -math.inf
+        # One FIFO line per priority: urgent senders never queue behind broadcast workers.
+        self._urgent_lock = asyncio.Lock()
+        self._broadcast_lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float:
+        """Global messages per second for all traffic together."""
+        return self._plan.rate
+
+    @property
+    def broadcast_rate(self) -> float:
+        """Messages per second that broadcast traffic may use at most."""
+        return self._plan.rate * self._plan.broadcast_share
+
+    def _try(self, n: int, urgent: bool, now: float) -> float:
+        """Take n slots and return 0, or return how long to wait before trying again."""
+        plan = self._plan
+        if now < self._paused_until:
+            return self._paused_until - now
+        if urgent:
+            at = _conform_at(self._tat_global, now, n, plan.interval, plan.urgent_tolerance)
+        else:
+            at = max(
+                _conform_at(
+                    self._tat_global, now, n, plan.interval, plan.broadcast_global_tolerance
+                ),
+                _conform_at(
+                    self._tat_broadcast,
+                    now,
+                    n,
+                    plan.broadcast_interval,
+                    plan.broadcast_tolerance,
+                ),
+            )
+        if at > now:
+            return at - now
+        self._tat_global = max(self._tat_global, now) + n * plan.interval
+        if not urgent:
+            self._tat_broadcast = max(self._tat_broadcast, now) + n * plan.broadcast_interval
+        return 0.0
+
+    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+        """Wait until ``n`` messages may be sent; return the seconds waited."""
+        self._plan.check_n(n, urgent)
+        start = self._clock()
+        async with self._urgent_lock if urgent else self._broadcast_lock:
+            while True:
+                now = self._clock()
+                wait = self._try(n, urgent, now)
+                if wait <= 0:
+                    return now - start
+                # Re-check after waking: a 429 may have paused everyone meanwhile.
+                await self._sleep(wait)
+
+    async def pause_for(self, seconds: float) -> None:
+        """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
+        self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    async def penalize(self, retry_after: float) -> None:
+        """Obey a 429: pause everyone for ``retry_after`` s, then resume without a burst."""
+        await self.pause_for(retry_after)
+        plan = self._plan
+        # Move each bucket so that its first conforming slot is the resume time, not earlier:
+        # a full burst right after a 429 would likely earn the next one.
+        resume = self._paused_until
+        self._tat_global = max(self._tat_global, resume + plan.urgent_tolerance)
+        self._tat_broadcast = max(self._tat_broadcast, resume + plan.broadcast_tolerance)
+
+    async def paused_remaining(self) -> float:
+        """Seconds left in the current pause (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+
+# KEYS: 1 pause, 2 global bucket, 3 broadcast bucket.
+# ARGV: 1 n, 2 urgent (1/0), 3 global interval, 4 global tolerance for this caller,
+#       5 broadcast interval, 6 broadcast tolerance.  Times in microseconds.
+# Returns 0 when the slots were taken, else the microseconds to wait before retrying.
+_ACQUIRE_LUA = """
+local pause = redis.call('PTTL', KEYS[1])
+if pause > 0 then return pause * 1000 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = tonumber(ARGV[1])
+local urgent = ARGV[2] == '1'
+local function tat_of(key)
+  local v = redis.call('GET', key)
+  if v then return math.max(tonumber(v), now) end
+  return now
+end
+local gi, gt = tonumber(ARGV[3]), tonumber(ARGV[4])
+local g = tat_of(KEYS[2])
+local at = g + (n - 1) * gi - gt
+local b, bi, bt
+if not urgent then
+  bi, bt = tonumber(ARGV[5]), tonumber(ARGV[6])
+  b = tat_of(KEYS[3])
+  at = math.max(at, b + (n - 1) * bi - bt)
+end
+if at > now then return math.max(1, math.ceil(at - now)) end
+local function store(key, tat)
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+store(KEYS[2], g + n * gi)
+if not urgent then store(KEYS[3], b + n * bi) end
+return 0
+"""
+
+# KEYS: 1 pause, 2 global bucket, 3 broadcast bucket.
+# ARGV: 1 pause milliseconds, 2 reset burst (1/0), 3 global urgent tolerance,
+#       4 broadcast tolerance (microseconds).  Returns the pause left in milliseconds.
+_PAUSE_LUA = """
+local ms = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < ms then
+  redis.call('SET', KEYS[1], '1', 'PX', ms)
+  left = ms
+end
+if ARGV[2] == '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local resume = now + left * 1000
+  local tols = {tonumber(ARGV[3]), tonumber(ARGV[4])}
+  for i = 2, 3 do
+    local v = redis.call('GET', KEYS[i])
+    local target = resume + tols[i - 1]
+    if (not v) or tonumber(v) < target then
+      redis.call('SET', KEYS[i], string.format('%.0f', target),
+                 'PX', math.ceil((target - now) / 1000) + 1000)
+    end
+  end
+end
+return left
+"""
+
+
+class RedisRateLimiter:
+    """GCRA limiter whose state lives in Redis, so several processes share one rate."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        rate: float = 25.0,
+        *,
+        prefix: str = "safewell:ratelimit",
+        burst: int = 5,
+        broadcast_share: float = 0.8,
+        urgent_reserve: int = 2,
+    ) -> None:
+        self._plan = _Plan(rate, burst, broadcast_share, urgent_reserve)
+        self._redis = redis
+        # The hash tag keeps all three keys in one Redis Cluster slot, as a script requires.
+        tag = "{" + prefix + "}"
+        self.keys = [f"{tag}:pause", f"{tag}:global", f"{tag}:broadcast"]
+        self._acquire_script = redis.register_script(_ACQUIRE_LUA)
+        self._pause_script = redis.register_script(_PAUSE_LUA)
+        self._urgent_lock = asyncio.Lock()
+        self._broadcast_lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float:
+        """Global messages per second for all traffic together."""
+        return self._plan.rate
+
+    @property
+    def broadcast_rate(self) -> float:
+        """Messages per second that broadcast traffic may use at most."""
+        return self._plan.rate * self._plan.broadcast_share
+
+    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+        """Wait until ``n`` messages may be sent; return the seconds waited."""
+        plan = self._plan
+        plan.check_n(n, urgent)
+        us = 1_000_000.0
+        args = [
+            n,
+            1 if urgent else 0,
+            plan.interval * us,
+            (plan.urgent_tolerance if urgent else plan.broadcast_global_tolerance) * us,
+            plan.broadcast_interval * us,
+            plan.broadcast_tolerance * us,
+        ]
+        start = time.monotonic()
+        # Only the head of each local line polls Redis, so a process with many workers does
+        # not flood Redis with retries.
+        async with self._urgent_lock if urgent else self._broadcast_lock:
+            while True:
+                wait_us = int(await self._acquire_script(keys=self.keys, args=args))
+                if wait_us <= 0:
+                    return time.monotonic() - start
+                await asyncio.sleep(wait_us / us)
+
+    async def _pause(self, seconds: float, reset_burst: bool) -> None:
+        plan = self._plan
+        ms = max(0, math.ceil(seconds * 1000))
+        await self._pause_script(
+            keys=self.keys,
+            args=[
+                ms,
+                1 if reset_burst else 0,
+                plan.urgent_tolerance * 1_000_000,
+                plan.broadcast_tolerance * 1_000_000,
+            ],
+        )
+
+    async def pause_for(self, seconds: float) -> None:
+        """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
+        await self._pause(seconds, reset_burst=False)
+
+    async def penalize(self, retry_after: float) -> None:
+        """Obey a 429: pause everyone for ``retry_after`` s, then resume without a burst."""
+        await self._pause(retry_after, reset_burst=True)
+
+    async def paused_remaining(self) -> float:
+        """Seconds left in the current pause (0 when not paused)."""
+        left = int(await self._redis.pttl(self.keys[0]))
+        return max(0, left) / 1000.0
+
+
+def build_rate_limiter(
+    redis: Redis | None,
+    rate: float = 25.0,
+    *,
+    prefix: str = "safewell:ratelimit",
+    burst: int = 5,
+    broadcast_share: float = 0.8,
+    urgent_reserve: int = 2,
+) -> RateLimiter:
+    """The Redis-shared limiter when a Redis client is given, else the in-process one."""
+    if redis is None:
+        return LocalRateLimiter(
+            rate, burst=burst, broadcast_share=broadcast_share, urgent_reserve=urgent_reserve
+        )
+    return RedisRateLimiter(
+        redis,
+        rate,
+        prefix=prefix,
+        burst=burst,
+        broadcast_share=broadcast_share,
+        urgent_reserve=urgent_reserve,
+    )
