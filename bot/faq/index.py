@@ -1,0 +1,307 @@
+"""Per-language inverted index over FAQ phrasings, precomputed once at load.
+
+A query is scored in two stages so it never runs an expensive scorer over every phrasing:
+
+1. *Candidates*: the query's terms (English stems, Chinese character uni-/bigrams) are looked
+   up in an inverted index; each posting adds the term's IDF weight to its phrasing. This gives,
+   per phrasing, an IDF-weighted overlap with the query, turned into a 0..1 similarity
+   (weighted Dice of the two term sets). The entry's answer text is indexed the same way as a
+   weaker second field. Misspelt English words that are not in the vocabulary are mapped to
+   close vocabulary words (rapidfuzz over a length-bucketed vocabulary, cached).
+2. *Re-ranking*: only the best ``rerank`` phrasings get a rapidfuzz string similarity on their
+   content words, which rescues near-identical wording that term overlap underrates.
+
+All three parts are 0..1 and the final score is their weighted sum, so scores are comparable
+across queries and thresholds mean the same thing for every knowledge base.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from bot.faq.normalize import _WORD_RE, EN_STOPWORDS, normalize, split_runs, stem_en
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Weights of the scoring parts; defaults were calibrated on the eval dev splits."""
+
+    w_lex: float = 0.55
+    w_fuzzy: float = 0.25
+    w_answer: float = 0.20
+    unigram_weight: float = 0.4
+    rerank: int = 30
+    fuzzy_vocab_cutoff: float = 80.0
+    # Balance of query coverage vs phrasing coverage in the weighted Dice (0.5 = symmetric).
+    query_side: float = 0.6
+    drop_stopwords: bool = False
+    # Adjacent English stems as extra terms ("get_test"), weighted by this factor (0 = off).
+    word_bigram_weight: float = 0.0
+    # Stop words stay indexed (question words tell "where can I" from "should I") but weigh less.
+    stopword_weight: float = 0.5
+    fuzzy_scorer: str = "token_sort_ratio"
+    fuzzy_stopwords: bool = True
+
+
+_STOP_STEMS = frozenset(stem_en(w) for w in EN_STOPWORDS)
+
+
+@dataclass
+class Synonyms:
+    """Phrase -> canonical phrase replacements for one language, applied to docs and queries."""
+
+    phrases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[Sequence[str]]) -> Synonyms:
+        """Build from groups of equivalent phrases; the first phrase of a group is canonical."""
+        phrases: dict[str, str] = {}
+        for group in groups:
+            norm = [normalize(p) for p in group if normalize(p)]
+            if len(norm) < 2:
+                continue
+            for p in norm[1:]:
+                if p != norm[0]:
+                    phrases.setdefault(p, norm[0])
+        return cls(phrases)
+
+    def apply(self, text: str) -> str:
+        """Replace synonyms in normalised text (longest phrases first, whole words for Latin)."""
+        if not self.phrases:
+            return text
+        return _apply_synonyms(
+            text, tuple(sorted(self.phrases.items(), key=lambda kv: -len(kv[0])))
+        )
+
+
+@lru_cache(maxsize=4096)
+def _apply_synonyms(text: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    padded = f" {text} "
+    for src, dst in pairs:
+        if src not in padded:
+            continue
+        if src[0].isascii():
+            padded = padded.replace(f" {src} ", f" {dst} ")
+        else:
+            padded = padded.replace(src, dst)
+    return padded.strip()
+
+
+def terms(text: str, drop_stopwords: bool = False, word_bigrams: bool = False) -> list[str]:
+    """Index terms of normalised text: English stems, Han uni- and bigrams."""
+    out: list[str] = []
+    latin: list[str] = []
+    for han, run in split_runs(text):
+        if han:
+            out.extend(run)
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            for w in _WORD_RE.findall(run):
+                # Single letters ("what's" -> "what s") carry no meaning but get a high IDF.
+                if len(w) > 1 and (not drop_stopwords or w not in EN_STOPWORDS):
+                    latin.append(stem_en(w))
+    out.extend(latin)
+    if word_bigrams:
+        out.extend(f"{a}_{b}" for a, b in itertools.pairwise(latin))
+    return out
+
+
+def content_string(text: str, keep_stopwords: bool = False) -> str:
+    """Text reduced to its content (stems, optionally without stop words) for string similarity."""
+    parts: list[str] = []
+    for han, run in split_runs(text):
+        if han:
+            parts.append(run)
+        else:
+            parts.extend(
+                stem_en(w) for w in _WORD_RE.findall(run) if keep_stopwords or w not in EN_STOPWORDS
+            )
+    return " ".join(parts)
+
+
+class LangIndex:
+    """Inverted index of one language's phrasings and answers."""
+
+    def __init__(
+        self,
+        phrasings: Sequence[tuple[str, str]],
+        answers: Mapping[str, str],
+        synonyms: Synonyms | None = None,
+        params: IndexParams | None = None,
+    ) -> None:
+        self.params = params or IndexParams()
+        self._bigrams = self.params.word_bigram_weight > 0
+        self.synonyms = synonyms or Synonyms()
+        self.entry_of: list[str] = []
+        self.content: list[str] = []
+        self.doc_weight: list[float] = []
+        docs: list[set[str]] = []
+        for entry_id, text in phrasings:
+            norm = self.synonyms.apply(normalize(text))
+            docs.append(set(terms(norm, self.params.drop_stopwords, self._bigrams)))
+            self.entry_of.append(entry_id)
+            self.content.append(content_string(norm, self.params.fuzzy_stopwords))
+        self.idf = self._idf(docs)
+        self.max_idf = math.log(1 + (len(docs) + 0.5) / 0.5)
+        self.postings: dict[str, list[int]] = {}
+        for i, doc in enumerate(docs):
+            for t in doc:
+                self.postings.setdefault(t, []).append(i)
+            self.doc_weight.append(sum(self._w(t) for t in doc))
+        # Answer field: entry-level sets of terms, with their own IDF.
+        self.answer_entries: list[str] = []
+        adocs: list[set[str]] = []
+        for entry_id, text in answers.items():
+            self.answer_entries.append(entry_id)
+            adocs.append(
+                set(terms(self.synonyms.apply(normalize(text)), self.params.drop_stopwords))
+            )
+        self.answer_idf = self._idf(adocs)
+        self.answer_postings: dict[str, list[int]] = {}
+        for i, doc in enumerate(adocs):
+            for t in doc:
+                self.answer_postings.setdefault(t, []).append(i)
+        # Vocabulary of Latin terms bucketed by length for cheap fuzzy look-ups of typos.
+        self.vocab_by_len: dict[int, list[str]] = {}
+        for t in self.postings:
+            if t.isalpha() and t.isascii() and len(t) >= 4:
+                self.vocab_by_len.setdefault(len(t), []).append(t)
+        self._fuzzy_cache: dict[str, list[tuple[str, float]]] = {}
+
+    @staticmethod
+    def _idf(docs: Sequence[set[str]]) -> dict[str, float]:
+        df: dict[str, int] = {}
+        for doc in docs:
+            for t in doc:
+                df[t] = df.get(t, 0) + 1
+        n = len(docs)
+        return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+    def _w(self, term: str) -> float:
+        idf = self.idf.get(term, self.max_idf)
+        if len(term) == 1 and not term.isascii():
+            return idf * self.params.unigram_weight
+        if term in _STOP_STEMS:
+            return idf * self.params.stopword_weight
+        if "_" in term:
+            return idf * self.params.word_bigram_weight
+        return idf
+
+    def _fuzzy_terms(self, term: str) -> list[tuple[str, float]]:
+        """Vocabulary terms close to an unknown Latin term, with a 0..1 similarity."""
+        hit = self._fuzzy_cache.get(term)
+        if hit is not None:
+            return hit
+        found: list[tuple[str, float]] = []
+        if term.isascii() and term.isalpha() and len(term) >= 4:
+            cands: list[str] = []
+            for n in (len(term) - 1, len(term), len(term) + 1):
+                cands.extend(self.vocab_by_len.get(n, ()))
+            for cand, score, _ in process.extract(
+                term,
+                cands,
+                scorer=Levenshtein.normalized_similarity,
+                processor=None,
+                limit=2,
+                score_cutoff=self.params.fuzzy_vocab_cutoff / 100,
+            ):
+                found.append((cand, float(score)))
+        if len(self._fuzzy_cache) > 50_000:
+            self._fuzzy_cache.clear()
+        self._fuzzy_cache[term] = found
+        return found
+
+    def query_terms(self, text: str) -> tuple[str, dict[str, float], list[str], set[str]]:
+        """Normalise a query: text, term -> match factor (fuzzy < 1), unknown and extra terms."""
+        norm = self.synonyms.apply(normalize(text))
+        qterms: dict[str, float] = {}
+        unknown: list[str] = []
+        extra: set[str] = set()
+        raw = list(dict.fromkeys(terms(norm, self.params.drop_stopwords, self._bigrams)))
+        for t in raw:
+            if t in self.idf or t in self.answer_idf:
+                qterms[t] = 1.0
+                continue
+            near = self._fuzzy_terms(t)
+            for cand, sim in near:
+                qterms[cand] = max(qterms.get(cand, 0.0), sim)
+            if not near:
+                unknown.append(t)
+        # "git hub" vs "github": adjacent Latin words whose concatenation is a known term.
+        latin = [w for w in raw if w.isascii() and "_" not in w]
+        for a, b in itertools.pairwise(latin):
+            joined = stem_en(a + b)
+            if joined in self.idf and joined not in qterms:
+                # The joined word means the pair, so it may not weigh more than the pair, and it
+                # is an extra way to match, not an extra part of the question to cover.
+                pair = self._w(a) * qterms.get(a, 0.0) + self._w(b) * qterms.get(b, 0.0)
+                qterms[joined] = min(1.0, pair / self._w(joined)) if pair > 0 else 1.0
+                extra.add(joined)
+        return norm, qterms, unknown, extra
+
+    def _unknown_weight(self, term: str) -> float:
+        if len(term) == 1 and not term.isascii():
+            return self.max_idf * self.params.unigram_weight
+        return self.max_idf
+
+    def search(self, text: str, limit: int = 5) -> list[tuple[str, float]]:
+        """Return up to ``limit`` (entry_id, score 0..1), best first, one row per entry."""
+        p = self.params
+        norm, qterms, unknown, extra = self.query_terms(text)
+        if not qterms and not unknown:
+            return []
+        unknown_w = sum(self._unknown_weight(t) for t in unknown)
+        # Phrasing field: IDF-weighted overlap per phrasing.
+        q_weight = unknown_w
+        overlap: dict[int, float] = {}
+        for t, factor in qterms.items():
+            w = self._w(t)
+            if t not in extra:
+                q_weight += w * factor
+            for i in self.postings.get(t, ()):
+                overlap[i] = overlap.get(i, 0.0) + w * factor
+        q_weight = max(q_weight, 1e-9)
+        # Answer field: share of the query found in each entry's answer.
+        a_total = unknown_w
+        a_over: dict[str, float] = {}
+        for t, factor in qterms.items():
+            aw = self.answer_idf.get(t, self.max_idf)
+            if len(t) == 1 and not t.isascii():
+                aw *= p.unigram_weight
+            elif t in _STOP_STEMS:
+                aw *= p.stopword_weight
+            if t not in extra:
+                a_total += aw * factor
+            for j in self.answer_postings.get(t, ()):
+                eid = self.answer_entries[j]
+                a_over[eid] = a_over.get(eid, 0.0) + aw * factor
+        a_total = max(a_total, 1e-9)
+        qs = p.query_side
+        pre: dict[int, float] = {}
+        for i, ov in overlap.items():
+            lex = min(ov / (qs * q_weight + (1 - qs) * self.doc_weight[i]), 1.0)
+            pre[i] = p.w_lex * lex + p.w_answer * a_over.get(self.entry_of[i], 0.0) / a_total
+        best_by_entry: dict[str, float] = {}
+        top = heapq.nlargest(p.rerank, pre.items(), key=lambda kv: kv[1])
+        qcontent = content_string(norm, p.fuzzy_stopwords) if top else ""
+        scorer = getattr(fuzz, p.fuzzy_scorer)
+        for i, s in top:
+            fz = scorer(qcontent, self.content[i]) / 100 if qcontent else 0.0
+            score = s + p.w_fuzzy * fz
+            eid = self.entry_of[i]
+            if score > best_by_entry.get(eid, -1.0):
+                best_by_entry[eid] = score
+        # Entries reached only through their answer still compete, with their answer part only.
+        for eid, ov in a_over.items():
+            if eid not in best_by_entry:
+                best_by_entry[eid] = p.w_answer * ov / a_total
+        ranked = heapq.nlargest(limit, best_by_entry.items(), key=lambda kv: kv[1])
+        return [(eid, min(max(score, 0.0), 1.0)) for eid, score in ranked]
