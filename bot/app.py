@@ -1,0 +1,168 @@
+"""Composition root: the only place that builds the Bot, Dispatcher, engine and services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.db.migrate import upgrade_async
+from bot.db.session import create_engine, create_sessionmaker
+from bot.i18n import Locales
+from bot.middlewares import (
+    BanMiddleware,
+    DbSessionMiddleware,
+    FloodMiddleware,
+    IdentityMiddleware,
+    InflightMiddleware,
+)
+from handlers import setup_routers
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+
+@dataclass
+class Safewell:
+    """Everything a running bot holds; built by `build`, released by `close`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bot: Bot
+    dispatcher: Dispatcher
+    locales: Locales
+    inflight: InflightMiddleware
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Let in-flight updates finish, then release the bot session and the database."""
+        await self.inflight.wait(SHUTDOWN_GRACE_SECONDS)
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bot.session.close()
+        await self.dispatcher.storage.close()
+        await self.engine.dispose()
+
+
+def build_bot(settings: Settings) -> Bot:
+    """A Bot with HTML parse mode, pointed at Telegram or at BOT_API_BASE_URL."""
+    token = settings.require_token().get_secret_value()
+    session = None
+    if settings.bot.api_base_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot.api_base_url))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def build_storage(settings: Settings) -> BaseStorage:
+    """FSM storage: Redis when configured (shared, survives restarts), memory otherwise."""
+    if settings.redis.url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis.url)
+    return MemoryStorage()
+
+
+async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
+    """Build the whole application from settings (migrating the database first)."""
+    bot = build_bot(settings)  # fails fast on a missing token, before touching the database
+    if migrate:
+        await upgrade_async(settings.database.url)
+    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    sessionmaker = create_sessionmaker(engine)
+    locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)
+
+    inflight = InflightMiddleware()
+    dp = Dispatcher(storage=build_storage(settings))
+    dp.update.outer_middleware(inflight)
+    dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dp.update.outer_middleware(IdentityMiddleware(locales, settings.bot.admin_ids))
+    dp.update.outer_middleware(
+        FloodMiddleware(locales, settings.bot.flood_messages, settings.bot.flood_window_seconds)
+    )
+    dp.update.outer_middleware(BanMiddleware(locales))
+    dp.include_router(setup_routers())
+    app = Safewell(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        bot=bot,
+        dispatcher=dp,
+        locales=locales,
+        inflight=inflight,
+    )
+    # Long-lived services reach handlers as workflow data.
+    dp.workflow_data.update(settings=settings, sessionmaker=sessionmaker, locales=locales, app=app)
+    return app
+
+
+async def run_polling(app: Safewell) -> None:
+    """Long polling until SIGINT/SIGTERM; in-flight updates finish before exit."""
+    await app.bot.delete_webhook(drop_pending_updates=False)
+    try:
+        await app.dispatcher.start_polling(
+            app.bot,
+            handle_signals=True,
+            close_bot_session=False,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+    finally:
+        await app.close()
+
+
+async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
+    """Serve the webhook and /healthz until SIGINT/SIGTERM (or `stop` is set)."""
+    from bot.web import create_web_app
+
+    settings = app.settings.webhook
+    assert settings.url is not None
+    web_app = create_web_app(app, webhook=True)
+    runner = web.AppRunner(web_app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    secret = settings.secret.get_secret_value() if settings.secret else None
+    await app.bot.set_webhook(
+        settings.url.rstrip("/") + settings.path,
+        secret_token=secret,
+        allowed_updates=app.dispatcher.resolve_used_update_types(),
+    )
+    log.info("webhook server listening on %s:%s%s", settings.host, settings.port, settings.path)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        # The webhook stays registered: Telegram queues updates while we restart.
+        await runner.cleanup()
+        await app.close()
+
+
+async def run(settings: Settings) -> None:
+    """`safewell run`: polling by default, webhook when WEBHOOK_URL is set."""
+    app = await build(settings)
+    if settings.webhook.url:
+        await run_webhook(app)
+    else:
+        await run_polling(app)

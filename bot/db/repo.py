@@ -1,0 +1,127 @@
+"""Small repositories: the queries several services share. They never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import AuditLog, Citizen, ProcessedUpdate, Role, StaffRole, utcnow
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """A dialect insert that supports ON CONFLICT on both SQLite and PostgreSQL."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def claim_update(session: AsyncSession, update_id: int) -> bool:
+    """Record an update id; False when it was already recorded (a redelivery)."""
+    stmt = _insert(session, ProcessedUpdate).values(update_id=update_id, processed_at=utcnow())
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
+    return bool(result.rowcount)
+
+
+async def prune_processed_updates(session: AsyncSession, older_than: timedelta) -> int:
+    """Forget update ids older than Telegram would ever redeliver."""
+    cutoff = utcnow() - older_than
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < cutoff)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def upsert_citizen(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    first_name: str,
+    last_name: str | None,
+    username: str | None,
+    telegram_language: str | None,
+) -> Citizen:
+    """Create or refresh a citizen from Telegram's user data; returns the loaded row."""
+    now = utcnow()
+    values = {
+        "first_name": first_name[:128],
+        "last_name": (last_name or None) and last_name[:128],
+        "username": username,
+        "telegram_language": telegram_language,
+        "last_seen_at": now,
+    }
+    stmt = _insert(session, Citizen).values(id=user_id, created_at=now, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+    await session.execute(stmt)
+    citizen = await session.get(Citizen, user_id, populate_existing=True)
+    assert citizen is not None
+    return citizen
+
+
+async def roles_of(session: AsyncSession, user_id: int) -> set[Role]:
+    """The roles a Telegram user holds (empty for citizens)."""
+    rows = await session.scalars(select(StaffRole.role).where(StaffRole.user_id == user_id))
+    return {Role(r) for r in rows}
+
+
+async def add_role(
+    session: AsyncSession,
+    user_id: int,
+    role: Role,
+    *,
+    display_name: str | None = None,
+    added_by: int | None = None,
+) -> bool:
+    """Grant a role; False when the user already had it."""
+    existing = await session.get(StaffRole, (user_id, role.value))
+    if existing is not None:
+        if display_name:
+            existing.display_name = display_name
+        return False
+    session.add(
+        StaffRole(user_id=user_id, role=role.value, display_name=display_name, added_by=added_by)
+    )
+    return True
+
+
+async def remove_role(session: AsyncSession, user_id: int, role: Role | None = None) -> int:
+    """Revoke one role, or every role when role is None; returns how many were removed."""
+    stmt = delete(StaffRole).where(StaffRole.user_id == user_id)
+    if role is not None:
+        stmt = stmt.where(StaffRole.role == role.value)
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def list_staff(session: AsyncSession, role: Role | None = None) -> Sequence[StaffRole]:
+    """Staff roles ordered by user and role."""
+    stmt = select(StaffRole).order_by(StaffRole.user_id, StaffRole.role)
+    if role is not None:
+        stmt = stmt.where(StaffRole.role == role.value)
+    return (await session.scalars(stmt)).all()
+
+
+def audit(
+    session: AsyncSession,
+    action: str,
+    *,
+    actor_id: int | None,
+    target_type: str | None = None,
+    target_id: str | int | None = None,
+    at: datetime | None = None,
+    **details: Any,
+) -> None:
+    """Append one row to the audit log (committed with the caller's unit of work)."""
+    session.add(
+        AuditLog(
+            at=at or utcnow(),
+            actor_id=actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=None if target_id is None else str(target_id),
+            details=details,
+        )
+    )

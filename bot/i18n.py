@@ -1,0 +1,56 @@
+"""Interface texts from `knowledge/locales/<lang>.yaml`, with fallback to the default language.
+
+Values are Telegram HTML written by curators; arguments are escaped here, so a citizen's name
+can never inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class Locales:
+    """All interface texts, loaded once."""
+
+    def __init__(self, texts: dict[str, dict[str, str]], default: str) -> None:
+        if default not in texts:
+            raise ValueError(f"no locale file for the default language {default!r}")
+        self.texts = texts
+        self.default = default
+
+    @classmethod
+    def load(cls, directory: Path, default: str) -> Locales:
+        """Read every `<lang>.yaml` in the directory."""
+        texts: dict[str, dict[str, str]] = {}
+        for path in sorted(directory.glob("*.yaml")):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            texts[path.stem] = {str(k): str(v).strip() for k, v in data.items()}
+        return cls(texts, default)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.texts)
+
+    def resolve(self, lang: str | None) -> str:
+        """The supported language closest to a Telegram language code ('zh-hans' -> 'zh')."""
+        if lang:
+            lang = lang.lower()
+            if lang in self.texts:
+                return lang
+            base = lang.split("-")[0].split("_")[0]
+            if base in self.texts:
+                return base
+        return self.default
+
+    def t(self, lang: str | None, key: str, **kwargs: Any) -> str:
+        """The text for key in lang (or the default language), arguments HTML-escaped."""
+        lang = self.resolve(lang)
+        template = self.texts[lang].get(key) or self.texts[self.default].get(key)
+        if template is None:
+            raise KeyError(f"missing interface text {key!r}")
+        safe = {k: html.escape(str(v), quote=False) for k, v in kwargs.items()}
+        return template.format(**safe) if safe else template

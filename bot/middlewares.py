@@ -1,0 +1,169 @@
+"""Outer middlewares: in-flight tracking, one DB session per update, citizen, flood, bans.
+
+Order matters and is set in `bot.app.build_dispatcher`: in-flight tracking first (so shutdown
+waits for everything), then the session (so everything below shares one unit of work), then
+who is writing, then flood control and bans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import Chat, TelegramObject, Update, User
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.models import Role
+from bot.i18n import Locales
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class InflightMiddleware(BaseMiddleware):
+    """Tracks updates being handled so a shutdown can let them finish."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def count(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self, grace: float) -> None:
+        """Wait up to `grace` seconds for in-flight updates to finish."""
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current and not t.done()]
+        if pending:
+            log.info("waiting for %d in-flight update(s)", len(pending))
+            await asyncio.wait(pending, timeout=grace)
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """One session per update; drops redelivered updates; commits once at the end."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.sessionmaker() as session:
+            if isinstance(event, Update) and not await repo.claim_update(session, event.update_id):
+                log.info("update %s was already handled; skipped", event.update_id)
+                return None
+            data["session"] = session
+            result = await handler(event, data)
+            await session.commit()
+            return result
+
+
+class IdentityMiddleware(BaseMiddleware):
+    """Puts `roles`, `citizen` (private chats) and `lang` into handler data."""
+
+    def __init__(self, locales: Locales, admin_ids: list[int]) -> None:
+        self.locales = locales
+        self.admin_ids = set(admin_ids)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        session: AsyncSession = data["session"]
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        data["citizen"] = None
+        data["roles"] = set()
+        data["lang"] = self.locales.default
+        if user is None or user.is_bot:
+            return await handler(event, data)
+        roles = await repo.roles_of(session, user.id)
+        if user.id in self.admin_ids:
+            roles.add(Role.ADMIN)
+        data["roles"] = roles
+        if chat is None or chat.type == "private":
+            citizen = await repo.upsert_citizen(
+                session,
+                user.id,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                username=user.username,
+                telegram_language=user.language_code,
+            )
+            data["citizen"] = citizen
+            data["lang"] = self.locales.resolve(citizen.language or user.language_code)
+        else:
+            data["lang"] = self.locales.resolve(user.language_code)
+        return await handler(event, data)
+
+
+class FloodMiddleware(BaseMiddleware):
+    """Marks a citizen who writes too fast as `throttled` and tells them once per window.
+
+    Throttling only pauses automatic FAQ answers: triage and the relay to officers still see
+    every message, so a crisis typed in a hurry is never dropped.
+    """
+
+    def __init__(
+        self,
+        locales: Locales,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.locales = locales
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        data["throttled"] = False
+        citizen = data.get("citizen")
+        update = event if isinstance(event, Update) else None
+        if citizen is None or update is None or update.message is None:
+            return await handler(event, data)
+        now = self.clock()
+        seen = self._seen.setdefault(citizen.id, deque())
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        seen.append(now)
+        if len(self._seen) > 50_000:  # bound memory under a flood of distinct users
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.window}
+        if len(seen) > self.limit:
+            data["throttled"] = True
+            if now - self._warned.get(citizen.id, -1e18) > self.window:
+                self._warned[citizen.id] = now
+                await update.message.answer(self.locales.t(data["lang"], "flood"))
+        return await handler(event, data)
+
+
+class BanMiddleware(BaseMiddleware):
+    """A banned citizen gets one polite notice, then silence."""
+
+    def __init__(self, locales: Locales) -> None:
+        self.locales = locales
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        citizen = data.get("citizen")
+        if citizen is None or not citizen.banned:
+            return await handler(event, data)
+        if not citizen.ban_notified and isinstance(event, Update) and event.message is not None:
+            citizen.ban_notified = True
+            await event.message.answer(self.locales.t(data["lang"], "banned"))
+        if isinstance(event, Update) and event.callback_query is not None:
+            await event.callback_query.answer()
+        return None

@@ -1,0 +1,26 @@
+"""aiogram routers only: read the update, call a service, render the reply.
+
+The order is explicit: commands first, the catch-alls last.
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import common, fallback
+
+ROUTERS: tuple[Router, ...] = (common.router, fallback.router)
+
+
+def setup_routers() -> Router:
+    """A root router with every feature router in matching order.
+
+    Module routers are singletons, and aiogram refuses to attach a router twice; a process that
+    builds the application again (a restart in tests, the demo) first detaches them from the
+    previous, discarded root. aiogram has no public detach, hence the private attribute.
+    """
+    root = Router(name="safewell")
+    for router in ROUTERS:
+        router._parent_router = None
+    root.include_routers(*ROUTERS)
+    return root

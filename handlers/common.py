@@ -1,0 +1,124 @@
+"""Citizen commands every chat has: /start, /help, /language, /forget; block tracking."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Case, CaseStatus, Citizen, FaqQuery, Subscription, utcnow
+from bot.db.models import Message as StoredMessage
+from bot.i18n import Locales
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+
+
+class LanguageCb(CallbackData, prefix="lang"):
+    code: str
+
+
+class ForgetCb(CallbackData, prefix="forget"):
+    confirm: bool
+
+
+@router.message(CommandStart())
+async def start(message: Message, locales: Locales, lang: str, command: CommandObject) -> None:
+    """/start, optionally with a deep-link payload."""
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(locales.t(lang, "start", name=name))
+
+
+@router.message(Command("help"))
+async def help_(message: Message, locales: Locales, lang: str) -> None:
+    """/help."""
+    await message.answer(locales.t(lang, "help"))
+
+
+@router.message(Command("language"))
+async def language(message: Message, locales: Locales, lang: str) -> None:
+    """/language: offers every language with interface texts."""
+    kb = InlineKeyboardBuilder()
+    for code in locales.languages:
+        kb.button(text=LANGUAGE_NAMES.get(code, code), callback_data=LanguageCb(code=code))
+    kb.adjust(2)
+    await message.answer(locales.t(lang, "language_choose"), reply_markup=kb.as_markup())
+
+
+@router.callback_query(LanguageCb.filter())
+async def language_chosen(
+    query: CallbackQuery, callback_data: LanguageCb, citizen: Citizen | None, locales: Locales
+) -> None:
+    """A language button was pressed."""
+    if citizen is None or callback_data.code not in locales.languages:
+        await query.answer(locales.t(None, "button_expired"), show_alert=True)
+        return
+    citizen.language = callback_data.code
+    text = locales.t(callback_data.code, "language_set")
+    await query.answer()
+    if query.message is not None:
+        await query.message.answer(text)
+
+
+@router.message(Command("forget"))
+async def forget(message: Message, locales: Locales, lang: str) -> None:
+    """/forget: asks before deleting the citizen's data."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=locales.t(lang, "forget_yes"), callback_data=ForgetCb(confirm=True))
+    kb.button(text=locales.t(lang, "forget_no"), callback_data=ForgetCb(confirm=False))
+    await message.answer(locales.t(lang, "forget_confirm"), reply_markup=kb.as_markup())
+
+
+@router.callback_query(ForgetCb.filter())
+async def forget_confirmed(
+    query: CallbackQuery,
+    callback_data: ForgetCb,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Deletes what the bot stores, keeping only case records the bureau must retain."""
+    await query.answer()
+    if query.message is not None:
+        await query.message.edit_reply_markup(reply_markup=None)
+    if citizen is None or not callback_data.confirm:
+        await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_kept"))  # type: ignore[union-attr]
+        return
+    open_case = await session.scalar(
+        select(Case.id).where(Case.citizen_id == citizen.id, Case.status != CaseStatus.CLOSED)
+    )
+    if open_case is not None:
+        await query.bot.send_message(citizen.id, locales.t(lang, "forget_open_case"))  # type: ignore[union-attr]
+        return
+    await session.execute(delete(Subscription).where(Subscription.citizen_id == citizen.id))
+    await session.execute(delete(FaqQuery).where(FaqQuery.citizen_id == citizen.id))
+    await session.execute(
+        delete(StoredMessage).where(
+            StoredMessage.citizen_id == citizen.id, StoredMessage.case_id.is_(None)
+        )
+    )
+    has_cases = await session.scalar(select(Case.id).where(Case.citizen_id == citizen.id))
+    if has_cases is None:
+        await session.delete(citizen)
+    else:
+        citizen.first_name, citizen.last_name, citizen.username = "", None, None
+        citizen.language = None
+    await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_done"))  # type: ignore[union-attr]
+
+
+@router.my_chat_member(F.chat.type == "private")
+async def blocked_or_unblocked(event: ChatMemberUpdated, citizen: Citizen | None) -> None:
+    """The citizen blocked (kicked) or unblocked the bot."""
+    if citizen is None:
+        return
+    blocked = event.new_chat_member.status == "kicked"
+    citizen.blocked_bot = blocked
+    citizen.blocked_at = utcnow() if blocked else None

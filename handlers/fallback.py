@@ -1,0 +1,34 @@
+"""Catch-alls: whatever no feature router took gets a clear answer, never silence."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, Message
+
+from bot.i18n import Locales
+
+router = Router(name=__name__)
+
+
+@router.edited_message(F.chat.type == "private")
+async def edited(message: Message, locales: Locales, lang: str) -> None:
+    """A citizen edited an earlier message outside a case."""
+    await message.answer(locales.t(lang, "edited_ignored"))
+
+
+@router.message(F.chat.type == "private", ~F.text)
+async def unsupported(message: Message, locales: Locales, lang: str) -> None:
+    """Stickers, photos, voice, files, locations… outside a case."""
+    await message.answer(locales.t(lang, "unsupported_content"))
+
+
+@router.message(F.chat.type == "private", F.text)
+async def text(message: Message, locales: Locales, lang: str) -> None:
+    """Any text nothing else answered."""
+    await message.answer(locales.t(lang, "not_understood"))
+
+
+@router.callback_query()
+async def stale_button(query: CallbackQuery, locales: Locales, lang: str) -> None:
+    """A button whose data no router understands: old, or forged."""
+    await query.answer(locales.t(lang, "button_expired"), show_alert=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations, one revision per schema change, each with a downgrade."""

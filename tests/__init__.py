@@ -1,0 +1,1 @@
+"""Safewell's test suite."""

@@ -1,0 +1,126 @@
+"""Shared fixtures: every storage test runs on SQLite and on the real PostgreSQL.
+
+PostgreSQL comes from SAFEWELL_TEST_POSTGRES_URL (default: the local server, database `test`).
+Each test gets its own database cloned from a migrated template, so tests never see each
+other's rows. With no server the PostgreSQL variants skip and say how to enable them, unless
+SAFEWELL_REQUIRE_POSTGRES=1 (CI), where an unreachable server is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.db.migrate import upgrade
+from bot.db.session import create_engine, create_sessionmaker
+
+PG_URL = os.environ.get(
+    "SAFEWELL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_PG = os.environ.get("SAFEWELL_REQUIRE_POSTGRES") == "1"
+HOW_TO_ENABLE = (
+    "PostgreSQL not reachable at SAFEWELL_TEST_POSTGRES_URL "
+    f"({make_url(PG_URL).render_as_string(hide_password=True)}); start a server there, or set "
+    "that variable to one, to run the PostgreSQL variants"
+)
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _plain_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _pg_exec(sql: str) -> None:
+    conn = await asyncpg.connect(_plain_dsn(PG_URL), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg_available() -> bool:
+    try:
+        asyncio.run(_pg_exec("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; tests clone it."""
+    if not _pg_available():
+        if REQUIRE_PG:
+            pytest.fail(HOW_TO_ENABLE)
+        pytest.skip(HOW_TO_ENABLE)
+    name = f"safewell_tpl_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg_exec(f"CREATE DATABASE {name}"))
+    upgrade(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; tests copy it."""
+    path = tmp_path_factory.mktemp("tpl") / "template.sqlite3"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def _new_pg_database(template: str | None) -> tuple[str, str]:
+    name = f"safewell_t_{uuid.uuid4().hex[:10]}"
+    clause = f" TEMPLATE {template}" if template else ""
+    asyncio.run(_pg_exec(f"CREATE DATABASE {name}{clause}"))
+    return name, make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, private database URL on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "safewell.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name, url = _new_pg_database(request.getfixturevalue("pg_template"))
+    yield url
+    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database URL on each backend (for migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    request.getfixturevalue("pg_template")  # skips or fails when PostgreSQL is unreachable
+    name, url = _new_pg_database(None)
+    yield url
+    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test database, disposed afterwards."""
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Session factory on the test database."""
+    return create_sessionmaker(engine)

@@ -1,0 +1,109 @@
+"""Settings: defaults, one clear line per mistake, and the token never printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+TOKEN = "123456789:AAH-valid_looking_secret_for_tests_only"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(
+            ("BOT_", "DATABASE_", "REDIS_", "WEBHOOK_", "OFFICERS_", "FAQ_", "ALERTS_")
+        ):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_need_nothing() -> None:
+    s = load_settings(env_file=None)
+    assert s.database.url.startswith("sqlite+aiosqlite:///")
+    assert s.database.url.endswith("data/safewell.sqlite3")
+    assert s.redis.url is None and s.webhook.url is None and s.officers.chat_id is None
+    assert s.bot.default_language == "en"
+    assert s.alerts.rate == 25
+
+
+def test_lists_and_urls_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_ADMIN_IDS", "1, 22,333")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    monkeypatch.setenv("OFFICERS_CHAT_ID", "-1001234567890")
+    monkeypatch.setenv("ALERTS_APPROVAL_SEVERITIES", "Extreme")
+    s = load_settings(env_file=None)
+    assert s.bot.admin_ids == [1, 22, 333]
+    assert s.database.url == "postgresql+asyncpg://u@h/db"
+    assert s.officers.chat_id == -1001234567890
+    assert s.alerts.approval_severities == ["Extreme"]
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"BOT_TOKEN={TOKEN}\nWEBHOOK_PORT=9000\n")
+    s = load_settings(env_file=env)
+    assert s.require_token().get_secret_value() == TOKEN
+    assert s.webhook.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("BOT_TOKEN", "not-a-token-secretvalue", "BOT_TOKEN: does not look like a bot token"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL: must be a sqlite"),
+        ("WEBHOOK_PORT", "70000", "WEBHOOK_PORT:"),
+        ("OFFICERS_CHAT_ID", "12345", "OFFICERS_CHAT_ID: must be a group id"),
+        ("BOT_ADMIN_IDS", "1,abc", "BOT_ADMIN_IDS_1:"),
+        ("REDIS_URL", "http://x", "REDIS_URL: must be a redis:// URL"),
+    ],
+)
+def test_invalid_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    assert str(info.value).startswith(expected)
+    if var == "BOT_TOKEN":
+        assert value not in str(info.value)
+
+
+def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "safewell: configuration error: BOT_TOKEN: is not set (ask @BotFather for a token)"
+    ]
+
+
+def test_bad_token_is_never_printed(tmp_path: Path) -> None:
+    secret = "123:short"
+    env = {**os.environ, "BOT_TOKEN": secret}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BOT_TOKEN" in result.stderr
+    assert secret not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,109 @@
+"""Repositories on both databases: upserts, redelivery detection, roles, aware timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.models import AuditLog, Case, CasePriority, CaseReason, Citizen, Role
+
+Maker = async_sessionmaker[AsyncSession]
+
+
+async def test_upsert_citizen_creates_then_refreshes(sessionmaker: Maker) -> None:
+    big_id = 7_000_000_001  # Telegram ids exceed 32 bits
+    async with sessionmaker() as s:
+        c = await repo.upsert_citizen(
+            s, big_id, first_name="Ann", last_name=None, username="ann", telegram_language="en"
+        )
+        c.language = "zh"
+        await s.commit()
+    async with sessionmaker() as s:
+        c = await repo.upsert_citizen(
+            s, big_id, first_name="Anne", last_name="Lee", username=None, telegram_language="en"
+        )
+        await s.commit()
+    async with sessionmaker() as s:
+        c = await s.get(Citizen, big_id)
+        assert c is not None
+        assert (c.first_name, c.last_name, c.language) == ("Anne", "Lee", "zh")
+        assert c.created_at.tzinfo is not None and c.last_seen_at >= c.created_at
+
+
+async def test_claim_update_detects_redelivery(sessionmaker: Maker) -> None:
+    async with sessionmaker() as s:
+        assert await repo.claim_update(s, 10) is True
+        await s.commit()
+    async with sessionmaker() as s:
+        assert await repo.claim_update(s, 10) is False
+        assert await repo.claim_update(s, 11) is True
+        await s.commit()
+    async with sessionmaker() as s:
+        assert await repo.prune_processed_updates(s, timedelta(seconds=-1)) == 2
+        await s.commit()
+
+
+async def test_roles(sessionmaker: Maker) -> None:
+    async with sessionmaker() as s:
+        assert await repo.add_role(s, 5, Role.OFFICER, display_name="Officer Wang") is True
+        assert await repo.add_role(s, 5, Role.OFFICER) is False
+        await repo.add_role(s, 5, Role.STAFF)
+        await repo.add_role(s, 6, Role.ADMIN)
+        await s.commit()
+    async with sessionmaker() as s:
+        assert await repo.roles_of(s, 5) == {Role.OFFICER, Role.STAFF}
+        assert [r.user_id for r in await repo.list_staff(s, Role.ADMIN)] == [6]
+        assert await repo.remove_role(s, 5, Role.STAFF) == 1
+        assert await repo.remove_role(s, 6) == 1
+        await s.commit()
+        assert await repo.roles_of(s, 5) == {Role.OFFICER}
+        assert await repo.roles_of(s, 6) == set()
+
+
+async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:
+    plus8 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC) + timedelta(hours=0)
+    async with sessionmaker() as s:
+        await repo.upsert_citizen(
+            s, 1, first_name="A", last_name=None, username=None, telegram_language=None
+        )
+        s.add(
+            Case(
+                citizen_id=1,
+                priority=CasePriority.URGENT,
+                reason=CaseReason.CRISIS,
+                opened_at=plus8,
+            )
+        )
+        repo.audit(s, "case.open", actor_id=None, target_type="case", target_id=1, why="test")
+        await s.commit()
+    async with sessionmaker() as s:
+        case = (await s.scalars(select(Case))).one()
+        assert case.opened_at == plus8 and case.opened_at.tzinfo is not None
+        entry = (await s.scalars(select(AuditLog))).one()
+        assert entry.details == {"why": "test"} and entry.target_id == "1"
+
+
+async def test_naive_datetimes_are_refused(sessionmaker: Maker) -> None:
+    async with sessionmaker() as s:
+        await repo.upsert_citizen(
+            s, 1, first_name="A", last_name=None, username=None, telegram_language=None
+        )
+        s.add(
+            Case(citizen_id=1, priority="urgent", reason="crisis", opened_at=datetime(2026, 1, 1))
+        )
+        with pytest.raises(Exception, match="naive datetime"):
+            await s.commit()
+
+
+async def test_check_constraints_refuse_unknown_states(sessionmaker: Maker) -> None:
+    async with sessionmaker() as s:
+        await repo.upsert_citizen(
+            s, 1, first_name="A", last_name=None, username=None, telegram_language=None
+        )
+        s.add(Case(citizen_id=1, priority="whenever", reason="crisis"))
+        with pytest.raises(Exception, match=r"(?i)check"):
+            await s.commit()
