@@ -1,0 +1,294 @@
+"""Triage accuracy and speed on the external evaluation sets (never copied into the repo).
+
+Run from the repo root: ``python -m benchmarks.triage_bench [EVAL_DIR]`` (default
+``../shared/eval``). Each set is split by position: even positions are *dev* (the only part
+looked at while tuning), odd positions are *test* (reported). ``--show-dev-misses`` prints the
+dev errors for tuning; there is deliberately no way to print test texts.
+
+Positions: line index in the set's file (OpenAI moderation: the gzip'd JSONL, all 1,680 lines;
+SOS-1K: data rows of fine-grained fold1..fold5 then test_data, in that order; Tianchi: the rows
+of queries_dev then queries_test; COUGH: CSV data rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Allow `python benchmarks/triage_bench.py` as well as `python -m benchmarks.triage_bench`.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.triage import Triage, TriageResult
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Floors from the brief: recall on must-escalate sets, false-positive rate on benign FAQ sets.
+RECALL_FLOORS = {"sos1k_zh_level>=4": 0.90, "lexicon_phrases_label1": 0.90, "openai_SH_pos": 0.85}
+BENIGN_FP_CEILING = 0.01
+
+
+@dataclass(frozen=True)
+class Item:
+    """One evaluation text with its position in its set."""
+
+    position: int
+    text: str
+    positive: bool
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A named set: positives are measured by recall, negatives by false-positive rate."""
+
+    name: str
+    kind: str  # "recall" or "fp"
+    items: tuple[Item, ...]
+    note: str = ""
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, object]]:
+    opener: Callable[..., object] = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+        for line in handle:  # type: ignore[attr-defined]
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_sets(root: Path) -> list[EvalSet]:
+    """Read every evaluation set under ``root`` into memory."""
+    sets: list[EvalSet] = []
+
+    openai = list(_jsonl(root / "selfharm_en_openai_moderation" / "samples-1680.jsonl.gz"))
+    sets.append(
+        EvalSet(
+            "openai_SH_pos",
+            "recall",
+            tuple(
+                Item(i, str(r["prompt"]), True) for i, r in enumerate(openai) if r.get("SH") == 1
+            ),
+        )
+    )
+    sets.append(
+        EvalSet(
+            "openai_SH_neg",
+            "fp",
+            tuple(
+                Item(i, str(r["prompt"]), False) for i, r in enumerate(openai) if r.get("SH") == 0
+            ),
+            "hard negatives: violence, hate, sexual content",
+        )
+    )
+
+    lexicon = list(
+        _jsonl(root / "selfharm_en_suicide_risk_lexicon" / "short_sitb_phrases_and_negations.jsonl")
+    )
+    sets.append(
+        EvalSet(
+            "lexicon_phrases_label1",
+            "recall",
+            tuple(Item(i, str(r["text"]), True) for i, r in enumerate(lexicon) if r["label"] == 1),
+        )
+    )
+    sets.append(
+        EvalSet(
+            "lexicon_phrases_label0",
+            "fp",
+            tuple(Item(i, str(r["text"]), False) for i, r in enumerate(lexicon) if r["label"] == 0),
+            "negations and controls; some labels debatable",
+        )
+    )
+
+    sos_rows: list[tuple[str, int]] = []
+    fine = root / "selfharm_zh_sos1k_weibo" / "fine-grained"
+    for name in ("fold1", "fold2", "fold3", "fold4", "fold5", "test_data"):
+        lines = (fine / f"{name}.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        for line in lines:
+            text, _, label = line.rpartition("\t")
+            if text:
+                sos_rows.append((text, int(label)))
+    sets.append(
+        EvalSet(
+            "sos1k_zh_level>=4",
+            "recall",
+            tuple(Item(i, t, True) for i, (t, lv) in enumerate(sos_rows) if lv >= 4),
+        )
+    )
+    sets.append(
+        EvalSet(
+            "sos1k_zh_level1-3",
+            "fp",
+            tuple(Item(i, t, False) for i, (t, lv) in enumerate(sos_rows) if 1 <= lv <= 3),
+            "distress without a suicidal wish; for information",
+        )
+    )
+    sets.append(
+        EvalSet(
+            "sos1k_zh_level0",
+            "fp",
+            tuple(Item(i, t, False) for i, (t, lv) in enumerate(sos_rows) if lv == 0),
+            "for information",
+        )
+    )
+
+    def queries(path: Path, key: str = "query") -> list[str]:
+        return [str(r[key]) for r in _jsonl(path)]
+
+    benign: dict[str, list[str]] = {
+        "covidfaq_en_queries": queries(root / "faq_en_covidfaq_jhu" / "queries.jsonl"),
+        "stackfaq_en_queries": queries(root / "faq_en_stackfaq" / "queries.jsonl"),
+    }
+    with (root / "faq_en_cough_queries_only" / "User_Query_Bank.csv").open(
+        encoding="utf-8", newline=""
+    ) as handle:
+        benign["cough_en_queries"] = [row["query"] for row in csv.DictReader(handle)]
+    tianchi = root / "faq_zh_tianchi_ncov_qq"
+    benign["tianchi_zh_queries"] = queries(tianchi / "queries_dev.jsonl") + queries(
+        tianchi / "queries_test.jsonl"
+    )
+    benign["tianchi_zh_faq_questions"] = queries(tianchi / "faqs.jsonl", "question")
+    for name, texts in benign.items():
+        items = tuple(Item(i, t, False) for i, t in enumerate(texts))
+        sets.append(EvalSet(name, "benign", items, "benign FAQ queries"))
+    return sets
+
+
+def split(items: tuple[Item, ...], part: str) -> list[Item]:
+    """Dev = even positions, test = odd positions."""
+    parity = 0 if part == "dev" else 1
+    return [item for item in items if item.position % 2 == parity]
+
+
+@dataclass(frozen=True)
+class Score:
+    """Counts for one set and one split."""
+
+    n: int
+    escalated: int
+    crisis: int
+
+    def rate(self) -> float:
+        return self.escalated / self.n if self.n else 0.0
+
+    def crisis_rate(self) -> float:
+        return self.crisis / self.n if self.n else 0.0
+
+
+def score(triage: Triage, items: list[Item]) -> tuple[Score, list[tuple[Item, TriageResult]]]:
+    """Classify items; return counts and every (item, result) pair."""
+    results = [(item, triage.classify(item.text)) for item in items]
+    escalated = sum(1 for _, r in results if r.level != "normal")
+    crisis = sum(1 for _, r in results if r.level == "crisis")
+    return Score(len(items), escalated, crisis), results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the accuracy table; exit 1 if a floor is missed on the test split."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("eval_dir", nargs="?", type=Path, default=REPO_ROOT / "../shared/eval")
+    parser.add_argument("--knowledge", type=Path, default=REPO_ROOT / "knowledge/triage")
+    parser.add_argument(
+        "--show-dev-misses",
+        metavar="SET",
+        help="print dev-split errors of one set (substring of its name) for tuning",
+    )
+    parser.add_argument(
+        "--dev-only",
+        action="store_true",
+        help="score the dev split only (use this while tuning, so test stays unseen)",
+    )
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    triage = Triage.load(args.knowledge)
+    load_ms = (time.perf_counter() - started) * 1000
+    sets = load_sets(args.eval_dir)
+
+    if args.show_dev_misses:
+        for eval_set in sets:
+            if args.show_dev_misses not in eval_set.name:
+                continue
+            _, results = score(triage, split(eval_set.items, "dev"))
+            for item, result in results:
+                wrong = (
+                    (result.level != "crisis")
+                    if eval_set.kind == "recall"
+                    else (result.level != "normal")
+                )
+                if wrong:
+                    print(
+                        f"[{eval_set.name} #{item.position}] {result.level} {result.signals} "
+                        f"{item.text[:160]!r}"
+                    )
+        return 0
+
+    header = (
+        f"{'set':<26} {'kind':<7} {'n test':>6} {'test':>7} {'test crisis':>11} "
+        f"{'n dev':>6} {'dev':>7} {'dev crisis':>10}  floor"
+    )
+    print(f"Triage benchmark ({args.eval_dir}); recall = level crisis for must-escalate sets")
+    print("(test/dev: recall for 'recall' sets counts crisis only; FP counts any non-normal)")
+    print(header)
+    print("-" * len(header))
+    failures: list[str] = []
+    total = 0
+    classify_started = time.perf_counter()
+    benign_totals = {"test": [0, 0, 0], "dev": [0, 0, 0]}
+    for eval_set in sets:
+        test, _ = score(triage, [] if args.dev_only else split(eval_set.items, "test"))
+        dev, _ = score(triage, split(eval_set.items, "dev"))
+        total += test.n + dev.n
+        if eval_set.kind == "recall":
+            test_value, dev_value = test.crisis_rate(), dev.crisis_rate()
+            extra_test, extra_dev = f"any {test.rate():.3f}", f"any {dev.rate():.3f}"
+            floor = RECALL_FLOORS.get(eval_set.name)
+            verdict = ""
+            if floor is not None:
+                ok = test_value >= floor or args.dev_only
+                verdict = f">= {floor:.2f} {'ok' if ok else 'MISSED'}"
+                if not ok:
+                    failures.append(eval_set.name)
+        else:
+            test_value, dev_value = test.rate(), dev.rate()
+            extra_test, extra_dev = f"{test.crisis_rate():.4f}", f"{dev.crisis_rate():.4f}"
+            verdict = eval_set.note
+            if eval_set.kind == "benign":
+                for part, sc in (("test", test), ("dev", dev)):
+                    benign_totals[part][0] += sc.n
+                    benign_totals[part][1] += sc.escalated
+                    benign_totals[part][2] += sc.crisis
+                ok = test_value <= BENIGN_FP_CEILING or args.dev_only
+                verdict = f"<= {BENIGN_FP_CEILING:.2f} {'ok' if ok else 'MISSED'}"
+                if not ok:
+                    failures.append(eval_set.name)
+        print(
+            f"{eval_set.name:<26} {eval_set.kind:<7} {test.n:>6} {test_value:>7.4f} "
+            f"{extra_test:>11} {dev.n:>6} {dev_value:>7.4f} {extra_dev:>10}  {verdict}"
+        )
+    elapsed = time.perf_counter() - classify_started
+    for part in ("dev",) if args.dev_only else ("test", "dev"):
+        n, esc, cri = benign_totals[part]
+        print(
+            f"all benign FAQ queries ({part}): n={n} FP any={esc / n:.4f} ({esc}) "
+            f"FP crisis={cri / n:.4f} ({cri})"
+        )
+    print(
+        f"load {load_ms:.0f} ms; {total} messages in {elapsed:.2f} s = "
+        f"{total / elapsed:,.0f} msg/s ({elapsed / total * 1e6:.0f} us/msg)"
+    )
+    if failures:
+        print("floors missed on test: " + ", ".join(failures))
+        return 1
+    print("all floors met on test")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

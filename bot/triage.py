@@ -1,0 +1,389 @@
+"""Urgent-message triage: crisis, emergency, "wants a person", or normal.
+
+Every citizen text that is not a command passes through :meth:`Triage.classify` before FAQ
+matching. The signals are content, not code: ``knowledge/triage/<lang>.yaml`` lists phrases and
+regular expressions per signal (name, level, weight), idioms and negations that are *not*
+crises (exceptions), key words that may be misspelt (fuzzy), and per-language normalisation
+(leet map, Traditional -> Simplified characters).
+
+How a message is classified, per language file:
+
+1. Normalise: NFKC, casefold, drop emoji variation selectors and apostrophes ("don't" ->
+   "dont"), map the file's characters (Traditional -> Simplified), undo leetspeak inside tokens
+   that mix letters and digits/symbols ("k1ll mys3lf" but never "110"), squeeze every run of a
+   repeated character to one ("diiiie" -> "die", "kill" -> "kil"), and replace tokens within a
+   small Damerau-Levenshtein distance of a listed key word ("suicde" -> "suicide"). Patterns
+   are normalised the same way when the file is loaded, so authors write plain spelling.
+2. Blank the spans matched by exceptions ("this fine is killing me", "累死了", "笑死我了"), so
+   the rest of the message is still read ("累死了，真不想活了" is still a crisis).
+3. Match every signal. Phrases allow any run of spaces/punctuation, including none, between
+   their words (missing spaces: "iwanttodie"), and must start and end on a word boundary
+   (so "skill myself" and "diet" do not match). ``*`` in a phrase stands for up to three words
+   (English) or a few characters (Chinese).
+4. Score per level: each distinct signal adds its weight (default 1.0). A level fires at a
+   total of 1.0 or more. Signals marked ``context`` (emoji such as 🔪💊😭) only count when a
+   non-context signal of the same level also matched, so emoji never escalate alone.
+5. Priority: crisis > emergency > human > normal. All languages run on every message,
+   whatever its ``lang`` hint, because a citizen may write in a language other than the one
+   their Telegram client reports; the hint only orders the reported signals.
+
+Tuning approach (kept honest): each external evaluation set under ``shared/eval`` is split by
+line position into dev (even positions) and test (odd positions). Signals and exceptions were
+written from general knowledge of how people express suicidal intent, danger and frustration,
+then adjusted by reading the *dev* misses and false positives only; the test halves were run
+only to report numbers (``python -m benchmarks.triage_bench``). No evaluation text is copied
+into the content files. The project's own labelled set (``tests/triage/labelled.yaml``) guards
+each robustness class in CI.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import extractOne
+
+Level = Literal["crisis", "emergency", "human", "normal"]
+
+#: Highest priority first; "normal" is what is left when nothing fires.
+LEVELS: tuple[Level, ...] = ("crisis", "emergency", "human", "normal")
+_THRESHOLD = 1.0
+# Floating-point sums of weights such as 0.3 + 0.7 must still reach the threshold.
+_EPSILON = 1e-9
+
+# Characters that are never meaningful for matching: variation selectors and zero-width
+# joiners/spaces that emoji keyboards and copy-paste insert.
+_INVISIBLE = dict.fromkeys(map(ord, "\ufe0e\ufe0f\u200b\u200c\u200d\u2060\ufeff"), None)
+_APOSTROPHES = dict.fromkeys(map(ord, "'’‘`´ʼ"), None)
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
+_SPACES = re.compile(r"\s+")
+_REPEATS = re.compile(r"(.)\1+", re.DOTALL)
+_LATIN_WORD = re.compile(r"[a-z]+")
+
+
+class _SignalSpec(BaseModel):
+    """One signal as written in a language file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    level: Literal["crisis", "emergency", "human"]
+    weight: float = Field(default=1.0, gt=0, le=1.0)
+    context: bool = False
+    note: str = ""
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            re.compile(pattern)
+        return value
+
+
+class _ExceptionSpec(BaseModel):
+    """An idiom or negation whose span is removed before signals are matched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    note: str = ""
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+
+class _FuzzySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_length: int = Field(default=5, ge=3)
+    #: tokens at least this long may be two edits away; shorter ones only one.
+    two_edits_from: int = Field(default=8, ge=4)
+    words: list[str] = Field(default_factory=list)
+    #: real words that must never be "corrected" into a key word.
+    protect: list[str] = Field(default_factory=list)
+
+
+class _NormaliseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: "latin": phrase words need word boundaries; "cjk": no boundaries, spaces removed.
+    script: Literal["latin", "cjk"] = "latin"
+    leet: dict[str, str] = Field(default_factory=dict)
+    char_map: dict[str, str] = Field(default_factory=dict)
+    fuzzy: _FuzzySpec = Field(default_factory=_FuzzySpec)
+
+
+class _LanguageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lang: str = Field(min_length=2)
+    description: str = ""
+    normalise: _NormaliseSpec = Field(default_factory=_NormaliseSpec)
+    signals: list[_SignalSpec]
+    exceptions: list[_ExceptionSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    """The decided level and the names of the signals that decided it."""
+
+    level: Level
+    signals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Signal:
+    name: str
+    level: Level
+    weight: float
+    context: bool
+    regex: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class _Normaliser:
+    script: str
+    leet: Mapping[int, str]
+    leet_chars: frozenset[str]
+    char_map: Mapping[int, str]
+    fuzzy_words: tuple[str, ...]
+    fuzzy_min_length: int
+    fuzzy_two_edits_from: int
+    fuzzy_protect: frozenset[str]
+    _leet_token: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        chars = "".join(sorted(self.leet_chars))
+        token = rf"[a-z{re.escape(chars)}]+" if chars else r"[a-z]+"
+        object.__setattr__(self, "_leet_token", re.compile(token))
+
+    def base(self, text: str) -> str:
+        """Normalise without fuzzy correction (used for patterns and as the first step)."""
+        text = unicodedata.normalize("NFKC", text).casefold()
+        text = text.translate(_INVISIBLE).translate(_APOSTROPHES)
+        if self.char_map:
+            text = text.translate(self.char_map)
+        if self.leet:
+            text = self._leet_token.sub(self._unleet, text)
+        text = _REPEATS.sub(r"\1", text)
+        text = _SPACES.sub(" ", text).strip()
+        if self.script == "cjk":
+            text = _SPACE_NEAR_CJK.sub("", text)
+        return text
+
+    def _unleet(self, match: re.Match[str]) -> str:
+        token = match.group(0)
+        # Only tokens that mix letters with leet characters: "k1ll" yes, "110" and "$5" no.
+        if any(c.isalpha() for c in token) and any(c in self.leet_chars for c in token):
+            return token.translate(self.leet)
+        return token
+
+    def full(self, text: str) -> str:
+        """Normalise a citizen's message, correcting misspelt key words."""
+        text = self.base(text)
+        if self.fuzzy_words:
+            text = _LATIN_WORD.sub(self._correct, text)
+        return text
+
+    def _correct(self, match: re.Match[str]) -> str:
+        token = match.group(0)
+        if len(token) < self.fuzzy_min_length or token in self.fuzzy_protect:
+            return token
+        limit = 2 if len(token) >= self.fuzzy_two_edits_from else 1
+        best = extractOne(token, self.fuzzy_words, scorer=OSA.distance, score_cutoff=limit)
+        return best[0] if best is not None else token
+
+
+@dataclass(frozen=True)
+class _Language:
+    lang: str
+    normaliser: _Normaliser
+    signals: tuple[_Signal, ...]
+    exceptions: tuple[re.Pattern[str], ...]
+
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+# Separator between phrase words: any non-word run, none included, but never across a blanked
+# exception (so an idiom cannot lend its words to a signal).
+_SEP = r"[^\w¦]*"
+_LATIN_GAP = r"(?:[a-z0-9]+[^\w¦]*){0,3}?"
+_CJK_GAP = r"[^。！？!?.\n¦]{0,6}?"
+
+
+def _split_phrase(phrase: str) -> list[list[str]]:
+    """Split a phrase into elements; each element is its list of alternatives."""
+    elements: list[list[str]] = []
+    position = 0
+    for match in _BRACES.finditer(phrase):
+        elements += [[word] for word in phrase[position : match.start()].split()]
+        elements.append(match.group(1).split("|"))
+        position = match.end()
+    elements += [[word] for word in phrase[position:].split()]
+    if any("{" in o or "}" in o for options in elements for o in options):
+        raise ValueError(f"nested or unbalanced braces in phrase {phrase!r}")
+    return elements
+
+
+def _option_regex(option: str, normaliser: _Normaliser) -> str:
+    norm = normaliser.base(option)
+    if normaliser.script == "cjk":
+        return re.escape(norm.replace(" ", ""))
+    return _SEP.join(_latin_word(word) for word in norm.split())
+
+
+def _latin_word(word: str) -> str:
+    # Squeezing glued text merges a letter shared by two words ("wanttodie" -> "wantodie"), so
+    # a word's first letter may also be the previous word's last one (checked by lookbehind).
+    first = re.escape(word[0])
+    return (
+        f"(?:{first}|(?<={first}))" + re.escape(word[1:]) if word[0].isalnum() else re.escape(word)
+    )
+
+
+def _phrase_regex(phrase: str, normaliser: _Normaliser) -> str:
+    """Turn a phrase into a regex tolerant of missing spaces and punctuation.
+
+    ``{a|b|}`` is a group of alternatives (an empty one makes it optional); ``*`` is a gap of up
+    to three words (Latin) or six characters in one sentence (CJK).
+    """
+    pieces: list[str] = []
+    elements = _split_phrase(phrase)
+    for options in elements:
+        if options == ["*"]:
+            pieces.append(_LATIN_GAP if normaliser.script == "latin" else _CJK_GAP)
+            continue
+        regexes = sorted({_option_regex(o, normaliser) for o in options}, key=len, reverse=True)
+        pieces.append(regexes[0] if len(regexes) == 1 else "(?:" + "|".join(regexes) + ")")
+    if normaliser.script == "cjk":
+        return "".join(pieces)
+    body = _SEP.join(pieces)
+    # Word boundaries only where the phrase starts/ends with a letter or digit (not emoji).
+    first = [normaliser.base(o)[:1] for o in elements[0] if o.strip()]
+    last = [normaliser.base(o)[-1:] for o in elements[-1] if o.strip()]
+    head = r"(?<![a-z0-9])" if first and all(c.isalnum() for c in first) else ""
+    tail = r"(?![a-z0-9])" if last and all(c.isalnum() for c in last) else ""
+    return head + body + tail
+
+
+def _compile(
+    phrases: Iterable[str], patterns: Iterable[str], normaliser: _Normaliser, where: str
+) -> re.Pattern[str]:
+    alternatives = [_phrase_regex(p, normaliser) for p in phrases if p.strip()]
+    alternatives += list(patterns)
+    if not alternatives:
+        raise ValueError(f"{where}: needs at least one phrase or pattern")
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
+    norm_spec = spec.normalise
+    leet = {ord(k): v for k, v in norm_spec.leet.items() if len(k) == 1}
+    char_map = {ord(k): v for k, v in norm_spec.char_map.items() if len(k) == 1}
+    plain = _Normaliser(
+        script=norm_spec.script,
+        leet=MappingProxyType(leet),
+        leet_chars=frozenset(norm_spec.leet),
+        char_map=MappingProxyType(char_map),
+        fuzzy_words=(),
+        fuzzy_min_length=norm_spec.fuzzy.min_length,
+        fuzzy_two_edits_from=norm_spec.fuzzy.two_edits_from,
+        fuzzy_protect=frozenset(),
+    )
+    normaliser = _Normaliser(
+        script=norm_spec.script,
+        leet=plain.leet,
+        leet_chars=plain.leet_chars,
+        char_map=plain.char_map,
+        fuzzy_words=tuple(dict.fromkeys(plain.base(w) for w in norm_spec.fuzzy.words)),
+        fuzzy_min_length=norm_spec.fuzzy.min_length,
+        fuzzy_two_edits_from=norm_spec.fuzzy.two_edits_from,
+        fuzzy_protect=frozenset(plain.base(w) for w in norm_spec.fuzzy.protect),
+    )
+    signals = tuple(
+        _Signal(
+            name=s.name,
+            level=s.level,
+            weight=s.weight,
+            context=s.context,
+            regex=_compile(s.phrases, s.patterns, plain, f"{source.name}: signal {s.name}"),
+        )
+        for s in spec.signals
+    )
+    exceptions = tuple(
+        _compile(e.phrases, e.patterns, plain, f"{source.name}: exception {e.name}")
+        for e in spec.exceptions
+    )
+    return _Language(spec.lang, normaliser, signals, exceptions)
+
+
+class Triage:
+    """Classifier built once from the content files; immutable and safe to share."""
+
+    __slots__ = ("_languages",)
+
+    def __init__(self, languages: Iterable[_Language]) -> None:
+        self._languages: tuple[_Language, ...] = tuple(languages)
+        if not self._languages:
+            raise ValueError("triage needs at least one language file")
+
+    @classmethod
+    def load(cls, directory: Path) -> Triage:
+        """Load every ``*.yaml`` language file in ``directory``."""
+        languages: list[_Language] = []
+        files = sorted(Path(directory).glob("*.yaml"))
+        if not files:
+            raise ValueError(f"no triage *.yaml files in {directory}")
+        for path in files:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            try:
+                spec = _LanguageSpec.model_validate(raw)
+            except ValidationError as exc:
+                raise ValueError(f"{path}: invalid triage file:\n{exc}") from exc
+            try:
+                languages.append(_build_language(spec, path))
+            except re.error as exc:
+                raise ValueError(f"{path}: bad pattern: {exc}") from exc
+        return cls(languages)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Language codes loaded, in file order."""
+        return tuple(lang.lang for lang in self._languages)
+
+    def normalise(self, text: str, lang: str) -> str:
+        """The text as the given language's signals see it (for debugging and tests)."""
+        for language in self._languages:
+            if language.lang == lang:
+                return language.normaliser.full(text)
+        raise KeyError(lang)
+
+    def classify(self, text: str, lang: str | None = None) -> TriageResult:
+        """Classify one citizen message; ``lang`` orders, never limits, the languages."""
+        languages = sorted(self._languages, key=lambda item: item.lang != lang)
+        matched: dict[str, _Signal] = {}
+        for language in languages:
+            norm = language.normaliser.full(text)
+            if not norm:
+                continue
+            for exception in language.exceptions:
+                norm = exception.sub(" ¦ ", norm)
+            for signal in language.signals:
+                if signal.name not in matched and signal.regex.search(norm):
+                    matched[signal.name] = signal
+        for level in LEVELS[:-1]:
+            at_level = [s for s in matched.values() if s.level == level]
+            if not any(not s.context for s in at_level):
+                continue
+            if sum(s.weight for s in at_level) + _EPSILON >= _THRESHOLD:
+                return TriageResult(level, tuple(s.name for s in at_level))
+        return TriageResult("normal", ())
