@@ -1,0 +1,16 @@
+"""Local Telegram Bot API emulator: real HTTP, Telegram's errors and limits, a control API."""
+
+from bot.emulator.core import DEFAULT_TOKEN, Emulator, EmulatorConfig, Fault
+from bot.emulator.limits import Limits
+from bot.emulator.server import EmulatorServer, create_app, start
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "Fault",
+    "Limits",
+    "create_app",
+    "start",
+]

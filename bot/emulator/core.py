@@ -1,0 +1,1810 @@
+"""The emulator's behaviour: Bot API methods, simulated users, faults, events and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import struct
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.emulator.entities import (
+    EntityParseError,
+    detect_entities,
+    parse_html,
+    strip_text,
+)
+from bot.emulator.errors import (
+    ApiError,
+    ControlError,
+    bad_request,
+    forbidden,
+    too_many_requests,
+)
+from bot.emulator.limits import Limits, RateLimiter
+from bot.emulator.params import Params, Upload
+from bot.emulator.state import (
+    TOPIC_ICON_COLORS,
+    BotState,
+    CallbackRecord,
+    Chat,
+    ForumTopic,
+    IdSource,
+    StoredFile,
+    StoredMessage,
+    User,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN = "123456789:AAEmulatorSafewellDefaultToken_0123456789"
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+# Keys that make up a message's content; copyMessage/forwardMessage carry exactly these.
+CONTENT_KEYS = (
+    "text",
+    "entities",
+    "photo",
+    "document",
+    "voice",
+    "sticker",
+    "location",
+    "contact",
+    "caption",
+    "caption_entities",
+)
+SERVICE_KEYS = (
+    "forum_topic_created",
+    "forum_topic_edited",
+    "forum_topic_closed",
+    "forum_topic_reopened",
+    "pinned_message",
+)
+CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_BUTTON_ACTIONS = (
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+)
+
+Method = Callable[[BotState, Params], Awaitable[Any]]
+
+
+@dataclass
+class Fault:
+    """A scripted failure for the next ``count`` calls of a method (optionally one chat only)."""
+
+    method: str  # lower-case method name, or "*" for every method
+    kind: str  # "retry_after" | "server_error" | "error" | "delay" | "drop"
+    count: int = 1
+    chat_id: int | str | None = None
+    retry_after: int = 5
+    status: int = 502
+    description: str | None = None
+    delay: float = 0.0
+
+    def matches(self, method: str, params: Params) -> bool:
+        """Whether this fault applies to a call."""
+        if self.count <= 0 or self.method not in {"*", method}:
+            return False
+        return self.chat_id is None or params.str("chat_id") == str(self.chat_id)
+
+    def error(self) -> ApiError | None:
+        """The error this fault answers with, if it is an error fault."""
+        if self.kind == "retry_after":
+            return too_many_requests(self.retry_after)
+        if self.kind == "server_error":
+            default = {500: "Internal Server Error", 502: "Bad Gateway"}.get(
+                self.status, "Internal Server Error"
+            )
+            return ApiError(self.status, self.description or default)
+        if self.kind == "error":
+            return ApiError(self.status, self.description or "Bad Request: emulated error")
+        return None
+
+
+@dataclass
+class EmulatorConfig:
+    """Behaviour switches; the defaults imitate Telegram."""
+
+    limits: Limits = field(default_factory=Limits)
+    # Telegram stops accepting answerCallbackQuery after a while; the exact time is unpublished.
+    callback_answer_timeout: float = 15.0
+    # Telegram requires HTTPS webhooks; loopback tests have no TLS, so plain HTTP is allowed here.
+    allow_http_webhook: bool = True
+    webhook_retry_base: float = 0.5
+    webhook_retry_max: float = 30.0
+    webhook_timeout: float = 10.0
+    max_log: int = 20_000
+
+
+class Emulator:
+    """All emulator state and behaviour; the HTTP layer in server.py only translates requests."""
+
+    def __init__(self, config: EmulatorConfig | None = None, token: str = DEFAULT_TOKEN) -> None:
+        self.config = config or EmulatorConfig()
+        self.limiter = RateLimiter(self.config.limits)
+        self.default_token = token
+        self._methods: dict[str, Method] = {
+            name[len("m_") :].lower(): getattr(self, name)
+            for name in dir(self)
+            if name.startswith("m_")
+        }
+        self._closing = False
+        self._init_state()
+        self.register_bot(token, username="safewell_bot", first_name="Safewell")
+
+    def _init_state(self) -> None:
+        self.ids = IdSource()
+        self.bots: dict[str, BotState] = {}
+        self.users: dict[int, User] = {}
+        self.chats: dict[int, Chat] = {}
+        self.private: dict[tuple[str, int], Chat] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.files_by_path: dict[str, StoredFile] = {}
+        self.events: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.stats: Counter[str] = Counter()
+        self.calls_per_method: Counter[str] = Counter()
+        self._signal = asyncio.Event()
+        self.limiter.reset()
+
+    # ---------------------------------------------------------------- lifecycle and registry
+
+    def register_bot(
+        self, token: str, username: str = "emulated_bot", first_name: str = "Emulated Bot"
+    ) -> BotState:
+        """Register a bot token; the bot's user id is the number before the colon, as aiogram
+        assumes."""
+        prefix = token.split(":", 1)[0]
+        if not prefix.isdigit() or ":" not in token:
+            raise ControlError(400, "a token looks like <digits>:<secret>")
+        user = User(id=int(prefix), first_name=first_name, username=username, is_bot=True)
+        self.users[user.id] = user
+        state = BotState(token=token, user=user)
+        self.bots[token] = state
+        return state
+
+    @property
+    def default_bot(self) -> BotState:
+        """The bot registered at start-up."""
+        return self.bots[self.default_token]
+
+    def bot(self, token: str | None) -> BotState:
+        """A registered bot by token (the default bot when None)."""
+        state = self.bots.get(token or self.default_token)
+        if state is None:
+            raise ControlError(404, "unknown bot token")
+        return state
+
+    async def shutdown(self) -> None:
+        """Stop background webhook deliveries and release every waiting long poll."""
+        self._closing = True
+        for state in self.bots.values():
+            await self._stop_webhook(state)
+            if state.active_poll is not None and not state.active_poll.done():
+                state.active_poll.set_result(None)
+            state.update_event.set()
+        self._notify()
+
+    async def reset(self) -> None:
+        """Forget everything and start over with only the default bot."""
+        token = self.default_token
+        default = self.default_bot
+        for state in self.bots.values():
+            await self._stop_webhook(state)
+            if state.active_poll is not None and not state.active_poll.done():
+                state.active_poll.set_result(None)
+            state.update_event.set()
+        self._notify()
+        self._init_state()
+        self.register_bot(token, default.user.username or "bot", default.user.first_name)
+
+    # ---------------------------------------------------------------- events for the control API
+
+    def _notify(self) -> None:
+        self._signal.set()
+        self._signal = asyncio.Event()
+
+    def _emit(self, kind: str, chat: Chat | None, **data: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"cursor": len(self.events) + 1, "type": kind, "time": time.time()}
+        if chat is not None:
+            event["chat_id"] = chat.id
+            if chat.bot_token is not None:
+                event["bot_id"] = self.bots[chat.bot_token].user.id
+        event.update(data)
+        self.events.append(event)
+        self._notify()
+        return event
+
+    async def wait_signal(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll length
+        """Wait until something happens (a new event) or the timeout passes."""
+        signal = self._signal
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(), timeout)
+
+    async def events_after(
+        self,
+        cursor: int,
+        timeout: float = 0.0,  # noqa: ASYNC109 - long-poll length, part of the API
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Events with a cursor above ``cursor``, long-polling up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events[cursor : cursor + limit] if cursor >= 0 else []
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0 or self._closing:
+                return found
+            await self.wait_signal(remaining)
+
+    async def wait_bot_message(
+        self,
+        chat_id: int,
+        thread_id: int | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - how long to wait, part of the API
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The oldest bot message in a chat (or topic) not yet returned by this call."""
+        deadline = time.monotonic() + timeout
+        while True:
+            chat = self._control_chat(chat_id, token)
+            pending = [
+                m
+                for m in chat.messages.values()
+                if m.from_bot
+                and not m.service
+                and not m.consumed
+                and (thread_id is None or m.thread_id == thread_id)
+            ]
+            if pending:
+                first = min(pending, key=lambda m: m.cursor)
+                first.consumed = True
+                return first.to_transcript()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closing:
+                raise ControlError(408, f"no bot message in chat {chat_id} within {timeout} s")
+            await self.wait_signal(remaining)
+
+    # ---------------------------------------------------------------- HTTP-facing entry point
+
+    async def call(self, token: str, method: str, params: Params) -> Any:
+        """Run one Bot API call (faults, logging and statistics included); raise ApiError."""
+        state = self.bots.get(token)
+        if state is None:
+            raise ApiError(401, "Unauthorized")
+        name = method.lower()
+        handler = self._methods.get(name)
+        if handler is None:
+            raise ApiError(404, "Not Found")
+        self.stats["requests"] += 1
+        self.calls_per_method[name] += 1
+        entry: dict[str, Any] = {
+            "method": name,
+            "bot_id": state.user.id,
+            "params": params.loggable(),
+            "time": time.time(),
+        }
+        self.calls.append(entry)
+        if len(self.calls) > self.config.max_log:
+            del self.calls[: len(self.calls) - self.config.max_log]
+        try:
+            fault = self.take_fault(name, params)
+            if fault is not None:
+                self.stats["faults_fired"] += 1
+                entry["fault"] = fault.kind
+                if fault.kind == "delay":
+                    await asyncio.sleep(fault.delay)
+                elif fault.kind == "drop":
+                    raise DropConnection
+                elif (error := fault.error()) is not None:
+                    raise error
+            result = await handler(state, params)
+        except ApiError as error:
+            entry["error_code"] = error.code
+            entry["description"] = error.description
+            self.stats[f"errors_{error.code}"] += 1
+            if error.code == 429:
+                self.stats["too_many_requests"] += 1
+            raise
+        entry["ok"] = True
+        return result
+
+    def take_fault(self, method: str, params: Params) -> Fault | None:
+        """Consume one use of the first fault matching this call."""
+        for fault in self.faults:
+            if fault.matches(method, params):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def add_fault(self, fault: Fault) -> None:
+        """Schedule a fault."""
+        if fault.kind not in {"retry_after", "server_error", "error", "delay", "drop"}:
+            raise ControlError(400, f"unknown fault kind {fault.kind!r}")
+        fault.method = fault.method.lower()
+        self.faults.append(fault)
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """Counters for the control API."""
+        return {
+            "requests": self.stats["requests"],
+            "too_many_requests": self.stats["too_many_requests"],
+            "faults_fired": self.stats["faults_fired"],
+            "webhook_deliveries": self.stats["webhook_deliveries"],
+            "webhook_failures": self.stats["webhook_failures"],
+            "updates": self.stats["updates"],
+            "errors": {
+                k[len("errors_") :]: v for k, v in self.stats.items() if k.startswith("errors_")
+            },
+            "calls": dict(self.calls_per_method),
+            "pending_faults": [asdict(f) for f in self.faults],
+        }
+
+    # ---------------------------------------------------------------- world building (control API)
+
+    def create_user(
+        self,
+        user_id: int | None = None,
+        first_name: str = "Citizen",
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "en",
+        is_premium: bool = False,
+        hide_forwards: bool = False,
+    ) -> User:
+        """Create (or update) a simulated user."""
+        uid = user_id if user_id is not None else self.ids.user_id()
+        if uid <= 0:
+            raise ControlError(400, "user ids are positive")
+        user = User(
+            id=uid,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language_code=language_code,
+            is_premium=is_premium,
+            hide_forwards=hide_forwards,
+        )
+        self.users[uid] = user
+        return user
+
+    def user(self, user_id: int) -> User:
+        """A user by id; unknown ids are created on first use so tests stay short."""
+        found = self.users.get(user_id)
+        if found is None:
+            found = self.create_user(user_id, first_name=f"User {user_id}")
+        return found
+
+    def create_chat(
+        self,
+        chat_type: str = "supergroup",
+        title: str = "Example City duty officers",
+        is_forum: bool = False,
+        members: list[int] | None = None,
+        admins: list[int] | None = None,
+        owner_id: int | None = None,
+        chat_id: int | None = None,
+        username: str | None = None,
+        bot_tokens: list[str] | None = None,
+        bot_is_admin: bool = True,
+    ) -> Chat:
+        """Create a group or supergroup (a forum when is_forum) with members; bots join it."""
+        if chat_type not in {"group", "supergroup"}:
+            raise ControlError(400, "chat_type is group or supergroup")
+        if is_forum and chat_type != "supergroup":
+            raise ControlError(400, "only supergroups can be forums")
+        if chat_id is None:
+            chat_id = self.ids.supergroup_id() if chat_type == "supergroup" else self.ids.group_id()
+        if chat_id >= 0:
+            raise ControlError(400, "group ids are negative")
+        chat = Chat(id=chat_id, type=chat_type, title=title, is_forum=is_forum, username=username)
+        # Message 1 of a real group is its creation service message, so a topic is never 1.
+        chat.next_message_id = 2
+        for uid in [*(members or []), *(admins or [])]:
+            chat.members.add(self.user(uid).id)
+        chat.admins.update(admins or [])
+        chat.owner_id = owner_id if owner_id is not None else (admins or [None])[0]
+        if chat.owner_id is not None:
+            chat.members.add(self.user(chat.owner_id).id)
+            chat.admins.add(chat.owner_id)
+        for token in bot_tokens or [self.default_token]:
+            bot_id = self.bot(token).user.id
+            chat.members.add(bot_id)
+            if bot_is_admin:
+                chat.admins.add(bot_id)
+        self.chats[chat_id] = chat
+        self._emit("chat_created", chat, info=chat.to_api())
+        return chat
+
+    def private_chat(self, user_id: int, token: str | None = None, create: bool = True) -> Chat:
+        """The private chat between a user and a bot (created when the user first writes)."""
+        state = self.bot(token)
+        key = (state.token, user_id)
+        chat = self.private.get(key)
+        if chat is None:
+            if not create:
+                raise ControlError(404, "no such private chat")
+            user = self.user(user_id)
+            chat = Chat(id=user_id, type="private", user=user, bot_token=state.token)
+            chat.members.update({user_id, state.user.id})
+            self.private[key] = chat
+        return chat
+
+    def _control_chat(self, chat_id: int, token: str | None = None) -> Chat:
+        if chat_id > 0:
+            return self.private_chat(chat_id, token)
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise ControlError(404, f"no chat {chat_id}")
+        return chat
+
+    def delete_chat(self, chat_id: int, token: str | None = None) -> None:
+        """Make a chat disappear: afterwards the Bot API answers "chat not found"."""
+        if chat_id > 0:
+            self.private.pop((self.bot(token).token, chat_id), None)
+            self.users.pop(chat_id, None)
+        elif self.chats.pop(chat_id, None) is None:
+            raise ControlError(404, f"no chat {chat_id}")
+        self._emit("chat_deleted", None, chat_id=chat_id)
+
+    def transcript(self, chat_id: int, token: str | None = None) -> list[dict[str, Any]]:
+        """Every message of a chat in order, both directions, with edits and deletions."""
+        chat = self._control_chat(chat_id, token)
+        return [m.to_transcript() for m in sorted(chat.messages.values(), key=lambda m: m.cursor)]
+
+    def topics(self, chat_id: int) -> list[dict[str, Any]]:
+        """The forum topics of a supergroup, with their closed flag."""
+        chat = self._control_chat(chat_id)
+        return [{**t.to_api(), "is_closed": t.closed} for t in chat.topics.values()]
+
+    def create_topic_as_user(
+        self, user_id: int, chat_id: int, name: str, icon_color: int = TOPIC_ICON_COLORS[0]
+    ) -> dict[str, Any]:
+        """A member (an officer) opens a topic in the forum from their app."""
+        chat = self._control_chat(chat_id)
+        user = self._member(chat, user_id)
+        return self._create_topic(chat, user, name, icon_color, None, from_bot=False).to_api()
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """Delete a forum topic as an admin would; later sends get "message thread not found"."""
+        chat = self._control_chat(chat_id)
+        if chat.topics.pop(thread_id, None) is None:
+            raise ControlError(404, "no such topic")
+        for stored in chat.messages.values():
+            if stored.thread_id == thread_id:
+                stored.deleted = True
+        self._emit("topic_deleted", chat, thread_id=thread_id)
+
+    def set_topic_closed(self, chat_id: int, thread_id: int, closed: bool) -> None:
+        """Close or reopen a topic as an admin would."""
+        chat = self._control_chat(chat_id)
+        topic = chat.topics.get(thread_id)
+        if topic is None:
+            raise ControlError(404, "no such topic")
+        topic.closed = closed
+        self._emit("topic_closed" if closed else "topic_reopened", chat, thread_id=thread_id)
+
+    # ---------------------------------------------------------------- simulated users acting
+
+    def _member(self, chat: Chat, user_id: int) -> User:
+        user = self.user(user_id)
+        if chat.type != "private" and user_id not in chat.members:
+            raise ControlError(403, f"user {user_id} is not a member of chat {chat.id}")
+        if user.deactivated:
+            raise ControlError(403, f"user {user_id} is deactivated")
+        return user
+
+    def _deliver(self, chat: Chat, kind: str, payload: dict[str, Any]) -> None:
+        """Queue an update for every bot that sees this chat."""
+        if chat.type == "private":
+            tokens = [chat.bot_token] if chat.bot_token else []
+        else:
+            tokens = [t for t, b in self.bots.items() if b.user.id in chat.members]
+        for token in tokens:
+            if token in self.bots and self.bots[token].push_update(kind, payload) is not None:
+                self.stats["updates"] += 1
+
+    def user_send(
+        self,
+        user_id: int,
+        kind: str = "text",
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        token: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A user sends a message (text, photo, document, voice, sticker, location, contact)."""
+        chat = (
+            self.private_chat(user_id, token)
+            if chat_id is None or chat_id == user_id
+            else self._control_chat(chat_id, token)
+        )
+        user = self._member(chat, user_id)
+        if chat.type == "private" and chat.blocked:
+            # Writing to a bot you blocked unblocks it first in the official apps.
+            self.set_blocked(user_id, False, token)
+        content = self._user_content(kind, fields)
+        topic_thread = self._user_thread(chat, user, thread_id)
+        target = None
+        if reply_to is not None:
+            target = chat.live(reply_to)
+            if target is None:
+                raise ControlError(404, f"no message {reply_to} to reply to")
+        stored = self._post(chat, user, False, content, topic_thread, target)
+        self._deliver(chat, "message", stored.message)
+        return stored.to_transcript()
+
+    def _user_thread(self, chat: Chat, user: User, thread_id: int | None) -> int | None:
+        if thread_id is None or not chat.is_forum or thread_id == 1:
+            return None
+        topic = chat.topics.get(thread_id)
+        if topic is None:
+            raise ControlError(404, f"no topic {thread_id} in chat {chat.id}")
+        if topic.closed and user.id not in chat.admins:
+            raise ControlError(403, "the topic is closed")
+        return thread_id
+
+    def _user_content(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if kind == "text":
+            text = str(fields.get("text", ""))
+            entities = list(fields.get("entities") or [])
+            text, entities = strip_text(text, entities)
+            if not text:
+                raise ControlError(400, "message text is empty")
+            return {"text": text, **_nonempty("entities", detect_entities(text, entities))}
+        if kind == "location":
+            return {
+                "location": {
+                    "latitude": float(fields["latitude"]),
+                    "longitude": float(fields["longitude"]),
+                }
+            }
+        if kind == "contact":
+            contact: dict[str, Any] = {
+                "phone_number": str(fields["phone_number"]),
+                "first_name": str(fields.get("first_name") or "Contact"),
+            }
+            for key in ("last_name", "user_id", "vcard"):
+                if fields.get(key) is not None:
+                    contact[key] = fields[key]
+            return {"contact": contact}
+        if kind not in {"photo", "document", "voice", "sticker"}:
+            raise ControlError(400, f"unknown message kind {kind!r}")
+        data = fields.get("data")
+        if isinstance(data, str):
+            data = data.encode()
+        upload = Upload(
+            filename=str(fields.get("file_name") or _default_name(kind)),
+            content_type=fields.get("mime_type"),
+            data=bytes(data or _placeholder_bytes(kind)),
+        )
+        stored_file = self._store_upload(upload, kind)
+        if kind == "voice" and fields.get("duration"):
+            stored_file.duration = int(fields["duration"])
+        content = {kind: self._media_object(stored_file, kind)}
+        if kind == "sticker" and fields.get("emoji"):
+            content["sticker"]["emoji"] = str(fields["emoji"])
+        caption = fields.get("caption")
+        if caption and kind != "sticker":
+            text, entities = strip_text(str(caption), [])
+            content["caption"] = text
+            content.update(_nonempty("caption_entities", detect_entities(text, entities)))
+        return content
+
+    def user_edit(
+        self,
+        user_id: int,
+        message_id: int,
+        text: str,
+        chat_id: int | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """A user edits their own text message; the bot gets an edited_message update."""
+        chat = self._control_chat(chat_id if chat_id is not None else user_id, token)
+        stored = chat.live(message_id)
+        if stored is None or stored.from_bot or stored.sender_id != user_id:
+            raise ControlError(404, "the user has no such message to edit")
+        if "text" not in stored.message:
+            raise ControlError(400, "only text messages can be edited here")
+        new_text, entities = strip_text(text, [])
+        if not new_text:
+            raise ControlError(400, "message text is empty")
+        stored.edits.append({"text": stored.message["text"], "date": now()})
+        stored.message["text"] = new_text
+        stored.message.pop("entities", None)
+        stored.message.update(_nonempty("entities", detect_entities(new_text, entities)))
+        stored.message["edit_date"] = now()
+        self._emit("edited", chat, message=stored.message, from_bot=False)
+        self._deliver(chat, "edited_message", stored.message)
+        return stored.to_transcript()
+
+    def user_press(
+        self,
+        user_id: int,
+        message_id: int,
+        text: str | None = None,
+        data: str | None = None,
+        chat_id: int | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """A user presses an inline button (found by its text or callback data)."""
+        chat = self._control_chat(chat_id if chat_id is not None else user_id, token)
+        self._member(chat, user_id)
+        stored = chat.messages.get(message_id)
+        if stored is None:
+            raise ControlError(404, f"no message {message_id} in chat {chat.id}")
+        rows = (stored.message.get("reply_markup") or {}).get("inline_keyboard") or []
+        for row in rows:
+            for button in row:
+                if (text is not None and button.get("text") == text) or (
+                    data is not None and button.get("callback_data") == data
+                ):
+                    if "callback_data" not in button:
+                        raise ControlError(400, "that button is not a callback button")
+                    return self._callback(chat, user_id, stored, button["callback_data"])
+        raise ControlError(404, "no such button on the message")
+
+    def inject_callback(
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        chat_id: int | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """A raw callback query with arbitrary data (what a forged client could send)."""
+        chat = self._control_chat(chat_id if chat_id is not None else user_id, token)
+        stored = chat.messages.get(message_id)
+        if stored is None:
+            raise ControlError(404, f"no message {message_id} in chat {chat.id}")
+        return self._callback(chat, user_id, stored, data)
+
+    def _callback(
+        self, chat: Chat, user_id: int, stored: StoredMessage, data: str
+    ) -> dict[str, Any]:
+        user = self.user(user_id)
+        if stored.deleted:
+            # Telegram describes a message the bot can no longer see as InaccessibleMessage.
+            message: dict[str, Any] = {
+                "chat": chat.to_api(),
+                "message_id": stored.message_id,
+                "date": 0,
+            }
+        else:
+            message = stored.message
+        sender_bot = next(
+            (b for b in self.bots.values() if b.user.id == stored.sender_id), None
+        ) or (self.bots.get(chat.bot_token or "") or self.default_bot)
+        query_id = self.ids.callback_id()
+        query = {
+            "id": query_id,
+            "from": user.to_api(),
+            "message": message,
+            "chat_instance": chat.chat_instance(),
+            "data": data,
+        }
+        sender_bot.callbacks[query_id] = CallbackRecord(query_id, time.monotonic())
+        if sender_bot.push_update("callback_query", query) is not None:
+            self.stats["updates"] += 1
+        self._emit("callback_query", chat, query=query, message_id=stored.message_id)
+        return query
+
+    def set_blocked(self, user_id: int, blocked: bool, token: str | None = None) -> None:
+        """A user blocks or unblocks the bot; the bot gets a my_chat_member update."""
+        chat = self.private_chat(user_id, token)
+        if chat.blocked == blocked:
+            return
+        chat.blocked = blocked
+        state = self.bot(chat.bot_token)
+        old, new = ("member", "kicked") if blocked else ("kicked", "member")
+        payload = {
+            "chat": chat.to_api(),
+            "from": self.user(user_id).to_api(),
+            "date": now(),
+            "old_chat_member": _member_obj(state.user, old),
+            "new_chat_member": _member_obj(state.user, new),
+        }
+        if state.push_update("my_chat_member", payload) is not None:
+            self.stats["updates"] += 1
+        self._emit("blocked" if blocked else "unblocked", chat, user_id=user_id)
+
+    def set_deactivated(self, user_id: int, deactivated: bool = True) -> None:
+        """Deactivate (delete) a user's account; sends to them fail with 403."""
+        self.user(user_id).deactivated = deactivated
+        self._emit("deactivated", None, user_id=user_id, deactivated=deactivated)
+
+    # ---------------------------------------------------------------- message plumbing
+
+    def _post(
+        self,
+        chat: Chat,
+        sender: User,
+        from_bot: bool,
+        content: dict[str, Any],
+        thread_id: int | None,
+        reply_to: StoredMessage | None,
+        inline_markup: dict[str, Any] | None = None,
+        chat_keyboard: dict[str, Any] | None = None,
+        protect: bool = False,
+        service: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        message_id = chat.new_message_id()
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "from": sender.to_api(),
+            "chat": chat.to_api(),
+            "date": now(),
+        }
+        if "forum_topic_created" in content:
+            thread_id = message_id
+        anchor = reply_to
+        if chat.is_forum and thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+            if anchor is None and thread_id != message_id:
+                # Inside a topic every message replies to the topic's creation message.
+                anchor = chat.messages.get(thread_id)
+        elif chat.type == "supergroup" and reply_to is not None:
+            # A reply outside topics starts a reply thread: message_thread_id without
+            # is_topic_message, which bots must not use as a topic id.
+            message["message_thread_id"] = reply_to.message.get(
+                "message_thread_id", reply_to.message_id
+            )
+        if anchor is not None:
+            quoted = dict(anchor.message)
+            quoted.pop("reply_to_message", None)
+            message["reply_to_message"] = quoted
+        message.update(content)
+        if extra:
+            message.update(extra)
+        if inline_markup and inline_markup.get("inline_keyboard"):
+            message["reply_markup"] = inline_markup
+        if protect:
+            message["has_protected_content"] = True
+        stored = StoredMessage(
+            message=message,
+            sender_id=sender.id,
+            from_bot=from_bot,
+            thread_id=thread_id if chat.is_forum else None,
+            chat_keyboard=chat_keyboard,
+            service=service,
+        )
+        chat.messages[message_id] = stored
+        event = self._emit(
+            "message", chat, message=message, from_bot=from_bot, chat_keyboard=chat_keyboard
+        )
+        stored.cursor = event["cursor"]
+        return stored
+
+    def _resolve_chat(self, state: BotState, params: Params, name: str = "chat_id") -> Chat:
+        raw = params.str(name)
+        if raw is None or raw == "":
+            raise bad_request(f"{name} is empty")
+        raw = raw.strip()
+        chat: Chat | None
+        if raw.startswith("@"):
+            username = raw[1:].lower()
+            chat = next(
+                (c for c in self.chats.values() if (c.username or "").lower() == username), None
+            )
+            if chat is None:
+                user = next(
+                    (u for u in self.users.values() if (u.username or "").lower() == username),
+                    None,
+                )
+                chat = self.private.get((state.token, user.id)) if user else None
+        else:
+            try:
+                chat_id = int(raw)
+            except ValueError:
+                raise bad_request("chat not found") from None
+            if chat_id > 0:
+                chat = self.private.get((state.token, chat_id))
+                if chat is None and chat_id in self.users and chat_id != state.user.id:
+                    user = self.users[chat_id]
+                    if user.deactivated:
+                        raise forbidden("user is deactivated")
+                    raise forbidden("bot can't initiate conversation with a user")
+            else:
+                chat = self.chats.get(chat_id)
+        if chat is None:
+            raise bad_request("chat not found")
+        if chat.type != "private" and state.user.id not in chat.members:
+            kind = "supergroup chat" if chat.type == "supergroup" else "group chat"
+            raise forbidden(f"bot is not a member of the {kind}")
+        return chat
+
+    def _send_target(self, state: BotState, params: Params) -> Chat:
+        """The chat a send method writes to, refusing blocked and deactivated users."""
+        chat = self._resolve_chat(state, params)
+        if chat.type == "private" and chat.user is not None:
+            if chat.user.deactivated:
+                raise forbidden("user is deactivated")
+            if chat.blocked:
+                raise forbidden("bot was blocked by the user")
+        return chat
+
+    def _thread(self, chat: Chat, params: Params) -> int | None:
+        thread_id = params.int("message_thread_id")
+        if thread_id is None or chat.type == "private":
+            return None
+        if not chat.is_forum:
+            if chat.live(thread_id) is None:
+                raise bad_request("message thread not found")
+            return None
+        if thread_id == 1:
+            return None  # the General topic
+        topic = chat.topics.get(thread_id)
+        if topic is None:
+            raise bad_request("message thread not found")
+        if topic.closed:
+            raise bad_request("TOPIC_CLOSED")
+        return thread_id
+
+    def _reply_target(
+        self, chat: Chat, params: Params, thread_id: int | None
+    ) -> tuple[StoredMessage | None, int | None]:
+        reply = params.json("reply_parameters", "reply parameters")
+        if reply is None and params.has("reply_to_message_id"):
+            reply = {
+                "message_id": params.int("reply_to_message_id"),
+                "allow_sending_without_reply": params.bool("allow_sending_without_reply"),
+            }
+        if reply is None:
+            return None, thread_id
+        if not isinstance(reply, dict) or "message_id" not in reply:
+            raise bad_request("can't parse reply parameters JSON object")
+        other_chat = reply.get("chat_id")
+        if other_chat is not None and str(other_chat) != str(chat.id):
+            raise bad_request("message to be replied not found")
+        target = chat.live(int(reply["message_id"]))
+        if target is None:
+            if reply.get("allow_sending_without_reply"):
+                return None, thread_id
+            raise bad_request("message to be replied not found")
+        if chat.is_forum and thread_id is None and target.thread_id is not None:
+            # Telegram puts a reply into the topic of the message it answers.
+            topic = chat.topics.get(target.thread_id)
+            if topic is not None and topic.closed:
+                raise bad_request("TOPIC_CLOSED")
+            thread_id = target.thread_id
+        return target, thread_id
+
+    def _markup(self, params: Params) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        markup = params.json("reply_markup", "reply keyboard markup")
+        if markup is None:
+            return None, None
+        if not isinstance(markup, dict):
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" in markup:
+            return _validate_inline(markup), None
+        if "keyboard" in markup or "remove_keyboard" in markup or "force_reply" in markup:
+            return None, markup
+        raise bad_request("can't parse reply keyboard markup JSON object")
+
+    def _format(
+        self, params: Params, text_key: str, entities_key: str, caption: bool = False
+    ) -> tuple[str, list[dict[str, Any]]]:
+        text = params.str(text_key) or ""
+        parse_mode = (params.str("parse_mode") or "").strip()
+        entities: list[dict[str, Any]] = []
+        if parse_mode:
+            mode = parse_mode.lower()
+            if mode == "html":
+                try:
+                    text, entities = parse_html(text)
+                except EntityParseError as error:
+                    raise bad_request(f"can't parse entities: {error}") from None
+            elif mode not in {"markdown", "markdownv2"}:
+                raise bad_request("unsupported parse_mode")
+        elif params.has(entities_key):
+            given = params.json(entities_key, "entities")
+            if not isinstance(given, list):
+                raise bad_request(f"can't parse {entities_key} JSON object")
+            entities = [e for e in given if isinstance(e, dict)]
+        text, entities = strip_text(text, entities)
+        if not caption and not text:
+            raise bad_request("message text is empty")
+        if caption and len(text) > MAX_CAPTION:
+            raise bad_request("message caption is too long")
+        if not caption and len(text) > MAX_TEXT:
+            raise bad_request("message is too long")
+        return text, detect_entities(text, entities) if text else []
+
+    def _rate(self, state: BotState, chat: Chat, params: Params) -> None:
+        retry = self.limiter.check(
+            state.token, chat.id, chat.type == "private", params.bool("allow_paid_broadcast")
+        )
+        if retry is not None:
+            raise too_many_requests(retry)
+
+    async def _send(
+        self, state: BotState, params: Params, build: Callable[[Chat], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Common pipeline of send methods: target, thread, reply, markup, content, limits."""
+        chat = self._send_target(state, params)
+        thread_id = self._thread(chat, params)
+        reply_to, thread_id = self._reply_target(chat, params, thread_id)
+        inline, keyboard = self._markup(params)
+        content = build(chat)
+        self._rate(state, chat, params)
+        stored = self._post(
+            chat,
+            state.user,
+            True,
+            content,
+            thread_id,
+            reply_to,
+            inline,
+            keyboard,
+            protect=params.bool("protect_content"),
+        )
+        return stored.message
+
+    # ---------------------------------------------------------------- files
+
+    def _store_upload(self, upload: Upload, kind: str) -> StoredFile:
+        file_id, unique = self.ids.file_ids(kind)
+        folder = {"photo": "photos", "document": "documents", "voice": "voice"}.get(
+            kind, kind + "s"
+        )
+        ext = {"photo": "jpg", "voice": "oga", "sticker": "webp"}.get(kind)
+        if ext is None:
+            ext = upload.filename.rsplit(".", 1)[-1] if "." in upload.filename else "bin"
+        path = f"{folder}/file_{len(self.files)}.{ext}"
+        width, height = _image_size(upload.data) if kind in {"photo", "sticker"} else (0, 0)
+        stored = StoredFile(
+            file_id=file_id,
+            file_unique_id=unique,
+            kind=kind,
+            data=upload.data,
+            file_path=path,
+            file_name=upload.filename,
+            mime_type=upload.content_type,
+            width=width or (512 if kind == "sticker" else 800),
+            height=height or (512 if kind == "sticker" else 600),
+        )
+        self.files[file_id] = stored
+        self.files_by_path[path] = stored
+        return stored
+
+    def _media_object(self, stored: StoredFile, kind: str) -> Any:
+        base = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+        }
+        if kind == "photo":
+            return [{**base, "width": stored.width, "height": stored.height}]
+        if kind == "document":
+            doc = dict(base)
+            if stored.file_name:
+                doc["file_name"] = stored.file_name
+            doc["mime_type"] = stored.mime_type or "application/octet-stream"
+            return doc
+        if kind == "voice":
+            return {**base, "duration": stored.duration, "mime_type": "audio/ogg"}
+        return {
+            **base,
+            "type": "regular",
+            "width": stored.width,
+            "height": stored.height,
+            "is_animated": False,
+            "is_video": False,
+        }
+
+    def _input_file(self, params: Params, name: str, kind: str) -> StoredFile:
+        upload = params.upload(name)
+        if upload is not None:
+            return self._store_upload(upload, kind)
+        value = params.str(name)
+        if not value:
+            raise bad_request(f"there is no {name} in the request")
+        if value.startswith(("http://", "https://")):
+            # The emulator has no internet; Telegram would fetch the URL itself.
+            raise bad_request("failed to get HTTP URL content")
+        stored = self.files.get(value)
+        if stored is None:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if stored.kind != kind and kind != "document":
+            raise bad_request(f"can't use file of type {stored.kind.title()} as {kind.title()}")
+        return stored
+
+    def file_bytes(self, token: str, path: str) -> bytes | None:
+        """Bytes served at /file/bot<token>/<path>, or None."""
+        if token not in self.bots:
+            return None
+        stored = self.files_by_path.get(path)
+        return stored.data if stored is not None else None
+
+    # ---------------------------------------------------------------- Bot API methods
+
+    async def m_getMe(self, state: BotState, params: Params) -> dict[str, Any]:
+        """getMe."""
+        return {
+            **state.user.to_api(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def m_logOut(self, state: BotState, params: Params) -> bool:
+        """logOut."""
+        return True
+
+    async def m_close(self, state: BotState, params: Params) -> bool:
+        """close."""
+        return True
+
+    async def m_getUpdates(self, state: BotState, params: Params) -> list[dict[str, Any]]:
+        """getUpdates with real long polling; a newer call terminates an older one."""
+        if state.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
+        offset = params.int("offset") or 0
+        limit = min(max(params.int("limit") or 100, 1), 100)
+        timeout = max(params.int("timeout") or 0, 0)
+        if params.has("allowed_updates"):
+            allowed = params.json("allowed_updates", "allowed updates")
+            if isinstance(allowed, list):
+                state.allowed_updates = [str(a) for a in allowed]
+        if offset > 0:
+            state.updates = [u for u in state.updates if u["update_id"] >= offset]
+        elif offset < 0:
+            state.updates = state.updates[offset:]
+        if state.active_poll is not None and not state.active_poll.done():
+            state.active_poll.set_result(None)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state.active_poll = mine
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if mine.done() and not self._closing:
+                    raise ApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that only "
+                        "one bot instance is running",
+                    )
+                state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
+                ready = state.updates[:limit]
+                remaining = deadline - time.monotonic()
+                if ready or remaining <= 0 or self._closing or state.webhook_url:
+                    return ready
+                state.update_event.clear()
+                waiter = asyncio.ensure_future(state.update_event.wait())
+                try:
+                    await asyncio.wait({waiter, mine}, timeout=remaining)
+                finally:
+                    waiter.cancel()
+        finally:
+            if state.active_poll is mine:
+                state.active_poll = None
+
+    async def m_setWebhook(self, state: BotState, params: Params) -> bool:
+        """setWebhook: start delivering updates by POST to the URL."""
+        url = (params.str("url") or "").strip()
+        if not url:
+            return await self.m_deleteWebhook(state, params)
+        if not url.startswith("https://") and not (
+            self.config.allow_http_webhook and url.startswith("http://")
+        ):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.str("secret_token")
+        if secret is not None and not _SECRET_RE.fullmatch(secret):
+            raise bad_request("secret token contains unallowed characters")
+        if params.has("allowed_updates"):
+            allowed = params.json("allowed_updates", "allowed updates")
+            if isinstance(allowed, list):
+                state.allowed_updates = [str(a) for a in allowed]
+        if params.bool("drop_pending_updates"):
+            state.updates.clear()
+        await self._stop_webhook(state)
+        state.webhook_url = url
+        state.webhook_secret = secret
+        state.webhook_max_connections = params.int("max_connections") or 40
+        state.last_error_date = None
+        state.last_error_message = None
+        if state.active_poll is not None and not state.active_poll.done():
+            state.update_event.set()
+        state.webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop(state))
+        self._emit("webhook_set", None, bot_id=state.user.id, url=url)
+        return True
+
+    async def m_deleteWebhook(self, state: BotState, params: Params) -> bool:
+        """deleteWebhook."""
+        if params.bool("drop_pending_updates"):
+            state.updates.clear()
+        await self._stop_webhook(state)
+        state.webhook_url = ""
+        state.webhook_secret = None
+        return True
+
+    async def m_getWebhookInfo(self, state: BotState, params: Params) -> dict[str, Any]:
+        """getWebhookInfo."""
+        info: dict[str, Any] = {
+            "url": state.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(state.updates),
+        }
+        if state.webhook_url:
+            info["max_connections"] = state.webhook_max_connections
+            info["ip_address"] = "127.0.0.1"
+            if state.allowed_updates:
+                info["allowed_updates"] = state.allowed_updates
+        if state.last_error_date is not None:
+            info["last_error_date"] = state.last_error_date
+            info["last_error_message"] = state.last_error_message or ""
+        return info
+
+    async def _stop_webhook(self, state: BotState) -> None:
+        task = state.webhook_task
+        state.webhook_task = None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _webhook_loop(self, state: BotState) -> None:
+        """Deliver queued updates one by one, in order, retrying with backoff; never raise."""
+        import aiohttp  # local: only the webhook mode needs a client session
+
+        attempt = 0
+        timeout = aiohttp.ClientTimeout(total=self.config.webhook_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while not self._closing:
+                state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
+                if not state.updates:
+                    state.update_event.clear()
+                    await state.update_event.wait()
+                    continue
+                update = state.updates[0]
+                headers = {}
+                if state.webhook_secret:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = state.webhook_secret
+                error: str
+                try:
+                    async with session.post(
+                        state.webhook_url, json=update, headers=headers
+                    ) as response:
+                        body = await response.read()
+                        if 200 <= response.status < 300:
+                            if state.updates and state.updates[0] is update:
+                                state.updates.pop(0)
+                            attempt = 0
+                            self.stats["webhook_deliveries"] += 1
+                            await self._webhook_reply(state, response.content_type, body)
+                            continue
+                        error = f"Wrong response from the webhook: {response.status} " + (
+                            response.reason or ""
+                        )
+                except asyncio.CancelledError:
+                    raise
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    error = (
+                        "Connection refused"
+                        if isinstance(exc, aiohttp.ClientConnectorError)
+                        else f"Connection error: {type(exc).__name__}"
+                    )
+                except Exception as exc:  # a broken receiver must never stop the emulator
+                    log.exception("webhook delivery failed")
+                    error = f"Internal error: {type(exc).__name__}"
+                self.stats["webhook_failures"] += 1
+                state.last_error_date = now()
+                state.last_error_message = error.strip()
+                delay = min(
+                    self.config.webhook_retry_base * (2**attempt), self.config.webhook_retry_max
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _webhook_reply(self, state: BotState, content_type: str, body: bytes) -> None:
+        """Run a method the receiver put in its webhook response, as Telegram allows."""
+        if content_type != "application/json" or not body:
+            return
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return
+        if isinstance(payload, dict) and isinstance(payload.get("method"), str):
+            values = {k: v for k, v in payload.items() if k != "method"}
+            # Telegram gives no feedback for failed webhook replies.
+            with contextlib.suppress(ApiError, DropConnection):
+                await self.call(state.token, payload["method"], Params(values))
+
+    async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendMessage."""
+
+        def build(chat: Chat) -> dict[str, Any]:
+            text, entities = self._format(params, "text", "entities")
+            return {"text": text, **_nonempty("entities", entities)}
+
+        return await self._send(state, params, build)
+
+    def _media_send(self, state: BotState, params: Params, kind: str) -> Any:
+        def build(chat: Chat) -> dict[str, Any]:
+            stored = self._input_file(params, kind, kind)
+            if kind == "voice" and params.int("duration"):
+                stored.duration = params.int("duration") or 0
+            content: dict[str, Any] = {kind: self._media_object(stored, kind)}
+            if kind != "sticker" and params.has("caption"):
+                caption, entities = self._format(params, "caption", "caption_entities", True)
+                if caption:
+                    content["caption"] = caption
+                    content.update(_nonempty("caption_entities", entities))
+            return content
+
+        return self._send(state, params, build)
+
+    async def m_sendPhoto(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendPhoto."""
+        return await self._media_send(state, params, "photo")
+
+    async def m_sendDocument(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendDocument."""
+        return await self._media_send(state, params, "document")
+
+    async def m_sendVoice(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendVoice."""
+        return await self._media_send(state, params, "voice")
+
+    async def m_sendSticker(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendSticker."""
+        return await self._media_send(state, params, "sticker")
+
+    async def m_sendLocation(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendLocation."""
+
+        def build(chat: Chat) -> dict[str, Any]:
+            latitude, longitude = params.float("latitude"), params.float("longitude")
+            if latitude is None or longitude is None:
+                raise bad_request("wrong latitude or longitude specified")
+            if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+                raise bad_request("wrong latitude or longitude specified")
+            return {"location": {"latitude": latitude, "longitude": longitude}}
+
+        return await self._send(state, params, build)
+
+    async def m_sendContact(self, state: BotState, params: Params) -> dict[str, Any]:
+        """sendContact."""
+
+        def build(chat: Chat) -> dict[str, Any]:
+            phone, first = params.str("phone_number"), params.str("first_name")
+            if not phone or not first:
+                raise bad_request("phone number and first name must be non-empty")
+            contact = {"phone_number": phone, "first_name": first}
+            if params.has("last_name"):
+                contact["last_name"] = params.str("last_name") or ""
+            return {"contact": contact}
+
+        return await self._send(state, params, build)
+
+    async def m_sendChatAction(self, state: BotState, params: Params) -> bool:
+        """sendChatAction."""
+        chat = self._send_target(state, params)
+        action = params.str("action")
+        if action not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        thread_id = self._thread(chat, params)
+        self._emit("chat_action", chat, action=action, thread_id=thread_id)
+        return True
+
+    def _bot_message(self, state: BotState, chat: Chat, params: Params) -> StoredMessage:
+        message_id = params.int("message_id")
+        if message_id is None:
+            raise bad_request("message identifier is not specified")
+        stored = chat.live(message_id)
+        if stored is None:
+            raise bad_request("message to edit not found")
+        if not stored.from_bot or stored.sender_id != state.user.id or stored.service:
+            raise bad_request("message can't be edited")
+        return stored
+
+    def _record_edit(self, chat: Chat, stored: StoredMessage, changes: dict[str, Any]) -> None:
+        before = {k: stored.message.get(k) for k in ("text", "entities", "reply_markup")}
+        stored.edits.append({"before": before, "date": now()})
+        for key, value in changes.items():
+            if value is None:
+                stored.message.pop(key, None)
+            else:
+                stored.message[key] = value
+        stored.message["edit_date"] = now()
+        self._emit("edited", chat, message=stored.message, from_bot=True)
+
+    async def m_editMessageText(self, state: BotState, params: Params) -> Any:
+        """editMessageText (chat messages; inline messages are not emulated)."""
+        if params.has("inline_message_id") and not params.has("chat_id"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        chat = self._resolve_chat(state, params)
+        stored = self._bot_message(state, chat, params)
+        if "text" not in stored.message:
+            raise bad_request("there is no text in the message to edit")
+        text, entities = self._format(params, "text", "entities")
+        inline, _ = self._markup(params)
+        markup = inline if inline and inline.get("inline_keyboard") else None
+        if (
+            stored.message.get("text") == text
+            and stored.message.get("entities", []) == entities
+            and stored.message.get("reply_markup") == markup
+        ):
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        self._record_edit(
+            chat,
+            stored,
+            {"text": text, "entities": entities or None, "reply_markup": markup},
+        )
+        return stored.message
+
+    async def m_editMessageReplyMarkup(self, state: BotState, params: Params) -> Any:
+        """editMessageReplyMarkup."""
+        if params.has("inline_message_id") and not params.has("chat_id"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        chat = self._resolve_chat(state, params)
+        stored = self._bot_message(state, chat, params)
+        inline, _ = self._markup(params)
+        markup = inline if inline and inline.get("inline_keyboard") else None
+        if stored.message.get("reply_markup") == markup:
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        self._record_edit(chat, stored, {"reply_markup": markup})
+        return stored.message
+
+    async def m_deleteMessage(self, state: BotState, params: Params) -> bool:
+        """deleteMessage."""
+        chat = self._resolve_chat(state, params)
+        message_id = params.int("message_id")
+        stored = chat.live(message_id) if message_id is not None else None
+        if stored is None:
+            raise bad_request("message to delete not found")
+        own = stored.from_bot and stored.sender_id == state.user.id
+        if chat.type != "private" and not own and state.user.id not in chat.admins:
+            raise bad_request("message can't be deleted")
+        if "forum_topic_created" in stored.message:
+            raise bad_request("message can't be deleted")
+        stored.deleted = True
+        self._emit("deleted", chat, message_id=stored.message_id, thread_id=stored.thread_id)
+        return True
+
+    async def m_answerCallbackQuery(self, state: BotState, params: Params) -> bool:
+        """answerCallbackQuery: once, and only soon after the press."""
+        query_id = params.str("callback_query_id") or ""
+        record = state.callbacks.get(query_id)
+        too_old = "query is too old and response timeout expired or query ID is invalid"
+        if record is None or record.answered:
+            raise bad_request(too_old)
+        if time.monotonic() - record.created > self.config.callback_answer_timeout:
+            raise bad_request(too_old)
+        text = params.str("text") or ""
+        if len(text) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        record.answered = True
+        self._emit(
+            "callback_answer",
+            None,
+            bot_id=state.user.id,
+            callback_query_id=query_id,
+            text=text,
+            show_alert=params.bool("show_alert"),
+            url=params.str("url"),
+        )
+        return True
+
+    def _source(self, state: BotState, params: Params, what: str) -> tuple[Chat, StoredMessage]:
+        source_chat = self._resolve_chat(state, params, "from_chat_id")
+        message_id = params.int("message_id")
+        stored = source_chat.live(message_id) if message_id is not None else None
+        if stored is None:
+            raise bad_request(f"message to {what} not found")
+        if stored.service:
+            raise bad_request(f"message can't be {what}{'ed' if what == 'forward' else 'ied'}")
+        if stored.message.get("has_protected_content"):
+            raise bad_request(f"message can't be {what}{'ed' if what == 'forward' else 'ied'}")
+        return source_chat, stored
+
+    async def m_copyMessage(self, state: BotState, params: Params) -> dict[str, Any]:
+        """copyMessage: the same content without a link to the original; returns MessageId."""
+
+        def build(chat: Chat) -> dict[str, Any]:
+            _, stored = self._source(state, params, "copy")
+            content = {k: stored.message[k] for k in CONTENT_KEYS if k in stored.message}
+            if params.has("caption") and "text" not in content:
+                caption, entities = self._format(params, "caption", "caption_entities", True)
+                content.pop("caption_entities", None)
+                content["caption"] = caption
+                content.update(_nonempty("caption_entities", entities))
+            return json.loads(json.dumps(content))
+
+        message = await self._send(state, params, build)
+        return {"message_id": message["message_id"]}
+
+    async def m_forwardMessage(self, state: BotState, params: Params) -> dict[str, Any]:
+        """forwardMessage: the content plus forward_origin naming the original sender."""
+
+        def build(chat: Chat) -> dict[str, Any]:
+            _, stored = self._source(state, params, "forward")
+            content = {k: stored.message[k] for k in CONTENT_KEYS if k in stored.message}
+            origin = stored.message.get("forward_origin")
+            if origin is None:
+                sender = self.users.get(stored.sender_id)
+                date = stored.message["date"]
+                if sender is not None and sender.hide_forwards and not sender.is_bot:
+                    origin = {"type": "hidden_user", "sender_user_name": sender.full_name}
+                else:
+                    origin = {"type": "user", "sender_user": stored.message["from"]}
+                origin["date"] = date
+            content["forward_origin"] = origin
+            return json.loads(json.dumps(content))
+
+        if params.bool("allow_paid_broadcast"):
+            # Paid broadcasts do not apply to forwardMessage (Bot FAQ).
+            params.values.pop("allow_paid_broadcast", None)
+        return await self._send(state, params, build)
+
+    async def m_getFile(self, state: BotState, params: Params) -> dict[str, Any]:
+        """getFile."""
+        stored = self.files.get(params.str("file_id") or "")
+        if stored is None:
+            raise bad_request("invalid file_id")
+        if len(stored.data) > 20 * 1024 * 1024:
+            raise bad_request("file is too big")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.file_path,
+        }
+
+    async def m_setMyCommands(self, state: BotState, params: Params) -> bool:
+        """setMyCommands."""
+        commands = params.json("commands", "commands")
+        if not isinstance(commands, list):
+            raise bad_request("can't parse commands JSON object")
+        if len(commands) > 100:
+            raise bad_request("too many commands specified")
+        clean: list[dict[str, Any]] = []
+        for item in commands:
+            if not isinstance(item, dict):
+                raise bad_request("can't parse BotCommand")
+            command = str(item.get("command", "")).lstrip("/")
+            description = str(item.get("description", ""))
+            if not _COMMAND_RE.fullmatch(command):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(description) <= 256:
+                raise bad_request("command description must be non-empty")
+            clean.append({"command": command, "description": description})
+        state.commands[_scope_key(params)] = clean
+        return True
+
+    async def m_getMyCommands(self, state: BotState, params: Params) -> list[dict[str, Any]]:
+        """getMyCommands."""
+        return state.commands.get(_scope_key(params), [])
+
+    async def m_deleteMyCommands(self, state: BotState, params: Params) -> bool:
+        """deleteMyCommands."""
+        state.commands.pop(_scope_key(params), None)
+        return True
+
+    async def m_getChat(self, state: BotState, params: Params) -> dict[str, Any]:
+        """getChat: ChatFullInfo."""
+        chat = self._resolve_chat(state, params)
+        info = {
+            **chat.to_api(),
+            "accent_color_id": chat.id % 7 if chat.type == "private" else 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": True,
+                "limited_gifts": True,
+                "unique_gifts": True,
+                "premium_subscription": True,
+                "gifts_from_channels": True,
+            },
+        }
+        if chat.type == "private" and chat.user is not None and chat.user.hide_forwards:
+            info["has_private_forwards"] = True
+        if chat.pinned:
+            pinned = chat.live(chat.pinned[-1])
+            if pinned is not None:
+                info["pinned_message"] = pinned.message
+        return info
+
+    async def m_getChatMember(self, state: BotState, params: Params) -> dict[str, Any]:
+        """getChatMember."""
+        chat = self._resolve_chat(state, params)
+        user_id = params.int("user_id")
+        user = self.users.get(user_id or 0)
+        if user is None:
+            raise bad_request("user not found")
+        if chat.type == "private":
+            if user.id not in chat.members:
+                raise bad_request("user not found")
+            return {"status": "member", "user": user.to_api()}
+        if user.id == chat.owner_id:
+            return {"status": "creator", "user": user.to_api(), "is_anonymous": False}
+        if user.id in chat.admins:
+            return _admin_obj(user, chat)
+        if user.id in chat.members:
+            return {"status": "member", "user": user.to_api()}
+        return {"status": "left", "user": user.to_api()}
+
+    def _forum(self, state: BotState, params: Params) -> Chat:
+        chat = self._resolve_chat(state, params)
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        if state.user.id not in chat.admins:
+            raise bad_request("not enough rights to manage topics")
+        return chat
+
+    def _create_topic(
+        self,
+        chat: Chat,
+        creator: User,
+        name: str,
+        icon_color: int,
+        emoji_id: str | None,
+        from_bot: bool,
+    ) -> ForumTopic:
+        created: dict[str, Any] = {"name": name, "icon_color": icon_color}
+        if emoji_id:
+            created["icon_custom_emoji_id"] = emoji_id
+        stored = self._post(
+            chat, creator, from_bot, {"forum_topic_created": created}, None, None, service=True
+        )
+        topic = ForumTopic(stored.message_id, name, icon_color, emoji_id)
+        chat.topics[topic.message_thread_id] = topic
+        self._emit("topic_created", chat, topic=topic.to_api())
+        if not from_bot:
+            self._deliver(chat, "message", stored.message)
+        return topic
+
+    def _topic(self, chat: Chat, params: Params) -> ForumTopic:
+        thread_id = params.int("message_thread_id")
+        topic = chat.topics.get(thread_id or 0)
+        if topic is None:
+            raise bad_request("message thread not found")
+        return topic
+
+    def _topic_service(self, state: BotState, chat: Chat, topic: ForumTopic, body: Any) -> None:
+        self._post(chat, state.user, True, body, topic.message_thread_id, None, service=True)
+
+    async def m_createForumTopic(self, state: BotState, params: Params) -> dict[str, Any]:
+        """createForumTopic: returns ForumTopic and posts forum_topic_created in the topic."""
+        chat = self._forum(state, params)
+        name = (params.str("name") or "").strip()
+        if not name:
+            raise bad_request("TOPIC_TITLE_EMPTY")
+        if len(name) > 128:
+            raise bad_request("TOPIC_TITLE_TOO_LONG")
+        color = params.int("icon_color") or TOPIC_ICON_COLORS[0]
+        if color not in TOPIC_ICON_COLORS:
+            raise bad_request("TOPIC_ICON_COLOR_INVALID")
+        topic = self._create_topic(
+            chat, state.user, name, color, params.str("icon_custom_emoji_id"), True
+        )
+        return topic.to_api()
+
+    async def m_editForumTopic(self, state: BotState, params: Params) -> bool:
+        """editForumTopic."""
+        chat = self._forum(state, params)
+        topic = self._topic(chat, params)
+        edited: dict[str, Any] = {}
+        name = params.str("name")
+        if name is not None and name.strip() and name.strip() != topic.name:
+            if len(name.strip()) > 128:
+                raise bad_request("TOPIC_TITLE_TOO_LONG")
+            topic.name = name.strip()
+            edited["name"] = topic.name
+        emoji = params.str("icon_custom_emoji_id")
+        if emoji is not None and emoji != (topic.icon_custom_emoji_id or ""):
+            topic.icon_custom_emoji_id = emoji or None
+            edited["icon_custom_emoji_id"] = emoji
+        if not edited:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        self._topic_service(state, chat, topic, {"forum_topic_edited": edited})
+        self._emit("topic_edited", chat, topic=topic.to_api())
+        return True
+
+    async def m_closeForumTopic(self, state: BotState, params: Params) -> bool:
+        """closeForumTopic."""
+        chat = self._forum(state, params)
+        topic = self._topic(chat, params)
+        if topic.closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = True
+        self._topic_service(state, chat, topic, {"forum_topic_closed": {}})
+        self._emit("topic_closed", chat, thread_id=topic.message_thread_id)
+        return True
+
+    async def m_reopenForumTopic(self, state: BotState, params: Params) -> bool:
+        """reopenForumTopic."""
+        chat = self._forum(state, params)
+        topic = self._topic(chat, params)
+        if not topic.closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = False
+        self._topic_service(state, chat, topic, {"forum_topic_reopened": {}})
+        self._emit("topic_reopened", chat, thread_id=topic.message_thread_id)
+        return True
+
+    async def m_deleteForumTopic(self, state: BotState, params: Params) -> bool:
+        """deleteForumTopic: the topic and all its messages go away."""
+        chat = self._forum(state, params)
+        topic = self._topic(chat, params)
+        self.delete_topic(chat.id, topic.message_thread_id)
+        return True
+
+    async def m_pinChatMessage(self, state: BotState, params: Params) -> bool:
+        """pinChatMessage: pins and posts a pinned_message service message."""
+        chat = self._resolve_chat(state, params)
+        message_id = params.int("message_id")
+        stored = chat.live(message_id) if message_id is not None else None
+        if stored is None:
+            raise bad_request("message to pin not found")
+        if chat.type != "private" and state.user.id not in chat.admins:
+            raise bad_request("not enough rights to manage pinned messages in the chat")
+        if message_id in chat.pinned:
+            chat.pinned.remove(message_id)
+        chat.pinned.append(stored.message_id)
+        pinned = dict(stored.message)
+        pinned.pop("reply_to_message", None)
+        self._post(
+            chat,
+            state.user,
+            True,
+            {"pinned_message": pinned},
+            stored.thread_id,
+            None,
+            service=True,
+        )
+        self._emit("pinned", chat, message_id=stored.message_id)
+        return True
+
+    async def m_unpinChatMessage(self, state: BotState, params: Params) -> bool:
+        """unpinChatMessage: the given message, or the most recent pin."""
+        chat = self._resolve_chat(state, params)
+        message_id = params.int("message_id")
+        if message_id is None and chat.pinned:
+            message_id = chat.pinned[-1]
+        if message_id is not None and message_id in chat.pinned:
+            chat.pinned.remove(message_id)
+            self._emit("unpinned", chat, message_id=message_id)
+        return True
+
+
+class DropConnection(Exception):
+    """Raised inside a call to make the HTTP layer drop the connection without an answer."""
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _nonempty(key: str, value: list[Any]) -> dict[str, Any]:
+    return {key: value} if value else {}
+
+
+def _update_kind(update: dict[str, Any]) -> str:
+    return next(k for k in update if k != "update_id")
+
+
+def _scope_key(params: Params) -> str:
+    scope = params.json("scope", "scope") or {"type": "default"}
+    return json.dumps(scope, sort_keys=True) + "|" + (params.str("language_code") or "")
+
+
+def _member_obj(user: User, status: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"status": status, "user": user.to_api()}
+    if status == "kicked":
+        data["until_date"] = 0
+    return data
+
+
+def _admin_obj(user: User, chat: Chat) -> dict[str, Any]:
+    rights = {
+        "can_be_edited": False,
+        "is_anonymous": False,
+        "can_manage_chat": True,
+        "can_delete_messages": True,
+        "can_manage_video_chats": True,
+        "can_restrict_members": True,
+        "can_promote_members": False,
+        "can_change_info": True,
+        "can_invite_users": True,
+        "can_post_stories": False,
+        "can_edit_stories": False,
+        "can_delete_stories": False,
+        "can_send_welcome_messages": False,
+        "can_pin_messages": True,
+    }
+    if chat.is_forum:
+        rights["can_manage_topics"] = True
+    return {"status": "administrator", "user": user.to_api(), **rights}
+
+
+def _validate_inline(markup: dict[str, Any]) -> dict[str, Any]:
+    rows = markup.get("inline_keyboard")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise bad_request(
+            'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays'
+        )
+    clean_rows: list[list[dict[str, Any]]] = []
+    for row in rows:
+        clean_row: list[dict[str, Any]] = []
+        for button in row:
+            if not isinstance(button, dict) or not isinstance(button.get("text"), str):
+                raise bad_request("can't parse inline keyboard button: Text must be a String")
+            actions = [a for a in _BUTTON_ACTIONS if a in button and button[a] is not None]
+            if not actions:
+                raise bad_request("text buttons are unallowed in the inline keyboard")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                raise bad_request("BUTTON_DATA_INVALID")
+            url = button.get("url")
+            if url is not None and not re.match(r"(https?|tg)://\S+$", str(url)):
+                raise bad_request(f"inline keyboard button URL '{url}' is invalid")
+            clean_row.append({k: v for k, v in button.items() if v is not None})
+        if clean_row:
+            clean_rows.append(clean_row)
+    return {"inline_keyboard": clean_rows}
+
+
+def _default_name(kind: str) -> str:
+    return {"photo": "photo.jpg", "voice": "voice.ogg", "sticker": "sticker.webp"}.get(
+        kind, "file.bin"
+    )
+
+
+def _placeholder_bytes(kind: str) -> bytes:
+    return f"emulated {kind} content".encode()
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG or GIF header, or (0, 0) when unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:6] in {b"GIF87a", b"GIF89a"} and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
+        return int(width), int(height)
+    return 0, 0

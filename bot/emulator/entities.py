@@ -1,0 +1,237 @@
+"""Telegram-style formatting: strict HTML parse_mode, auto-detected entities, UTF-16 offsets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+class EntityParseError(ValueError):
+    """The formatted text is invalid; str(error) follows Telegram's wording."""
+
+
+def utf16_len(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, the unit Telegram uses for entity offsets."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+_SIMPLE_TAGS: dict[str, str] = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "code": "code",
+    "pre": "pre",
+}
+_ALL_TAGS = {*_SIMPLE_TAGS, "span", "a", "tg-emoji", "blockquote"}
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_ATTR_RE = re.compile(
+    r"""\s*([a-zA-Z_:-][-a-zA-Z0-9_:.]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+)
+_ENTITY_RE = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]+);")
+
+
+@dataclass
+class _Open:
+    tag: str
+    entity: dict[str, Any] | None
+    start: int  # UTF-16 offset in the output text
+    byte_offset: int
+
+
+def _byte_offset(source: str, index: int) -> int:
+    return len(source[:index].encode("utf-8"))
+
+
+def _decode_entity(match: re.Match[str]) -> str | None:
+    body = match.group(1)
+    if body.startswith("#"):
+        try:
+            code = int(body[2:], 16) if body[1:2] in "xX" else int(body[1:])
+            return chr(code)
+        except (ValueError, OverflowError):
+            return None
+    return _NAMED_ENTITIES.get(body)
+
+
+def _parse_attrs(raw: str, tag: str, source: str, at: int) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    pos = 0
+    raw = raw.rstrip("/").rstrip()
+    while pos < len(raw):
+        match = _ATTR_RE.match(raw, pos)
+        if match is None or match.end() == pos:
+            raise EntityParseError(
+                f'Unexpected attribute in start tag "{tag}" at byte offset '
+                f"{_byte_offset(source, at)}"
+            )
+        value = match.group(2) or ""
+        if value[:1] in "\"'":
+            value = value[1:-1]
+        attrs[match.group(1).lower()] = _ENTITY_RE.sub(lambda m: _decode_entity(m) or m[0], value)
+        pos = match.end()
+    return attrs
+
+
+def _entity_for(tag: str, attrs: dict[str, str], source: str, at: int) -> dict[str, Any] | None:
+    if tag in _SIMPLE_TAGS:
+        return {"type": _SIMPLE_TAGS[tag]}
+    if tag == "span":
+        if attrs.get("class") != "tg-spoiler":
+            raise EntityParseError(
+                f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(source, at)}'
+            )
+        return {"type": "spoiler"}
+    if tag == "a":
+        href = attrs.get("href", "")
+        if not href:
+            return None
+        user = re.fullmatch(r"tg://user\?id=(\d+)", href)
+        if user:
+            return {"type": "text_mention", "user_id": int(user.group(1))}
+        return {"type": "text_link", "url": href}
+    if tag == "tg-emoji":
+        emoji_id = attrs.get("emoji-id")
+        if not emoji_id:
+            raise EntityParseError(
+                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset '
+                f"{_byte_offset(source, at)}"
+            )
+        return {"type": "custom_emoji", "custom_emoji_id": emoji_id}
+    if tag == "blockquote":
+        return {"type": "expandable_blockquote" if "expandable" in attrs else "blockquote"}
+    return None  # pragma: no cover - every allowed tag is handled above
+
+
+def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Parse Telegram HTML into plain text and entities, raising EntityParseError like Telegram."""
+    out: list[str] = []
+    out_len = 0  # UTF-16 units written so far
+    stack: list[_Open] = []
+    entities: list[dict[str, Any]] = []
+    i = 0
+    n = len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "&":
+            match = _ENTITY_RE.match(source, i)
+            decoded = _decode_entity(match) if match else None
+            if match and decoded is not None:
+                out.append(decoded)
+                out_len += utf16_len(decoded)
+                i = match.end()
+                continue
+            out.append("&")
+            out_len += 1
+            i += 1
+            continue
+        if ch != "<":
+            out.append(ch)
+            out_len += utf16_len(ch)
+            i += 1
+            continue
+        end = source.find(">", i)
+        if end == -1:
+            raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(source, i)}")
+        inner = source[i + 1 : end]
+        if inner.startswith("/"):
+            name = inner[1:].strip().lower()
+            if not stack:
+                raise EntityParseError(
+                    f"Unexpected end tag at byte offset {_byte_offset(source, i)}"
+                )
+            opened = stack.pop()
+            if name != opened.tag:
+                raise EntityParseError(
+                    f'Unmatched end tag at byte offset {_byte_offset(source, i)}, expected "</'
+                    f'{opened.tag}>", found "</{name}>"'
+                )
+            if opened.entity is not None and out_len > opened.start:
+                entity = dict(opened.entity)
+                entity["offset"] = opened.start
+                entity["length"] = out_len - opened.start
+                entities.append(entity)
+            i = end + 1
+            continue
+        match_name = re.match(r"[a-zA-Z][a-zA-Z0-9-]*", inner)
+        if match_name is None:
+            raise EntityParseError(
+                f"Empty tag name at byte offset {_byte_offset(source, i)}"
+                if not inner.strip()
+                else f"Unsupported start tag at byte offset {_byte_offset(source, i)}"
+            )
+        name = match_name.group(0).lower()
+        if name not in _ALL_TAGS:
+            raise EntityParseError(
+                f'Unsupported start tag "{name}" at byte offset {_byte_offset(source, i)}'
+            )
+        attrs = _parse_attrs(inner[match_name.end() :], name, source, i)
+        entity = _entity_for(name, attrs, source, i)
+        # <pre><code class="language-x"> becomes one pre entity with a language, like Telegram.
+        if name == "code" and stack and stack[-1].tag == "pre" and stack[-1].entity is not None:
+            language = attrs.get("class", "")
+            if language.startswith("language-"):
+                stack[-1].entity["language"] = language[len("language-") :]
+                entity = None
+        stack.append(_Open(name, entity, out_len, _byte_offset(source, i)))
+        i = end + 1
+    if stack:
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].tag}"')
+    return "".join(out), sort_entities(entities)
+
+
+def sort_entities(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Order entities the way Telegram returns them: by offset, outer (longer) first."""
+    return sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+
+
+def strip_text(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Trim surrounding whitespace as Telegram does and shift or clip entities to match."""
+    stripped = text.strip()
+    if stripped == text:
+        return text, entities
+    lead = utf16_len(text[: len(text) - len(text.lstrip())])
+    total = utf16_len(stripped)
+    result: list[dict[str, Any]] = []
+    for entity in entities:
+        start = max(entity["offset"] - lead, 0)
+        end = min(entity["offset"] + entity["length"] - lead, total)
+        if end > start:
+            result.append({**entity, "offset": start, "length": end - start})
+    return stripped, result
+
+
+_AUTO_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("bot_command", re.compile(r"(?<![\w/])/[a-zA-Z0-9_]{1,64}(?:@[a-zA-Z0-9_]{3,32})?(?![\w/])")),
+    ("email", re.compile(r"(?<![\w.@])[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?![\w@])")),
+    ("url", re.compile(r"(?<![\w@/])(?:https?://)?(?:[\w-]+\.)+[a-zA-Z]{2,}(?:/[^\s]*)?")),
+    ("mention", re.compile(r"(?<![\w@])@[a-zA-Z0-9_]{5,32}(?!\w)")),
+    ("hashtag", re.compile(r"(?<![\w#])#\w*[^\W\d_]\w*")),
+]
+
+
+def detect_entities(text: str, existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add the entities Telegram detects on its own (commands, mentions, URLs, hashtags, e-mail)."""
+    taken: list[tuple[int, int]] = [
+        (e["offset"], e["offset"] + e["length"])
+        for e in existing
+        if e["type"] in {"code", "pre", "text_link", "text_mention", "custom_emoji"}
+    ]
+    found: list[dict[str, Any]] = []
+    for kind, pattern in _AUTO_PATTERNS:
+        for match in pattern.finditer(text):
+            start = utf16_len(text[: match.start()])
+            length = utf16_len(match.group(0))
+            end = start + length
+            if any(start < b and a < end for a, b in taken):
+                continue
+            found.append({"type": kind, "offset": start, "length": length})
+            taken.append((start, end))
+    return sort_entities([*existing, *found])
