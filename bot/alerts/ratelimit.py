@@ -31,20 +31,28 @@ for an operator holding deliveries.
 Two implementations share this behaviour: ``LocalRateLimiter`` for one process (asyncio,
 injectable clock and sleep for tests) and ``RedisRateLimiter`` for several bot processes, where
 one Lua script applies GCRA atomically on Redis with Redis's own clock and the pause is a key
-with a TTL. Both queue their own waiters FIFO per priority inside a process.
+with a TTL. Both queue their own waiters FIFO per priority inside a process. When Redis is
+unreachable or slow, ``RedisRateLimiter`` falls back to an in-process limiter with the same
+settings (and logs it) rather than failing: a crisis reply must never be lost because Redis
+is down, and Telegram's own 429s still slow us down through ``penalize``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from redis.exceptions import RedisError
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LocalRateLimiter",
@@ -311,9 +319,18 @@ class RedisRateLimiter:
         burst: int = 5,
         broadcast_share: float = 0.8,
         urgent_reserve: int = 2,
+        redis_timeout: float = 0.5,
+        retry_after_failure: float = 5.0,
     ) -> None:
         self._plan = _Plan(rate, burst, broadcast_share, urgent_reserve)
         self._redis = redis
+        self._timeout = redis_timeout
+        self._fallback = LocalRateLimiter(
+            rate, burst=burst, broadcast_share=broadcast_share, urgent_reserve=urgent_reserve
+        )
+        self._degraded = False
+        self._retry_redis_at = 0.0
+        self._retry_after_failure = retry_after_failure
         # The hash tag keeps all three keys in one Redis Cluster slot, as a script requires.
         tag = "{" + prefix + "}"
         self.keys = [f"{tag}:pause", f"{tag}:global", f"{tag}:broadcast"]
@@ -350,23 +367,59 @@ class RedisRateLimiter:
         # not flood Redis with retries.
         async with self._urgent_lock if urgent else self._broadcast_lock:
             while True:
-                wait_us = int(await self._acquire_script(keys=self.keys, args=args))
+                if self._degraded and time.monotonic() < self._retry_redis_at:
+                    # Do not pay a connection timeout on every send while Redis is down.
+                    await self._fallback.acquire(n, urgent=urgent)
+                    return time.monotonic() - start
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        wait_us = int(await self._acquire_script(keys=self.keys, args=args))
+                except (RedisError, OSError, TimeoutError) as exc:
+                    self._note_failure(exc)
+                    await self._fallback.acquire(n, urgent=urgent)
+                    return time.monotonic() - start
+                self._note_success()
                 if wait_us <= 0:
                     return time.monotonic() - start
                 await asyncio.sleep(wait_us / us)
 
+    @property
+    def degraded(self) -> bool:
+        """True while Redis fails and this process limits itself alone."""
+        return self._degraded
+
+    def _note_failure(self, exc: BaseException) -> None:
+        if not self._degraded:
+            log.warning("Redis rate limiter unavailable, limiting this process alone: %r", exc)
+        self._degraded = True
+        self._retry_redis_at = time.monotonic() + self._retry_after_failure
+
+    def _note_success(self) -> None:
+        if self._degraded:
+            log.warning("Redis rate limiter reachable again; sharing the rate again")
+        self._degraded = False
+
     async def _pause(self, seconds: float, reset_burst: bool) -> None:
         plan = self._plan
         ms = max(0, math.ceil(seconds * 1000))
-        await self._pause_script(
-            keys=self.keys,
-            args=[
-                ms,
-                1 if reset_burst else 0,
-                plan.urgent_tolerance * 1_000_000,
-                plan.broadcast_tolerance * 1_000_000,
-            ],
-        )
+        # The local fallback is paused too, so a pause holds even if Redis fails meanwhile.
+        if reset_burst:
+            await self._fallback.penalize(seconds)
+        else:
+            await self._fallback.pause_for(seconds)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._pause_script(
+                    keys=self.keys,
+                    args=[
+                        ms,
+                        1 if reset_burst else 0,
+                        plan.urgent_tolerance * 1_000_000,
+                        plan.broadcast_tolerance * 1_000_000,
+                    ],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._note_failure(exc)
 
     async def pause_for(self, seconds: float) -> None:
         """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
@@ -378,8 +431,14 @@ class RedisRateLimiter:
 
     async def paused_remaining(self) -> float:
         """Seconds left in the current pause (0 when not paused)."""
-        left = int(await self._redis.pttl(self.keys[0]))
-        return max(0, left) / 1000.0
+        local = await self._fallback.paused_remaining()
+        try:
+            async with asyncio.timeout(self._timeout):
+                left = int(await self._redis.pttl(self.keys[0]))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._note_failure(exc)
+            return local
+        return max(local, max(0, left) / 1000.0)
 
 
 def build_rate_limiter(

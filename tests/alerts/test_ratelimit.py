@@ -359,3 +359,23 @@ async def test_redis_keys_expire(redis_factory: Callable[[], Redis], prefix: str
         ttl = await client.pttl(key)
         assert 0 < ttl <= 2000
     assert isinstance(build_rate_limiter(client, 100, prefix=prefix), RedisRateLimiter)
+
+
+async def test_redis_down_falls_back_to_local_limit(caplog: pytest.LogCaptureFixture) -> None:
+    # Nothing listens on port 1: every Redis call fails fast with a connection error.
+    client: Redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        limiter = RedisRateLimiter(client, 100, prefix="unused", burst=5, urgent_reserve=0)
+        start = time.monotonic()
+        for _ in range(15):
+            await limiter.acquire(urgent=True)
+        elapsed = time.monotonic() - start
+        assert limiter.degraded
+        assert "limiting this process alone" in caplog.text
+        # Still limited: burst of 5, then 10 more at 100/s.
+        assert 0.09 <= elapsed < 0.5  # one failed Redis attempt, then local only
+        await limiter.penalize(0.3)
+        assert await limiter.paused_remaining() == pytest.approx(0.3, abs=0.05)
+        assert await limiter.acquire(urgent=True) >= 0.25
+    finally:
+        await client.aclose()
