@@ -19,9 +19,10 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
+from bot.faq.service import FaqService
 from bot.i18n import Locales
 from bot.middlewares import (
     BanMiddleware,
@@ -47,6 +48,7 @@ class Safewell:
     bot: Bot
     dispatcher: Dispatcher
     locales: Locales
+    faq: FaqService
     inflight: InflightMiddleware
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -81,9 +83,28 @@ def build_storage(settings: Settings) -> BaseStorage:
     return MemoryStorage()
 
 
+def build_faq(settings: Settings) -> FaqService:
+    """Load the FAQ; a knowledge base with errors refuses to start (there is no last good one)."""
+    options = {
+        name: value
+        for name in ("answer_threshold", "suggest_threshold", "margin")
+        if (value := getattr(settings.faq, name)) is not None
+    }
+    faq = FaqService(settings.faq.knowledge_dir, settings.bot.languages, **options)
+    problems = faq.reload()
+    errors = [str(p) for p in problems if p.severity == "error"]
+    if errors:
+        shown = "; ".join(errors[:5]) + (
+            f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        )
+        raise ConfigError(f"FAQ_KNOWLEDGE_DIR: the knowledge has errors: {shown}")
+    return faq
+
+
 async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
     """Build the whole application from settings (migrating the database first)."""
     bot = build_bot(settings)  # fails fast on a missing token, before touching the database
+    faq = build_faq(settings)
     if migrate:
         await upgrade_async(settings.database.url)
     engine = create_engine(settings.database.url, echo=settings.database.echo)
@@ -107,6 +128,7 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
         bot=bot,
         dispatcher=dp,
         locales=locales,
+        faq=faq,
         inflight=inflight,
     )
     # Long-lived services reach handlers as workflow data.
@@ -159,9 +181,28 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
         await app.close()
 
 
+def reload_on_sighup(app: Safewell) -> None:
+    """SIGHUP swaps in the edited knowledge, like an admin's /reload."""
+
+    async def reload() -> None:
+        problems = await app.faq.areload()
+        errors = [str(p) for p in problems if p.severity == "error"]
+        if errors:
+            log.error("knowledge NOT reloaded, the last good version stays: %s", "; ".join(errors))
+        else:
+            log.info("knowledge reloaded: %d entries", len(app.faq.kb.entries))
+
+    def on_signal() -> None:
+        app.background.append(asyncio.create_task(reload()))
+
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_signal)
+
+
 async def run(settings: Settings) -> None:
     """`safewell run`: polling by default, webhook when WEBHOOK_URL is set."""
     app = await build(settings)
+    reload_on_sighup(app)
     if settings.webhook.url:
         await run_webhook(app)
     else:

@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = staff_sub.add_parser("list", help="list staff members")
     p.add_argument("--role", choices=roles)
     staff.set_defaults(func=_cmd_staff)
+
+    from bot.faq.cli import add_commands as add_knowledge_commands
+
+    add_knowledge_commands(sub)
     return parser
 
 

@@ -24,11 +24,16 @@ class Locales:
 
     @classmethod
     def load(cls, directory: Path, default: str) -> Locales:
-        """Read every `<lang>.yaml` in the directory."""
+        """Read `<lang>.yaml` and `<lang>.<area>.yaml` files; a key defined twice is an error."""
         texts: dict[str, dict[str, str]] = {}
         for path in sorted(directory.glob("*.yaml")):
+            lang = path.name.split(".")[0]
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            texts[path.stem] = {str(k): str(v).strip() for k, v in data.items()}
+            table = texts.setdefault(lang, {})
+            for key, value in data.items():
+                if str(key) in table:
+                    raise ValueError(f"{path}: interface text {key!r} is defined twice")
+                table[str(key)] = str(value).strip()
         return cls(texts, default)
 
     @property

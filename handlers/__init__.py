@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, fallback
+from handlers import common, fallback, faq
 
-ROUTERS: tuple[Router, ...] = (common.router, fallback.router)
+ROUTERS: tuple[Router, ...] = (common.router, faq.router, fallback.router)
 
 
 def setup_routers() -> Router:

@@ -1,0 +1,222 @@
+"""Citizens' questions answered from the FAQ: answer, "Did you mean…", or an honest "no"."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import repo
+from bot.db.models import Citizen, FaqQuery, Role
+from bot.faq.models import FaqEntry
+from bot.faq.normalize import detect_script
+from bot.faq.service import FaqService
+from bot.i18n import Locales
+from handlers.callbacks import FeedbackCb, HumanCb, PickCb
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+
+# Matching reads the start of a message; a 4,000-character story is a report, not a question.
+MAX_QUERY_CHARS = 500
+MAX_RELATED_BUTTONS = 3
+
+
+def answer_language(citizen: Citizen | None, text: str, locales: Locales) -> str:
+    """The citizen's /language choice, else the script they wrote in, else Telegram's code."""
+    if citizen is not None and citizen.language:
+        return locales.resolve(citizen.language)
+    script = detect_script(text)
+    if script in locales.languages:
+        return script
+    return locales.resolve(citizen.telegram_language if citizen else None)
+
+
+def render_entry(entry: FaqEntry, lang: str, locales: Locales) -> str:
+    """An entry as the citizen sees it: title, answer, links, date or clarification mark."""
+    content = entry.text(lang, fallbacks=(locales.default,))
+    parts = []
+    if content.is_fallback:
+        parts.append(locales.t(lang, "faq_fallback_note"))
+    parts.append(locales.t(lang, "faq_answer_title", question=content.question))
+    parts.append(content.answer.strip())
+    for link in entry.links:
+        parts.append(f'🔗 <a href="{html.escape(link.url)}">{html.escape(link.title)}</a>')
+    if entry.updated is not None:
+        key = "faq_clarification" if entry.clarification else "faq_updated"
+        parts.append(locales.t(lang, key, date=entry.updated.isoformat()))
+    return "\n\n".join(parts)
+
+
+def answer_keyboard(
+    entry: FaqEntry, query_id: int, lang: str, locales: Locales, faq: FaqService
+) -> InlineKeyboardMarkup:
+    """👍/👎 plus buttons for related entries."""
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=locales.t(lang, "faq_helpful"), callback_data=FeedbackCb(query_id=query_id, up=True)
+    )
+    kb.button(
+        text=locales.t(lang, "faq_not_helpful"),
+        callback_data=FeedbackCb(query_id=query_id, up=False),
+    )
+    related = [faq.kb.entries[r] for r in entry.related if r in faq.kb.entries]
+    for other in related[:MAX_RELATED_BUTTONS]:
+        title = other.text(lang, fallbacks=(locales.default,)).question
+        kb.button(text=f"↪ {title}", callback_data=PickCb(query_id=query_id, entry_id=other.id))
+    kb.adjust(2, *([1] * MAX_RELATED_BUTTONS))
+    return kb.as_markup()
+
+
+async def send_entry(
+    message: Message, entry: FaqEntry, query: FaqQuery, lang: str, locales: Locales, faq: FaqService
+) -> None:
+    """Send one FAQ answer with its feedback buttons."""
+    await message.answer(
+        render_entry(entry, lang, locales),
+        reply_markup=answer_keyboard(entry, query.id, lang, locales, faq),
+        disable_web_page_preview=True,
+    )
+
+
+@router.message(Command("reload"))
+async def reload_knowledge(
+    message: Message,
+    roles: set[Role],
+    faq: FaqService,
+    locales: Locales,
+    lang: str,
+    session: AsyncSession,
+) -> None:
+    """/reload: an admin swaps in the edited knowledge (the old stays if the new is broken)."""
+    user_id = message.from_user.id if message.from_user else None
+    if Role.ADMIN not in roles:
+        repo.audit(session, "knowledge.reload.refused", actor_id=user_id)
+        await message.answer(locales.t(lang, "not_allowed"))
+        return
+    problems = await faq.areload()
+    errors = [p for p in problems if p.severity == "error"]
+    repo.audit(session, "knowledge.reload", actor_id=user_id, errors=len(errors))
+    if errors:
+        listed = "\n".join(str(p) for p in errors[:10])
+        await message.answer(locales.t(lang, "reload_failed", problems=listed))
+    else:
+        await message.answer(locales.t(lang, "reload_done", entries=len(faq.kb.entries)))
+
+
+@router.message(F.text)
+async def question(
+    message: Message,
+    session: AsyncSession,
+    citizen: Citizen | None,
+    faq: FaqService,
+    locales: Locales,
+    throttled: bool,
+) -> None:
+    """Any other text from a citizen: small talk, or a question for the FAQ."""
+    text = (message.text or "").strip()
+    lang = answer_language(citizen, text, locales)
+    citizen_id = citizen.id if citizen else None
+    if throttled:
+        # Kept for curators; the flood notice was already sent once by the middleware.
+        session.add(FaqQuery(citizen_id=citizen_id, text=text, language=lang, outcome="throttled"))
+        return
+    talk = faq.small_talk(text, lang)
+    if talk is not None:
+        await message.answer(locales.t(lang, f"smalltalk_{talk}"))
+        return
+    result = faq.match(text[:MAX_QUERY_CHARS], lang)
+    best = result.best
+    query = FaqQuery(
+        citizen_id=citizen_id,
+        text=text[:4096],
+        language=lang,
+        outcome=result.outcome,
+        entry_id=best.entry_id if best else None,
+        score=best.score if best else None,
+    )
+    session.add(query)
+    await session.flush()  # the id goes into the buttons
+    if result.outcome == "answer" and best is not None:
+        await send_entry(message, faq.kb.entries[best.entry_id], query, lang, locales, faq)
+        return
+    kb = InlineKeyboardBuilder()
+    if result.outcome == "suggest":
+        for scored in result.suggestions:
+            title = faq.kb.entries[scored.entry_id].text(lang, fallbacks=(locales.default,))
+            kb.button(
+                text=title.question,
+                callback_data=PickCb(query_id=query.id, entry_id=scored.entry_id),
+            )
+        kb.button(
+            text=locales.t(lang, "faq_none_of_these"), callback_data=HumanCb(query_id=query.id)
+        )
+        kb.adjust(1)
+        await message.answer(locales.t(lang, "faq_did_you_mean"), reply_markup=kb.as_markup())
+        return
+    kb.button(text=locales.t(lang, "faq_talk_to_officer"), callback_data=HumanCb(query_id=query.id))
+    await message.answer(locales.t(lang, "faq_no_answer"), reply_markup=kb.as_markup())
+
+
+async def _own_query(session: AsyncSession, query_id: int, user_id: int) -> FaqQuery | None:
+    # Buttons carry a query id; only the citizen who asked may use them (forged data gets None).
+    query = await session.get(FaqQuery, query_id)
+    return query if query is not None and query.citizen_id == user_id else None
+
+
+@router.callback_query(PickCb.filter())
+async def suggestion_picked(
+    callback: CallbackQuery,
+    callback_data: PickCb,
+    session: AsyncSession,
+    citizen: Citizen | None,
+    faq: FaqService,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """A "Did you mean…" or related-entry button: answer with that entry."""
+    query = await _own_query(session, callback_data.query_id, callback.from_user.id)
+    entry = faq.kb.entries.get(callback_data.entry_id)
+    if query is None or entry is None or not isinstance(callback.message, Message):
+        await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    await callback.answer()
+    if query.outcome == "suggest":
+        query.entry_id = entry.id  # the citizen told us what they meant: gold for calibration
+        query.outcome = "picked"
+    await send_entry(callback.message, entry, query, query.language, locales, faq)
+
+
+@router.callback_query(FeedbackCb.filter())
+async def feedback(
+    callback: CallbackQuery,
+    callback_data: FeedbackCb,
+    session: AsyncSession,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """👍 / 👎 under an answer: recorded once, buttons removed."""
+    query = await _own_query(session, callback_data.query_id, callback.from_user.id)
+    if query is None:
+        await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    query.feedback = "up" if callback_data.up else "down"
+    key = "faq_feedback_thanks" if callback_data.up else "faq_feedback_sorry"
+    await callback.answer(locales.t(query.language, key), show_alert=not callback_data.up)
+    if isinstance(callback.message, Message) and callback.message.reply_markup is not None:
+        kept = [
+            row
+            for row in callback.message.reply_markup.inline_keyboard
+            if not any(
+                b.callback_data and b.callback_data.startswith(FeedbackCb.__prefix__) for b in row
+            )
+        ]
+        await callback.message.edit_reply_markup(
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=kept) if kept else None
+        )
