@@ -445,6 +445,14 @@ def _check_info(info: CapInfo, where: str) -> None:
 # Parsing
 
 
+def _split_tag(tag: str) -> tuple[str, str]:
+    """ElementTree's "{namespace}local" as (namespace, local); no namespace gives ""."""
+    if tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return "", tag
+
+
 class _Reader:
     """Walks the children of one element in schema order, naming elements in errors."""
 
@@ -457,15 +465,7 @@ class _Reader:
         for child in element:
             if not isinstance(child.tag, str):
                 continue  # comments and processing instructions
-            ns, _, local = (
-                child.tag[1:].partition("}")
-                if child.tag.startswith("{")
-                else (
-                    "",
-                    "",
-                    child.tag,
-                )
-            )
+            ns, local = _split_tag(child.tag)
             if ns == XMLDSIG_NS and where == "alert":
                 continue  # an enveloped signature; verifying it is the transport's job
             if ns != CAP_NS:
@@ -594,11 +594,13 @@ def parse_cap(data: bytes, *, max_bytes: int = MAX_CAP_BYTES) -> CapAlert:
     except ParseError as exc:
         raise CapError(f"CAP message is not well-formed XML: {exc}") from None
 
-    if root.tag != f"{{{CAP_NS}}}alert":
-        if root.tag.endswith("}alert") or root.tag == "alert":
-            ns = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else "none"
-            raise CapError(f"<alert> is in namespace {ns!r}; CAP 1.2 requires {CAP_NS!r}")
-        raise CapError(f"the root element must be <alert> in {CAP_NS!r}, got {root.tag!r}")
+    root_ns, root_local = _split_tag(root.tag)
+    if root_local != "alert":
+        raise CapError(f"the root element must be <alert> in {CAP_NS!r}, got <{root_local}>")
+    if root_ns != CAP_NS:
+        raise CapError(
+            f"<alert> is in namespace {root_ns or 'none'!r}; CAP 1.2 requires {CAP_NS!r}"
+        )
 
     r = _Reader(root, "alert", _ALERT_ORDER)
     refs_text = r.opt("references")

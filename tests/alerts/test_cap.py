@@ -301,6 +301,11 @@ def test_not_xml_and_oversized() -> None:
         parse_cap(b"this is not xml")
     with pytest.raises(CapError, match="root element must be <alert>"):
         parse_cap(b'<feed xmlns="http://www.w3.org/2005/Atom"/>')
+    no_namespace = mutate(
+        "amber_cancel.xml", '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">', "<alert>"
+    )
+    with pytest.raises(CapError, match="namespace 'none'"):
+        parse_cap(no_namespace)
     with pytest.raises(CapError, match="limit"):
         parse_cap(load("amber_alert.xml"), max_bytes=100)
 
