@@ -68,6 +68,7 @@ _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
 _REPEATS = re.compile(r"(.)\1+", re.DOTALL)
 _LATIN_WORD = re.compile(r"[a-z]+")
+_PHRASE_GROUP = re.compile(r"(?<!\\)\{[^}\d,]*\|")
 
 
 class _SignalSpec(BaseModel):
@@ -88,6 +89,9 @@ class _SignalSpec(BaseModel):
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for pattern in value:
             re.compile(pattern)
+            # "{a|b}" is phrase syntax; inside a regex it silently becomes a top-level "|".
+            if _PHRASE_GROUP.search(pattern):
+                raise ValueError(f"pattern looks like a phrase (use phrases:): {pattern!r}")
         return value
 
 
@@ -237,7 +241,12 @@ def _split_phrase(phrase: str) -> list[list[str]]:
 def _option_regex(option: str, normaliser: _Normaliser) -> str:
     norm = normaliser.base(option)
     if normaliser.script == "cjk":
-        return re.escape(norm.replace(" ", ""))
+        body = re.escape(norm.replace(" ", ""))
+        # Latin letters inside a CJK phrase ("sb", "ai") still need word boundaries, or they
+        # would match inside English words ("husband").
+        head = r"(?<![a-z0-9])" if norm[:1].isascii() and norm[:1].isalnum() else ""
+        tail = r"(?![a-z0-9])" if norm[-1:].isascii() and norm[-1:].isalnum() else ""
+        return head + body + tail
     return _SEP.join(_latin_word(word) for word in norm.split())
 
 
