@@ -5,6 +5,9 @@ async with EmulatorClient(server.base_url) as emu:
     reply = await emu.wait_bot_message(chat_id=42)
 """
 
+# The `timeout` arguments are long-poll lengths sent to the server, not client-side deadlines.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import base64

@@ -1112,7 +1112,9 @@ class Emulator:
                 state.update_event.clear()
                 waiter = asyncio.ensure_future(state.update_event.wait())
                 try:
-                    await asyncio.wait({waiter, mine}, timeout=remaining)
+                    await asyncio.wait(
+                        {waiter, mine}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     waiter.cancel()
         finally:

@@ -1,0 +1,204 @@
+"""Receiving updates: long polling, acknowledgement, filters, conflicts, webhooks, Dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.exceptions import TelegramConflictError
+from aiogram.types import Message
+from aiohttp import web
+
+from bot.emulator.client import EmulatorClient
+
+
+async def test_long_poll_wakes_as_soon_as_a_user_writes(bot: Bot, emu: EmulatorClient) -> None:
+    async def write_later() -> None:
+        await asyncio.sleep(0.3)
+        await emu.user(42).send("hello")
+
+    writer = asyncio.create_task(write_later())
+    started = time.monotonic()
+    updates = await bot.get_updates(timeout=10)
+    elapsed = time.monotonic() - started
+    await writer
+    assert 0.25 <= elapsed < 5
+    assert [u.message.text for u in updates if u.message] == ["hello"]
+
+
+async def test_long_poll_returns_empty_after_its_timeout(bot: Bot) -> None:
+    started = time.monotonic()
+    assert await bot.get_updates(timeout=1) == []
+    assert time.monotonic() - started >= 0.9
+
+
+async def test_offset_acknowledges_lower_ids_and_limit_caps(bot: Bot, emu: EmulatorClient) -> None:
+    for text in ("one", "two", "three"):
+        await emu.user(42).send(text)
+    first = await bot.get_updates(limit=2)
+    assert [u.message.text for u in first if u.message] == ["one", "two"]
+    assert first[1].update_id == first[0].update_id + 1
+    # Without an offset nothing is acknowledged: the same updates come again.
+    again = await bot.get_updates()
+    assert [u.update_id for u in again][:2] == [u.update_id for u in first]
+    rest = await bot.get_updates(offset=first[-1].update_id + 1)
+    assert [u.message.text for u in rest if u.message] == ["three"]
+    assert (await bot.get_webhook_info()).pending_update_count == 1
+    assert await bot.get_updates(offset=rest[-1].update_id + 1) == []
+
+
+async def test_allowed_updates_is_remembered(bot: Bot, emu: EmulatorClient) -> None:
+    await bot.get_updates(allowed_updates=["callback_query"])
+    await emu.user(42).send("ignored text")
+    sent = await bot.send_message(
+        42,
+        "Pick",
+        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
+    )
+    await emu.user(42).press(sent.message_id, text="A")
+    # The filter sticks for later calls that do not repeat it.
+    updates = await bot.get_updates()
+    assert [u.callback_query.data for u in updates if u.callback_query] == ["a"]
+    assert all(u.message is None for u in updates)
+
+
+async def test_overlapping_long_polls_terminate_the_older_one(bot: Bot) -> None:
+    older = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.2)
+    newer = asyncio.create_task(bot.get_updates(timeout=1))
+    with pytest.raises(TelegramConflictError, match="terminated by other getUpdates request"):
+        await older
+    assert await newer == []
+
+
+@contextlib.asynccontextmanager
+async def _receiver(
+    handler: web.Handler, port: int = 0
+) -> AsyncIterator[tuple[str, web.AppRunner]]:
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{bound}/hook", runner
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_delivers_in_order_with_the_secret_header(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    received: list[tuple[str | None, dict[str, object]]] = []
+    done = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(
+            (request.headers.get("X-Telegram-Bot-Api-Secret-Token"), await request.json())
+        )
+        if len(received) == 3:
+            done.set()
+        return web.Response()
+
+    async with _receiver(hook) as (url, _):
+        await bot.set_webhook(url, secret_token="s3cr3t-Token_1")
+        for text in ("a", "b", "c"):
+            await emu.user(42).send(text)
+        await asyncio.wait_for(done.wait(), 5)
+    assert [secret for secret, _ in received] == ["s3cr3t-Token_1"] * 3
+    texts = [update["message"]["text"] for _, update in received]  # type: ignore[index]
+    assert texts == ["a", "b", "c"]
+    ids = [update["update_id"] for _, update in received]
+    assert ids == sorted(ids)
+    info = await bot.get_webhook_info()
+    assert info.url == url
+    assert info.pending_update_count == 0
+
+
+async def test_webhook_retries_while_the_receiver_is_down_or_failing(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    # Take a free port and leave it closed: the receiver is "down".
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    await bot.set_webhook(url)
+    await emu.user(42).send("while down")
+    await asyncio.sleep(0.3)
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 1
+    assert info.last_error_date is not None
+    assert info.last_error_message
+
+    calls = 0
+    got = asyncio.Event()
+    texts: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return web.Response(status=500)
+        texts.append((await request.json())["message"]["text"])
+        got.set()
+        return web.Response()
+
+    async with _receiver(flaky, port=port):
+        await asyncio.wait_for(got.wait(), 10)
+    assert texts == ["while down"]
+    assert calls >= 2
+    assert (await bot.get_webhook_info()).pending_update_count == 0
+    stats = await emu.stats()
+    assert stats["webhook_failures"] >= 2
+    assert stats["webhook_deliveries"] == 1
+
+
+async def test_webhook_drop_pending_updates_and_delete(bot: Bot, emu: EmulatorClient) -> None:
+    await emu.user(42).send("old")
+    await bot.set_webhook("http://127.0.0.1:9/never", drop_pending_updates=True)
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 0
+    assert info.url == "http://127.0.0.1:9/never"
+    await bot.delete_webhook()
+    assert (await bot.get_webhook_info()).url == ""
+
+
+async def test_dispatcher_polls_the_emulator_and_answers_a_citizen(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    router = Router()
+
+    @router.message(F.text == "/start")
+    async def start(message: Message) -> None:
+        await message.answer("<b>Welcome</b> to Example City police", parse_mode="HTML")
+
+    @router.message(F.text)
+    async def echo(message: Message) -> None:
+        await message.reply(f"You said: {message.text}")
+
+    dp = Dispatcher()
+    dp.include_router(router)
+    polling = asyncio.create_task(
+        dp.start_polling(bot, polling_timeout=1, handle_signals=False, close_bot_session=False)
+    )
+    try:
+        citizen = emu.user(42)
+        await citizen.send("/start")
+        welcome = await emu.wait_bot_message(chat_id=42, timeout=10)
+        assert welcome["text"] == "Welcome to Example City police"
+        assert welcome["entities"] == [{"type": "bold", "offset": 0, "length": 7}]
+        asked = await citizen.send("lost passport")
+        reply = await emu.wait_bot_message(chat_id=42, timeout=10)
+        assert reply["text"] == "You said: lost passport"
+        assert reply["reply_to_message"]["message_id"] == asked["message_id"]
+    finally:
+        await dp.stop_polling()
+        await polling
