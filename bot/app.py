@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from bot.middlewares import (
     IdentityMiddleware,
     InflightMiddleware,
 )
+from bot.telegram import RetryAfterMiddleware
 from handlers import setup_routers
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,16 @@ class Safewell:
     faq: FaqService
     inflight: InflightMiddleware
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Coroutines started as background tasks once the bot runs (delivery loops and the like);
+    # features append to it in `build`.
+    workers: list[Callable[[Safewell], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        """Start every registered background worker (idempotent per process run)."""
+        if self.background:
+            return
+        for worker in self.workers:
+            self.background.append(asyncio.create_task(worker(self), name=worker.__name__))
 
     async def close(self) -> None:
         """Let in-flight updates finish, then release the bot session and the database."""
@@ -65,12 +77,20 @@ class Safewell:
         await self.engine.dispose()
 
 
-def build_bot(settings: Settings) -> Bot:
-    """A Bot with HTML parse mode, pointed at Telegram or at BOT_API_BASE_URL."""
+def build_bot(settings: Settings, *, retry_after: bool = True) -> Bot:
+    """A Bot with HTML parse mode, pointed at Telegram or at BOT_API_BASE_URL.
+
+    `retry_after=False` gives a bot for the broadcast engine, which handles 429 itself.
+    """
     token = settings.require_token().get_secret_value()
-    session = None
-    if settings.bot.api_base_url:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot.api_base_url))
+    api = (
+        TelegramAPIServer.from_base(settings.bot.api_base_url)
+        if settings.bot.api_base_url
+        else None
+    )
+    session = AiohttpSession(api=api) if api else AiohttpSession()
+    if retry_after:
+        session.middleware(RetryAfterMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -132,17 +152,21 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
         inflight=inflight,
     )
     # Long-lived services reach handlers as workflow data.
-    dp.workflow_data.update(settings=settings, sessionmaker=sessionmaker, locales=locales, app=app)
+    dp.workflow_data.update(
+        settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
+    )
     return app
 
 
-async def run_polling(app: Safewell) -> None:
-    """Long polling until SIGINT/SIGTERM; in-flight updates finish before exit."""
+async def run_polling(app: Safewell, *, handle_signals: bool = True) -> None:
+    """Long polling until SIGINT/SIGTERM (or `dispatcher.stop_polling()`); in-flight updates
+    finish before exit."""
     await app.bot.delete_webhook(drop_pending_updates=False)
+    app.start_workers()
     try:
         await app.dispatcher.start_polling(
             app.bot,
-            handle_signals=True,
+            handle_signals=handle_signals,
             close_bot_session=False,
             allowed_updates=app.dispatcher.resolve_used_update_types(),
         )
@@ -168,6 +192,7 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
         allowed_updates=app.dispatcher.resolve_used_update_types(),
     )
     log.info("webhook server listening on %s:%s%s", settings.host, settings.port, settings.path)
+    app.start_workers()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,124 @@
+"""Citizens asking questions, as they would in Telegram."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons, eventually
+
+
+async def test_start_and_help(harness: Harness) -> None:
+    ann = await harness.new_citizen(501, "Ann")
+    reply = await ann.say("/start")
+    assert "Hello, Ann!" in reply["text"] and "110" in reply["text"]
+    reply = await ann.say("/help")
+    assert "/human" in reply["text"] and "/forget" in reply["text"]
+
+
+async def test_confident_answer_with_feedback(harness: Harness) -> None:
+    ann = await harness.new_citizen(502)
+    reply = await ann.say("I lost my ID card, what should I do?")
+    assert "ID card" in reply["text"]
+    assert buttons(reply)[:2] == ["👍 Helpful", "👎 Not helpful"]
+    await ann.press(reply, "👍 Helpful")
+
+    async def feedback_buttons_gone() -> bool:
+        message = await bot_message(harness.emu, 502, reply["message_id"])
+        return "👍 Helpful" not in buttons(message) and len(buttons(message)) > 0
+
+    await eventually(feedback_buttons_gone)  # given once; the related entries stay
+
+
+async def test_close_call_offers_choices_and_a_press_answers(harness: Harness) -> None:
+    ann = await harness.new_citizen(503)
+    reply = await ann.say("fine")
+    assert "Did you mean" in reply["text"]
+    choices = buttons(reply)
+    assert choices[-1] == "None of these → talk to an officer"
+    assert 2 <= len(choices) <= 4
+    await ann.press(reply, choices[0])
+    answer = await ann.next()
+    assert answer["text"].startswith(f"{choices[0]}")
+    assert "👍 Helpful" in buttons(answer)
+
+
+async def test_no_match_is_honest_and_offers_an_officer(harness: Harness) -> None:
+    ann = await harness.new_citizen(504)
+    reply = await ann.say("what is the airspeed velocity of an unladen swallow")
+    assert "do not have an answer" in reply["text"]
+    assert buttons(reply) == ["Talk to an officer"]
+
+
+async def test_chinese_question_gets_a_chinese_answer(harness: Harness) -> None:
+    li = await harness.new_citizen(505, "李", language_code="zh-hans")
+    reply = await li.say("身份证丢了怎么办")
+    assert "身份证" in reply["text"]
+    assert "👍 有帮助" in buttons(reply)
+
+
+async def test_language_switch(harness: Harness) -> None:
+    ann = await harness.new_citizen(506, language_code="en")
+    menu = await ann.say("/language")
+    assert buttons(menu) == ["English", "中文"]
+    await ann.press(menu, "中文")
+    assert (await ann.next())["text"] == "语言已设置为中文。"
+    reply = await ann.say("/help")
+    assert "我能做什么" in reply["text"]
+
+
+@pytest.mark.parametrize("kind", ["sticker", "photo", "voice", "location"])
+async def test_non_text_gets_a_clear_message(harness: Harness, kind: str) -> None:
+    ann = await harness.new_citizen(508)
+    user = ann.user
+    if kind == "sticker":
+        await user.send_sticker()
+    elif kind == "photo":
+        await user.send_photo(b"\x89PNG fake", caption=None)
+    elif kind == "voice":
+        await user.send_voice(b"OggS fake")
+    else:
+        await user.send_location(39.9, 116.4)
+    reply = await ann.next()
+    assert "only read text" in reply["text"]
+
+
+async def test_very_long_text_and_edits(harness: Harness) -> None:
+    ann = await harness.new_citizen(509)
+    reply = await ann.say("lost my passport " + "and then " * 440)
+    assert reply["text"]
+    sent = await ann.send("hello")
+    await ann.next()
+    await ann.user.edit(sent["message_id"], "hello again")
+    assert "edited" in (await ann.next())["text"]
+
+
+async def test_forged_callback_data_is_refused(harness: Harness) -> None:
+    ann = await harness.new_citizen(510)
+    reply = await ann.say("I lost my ID card, what should I do?")
+    for data in ("fb:999999:1", "pick:1:no-such-entry", "lang:xx", "garbage", "fb:abc:1"):
+        await harness.emu.inject_callback(510, reply["message_id"], data)
+    await ann.silence(0.5)
+    answers = await harness.emu.calls("answerCallbackQuery")
+    assert len(answers) == 5
+    assert all(c["params"].get("show_alert") for c in answers)
+
+
+async def test_reload_keeps_last_good_knowledge_on_a_broken_file(
+    harness: Harness, tmp_path: Path
+) -> None:
+    assert harness.app is not None
+    live = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, live)
+    harness.app.faq.path = live
+    admin = await harness.new_citizen(9100, "Admin")
+    assert "Knowledge reloaded" in (await admin.say("/reload"))["text"]
+    (live / "faq" / "broken.yaml").write_text("entries:\n  - id: [unclosed\n")
+    reply = await admin.say("/reload")
+    assert "NOT reloaded" in reply["text"] and "broken.yaml" in reply["text"]
+    ann = await harness.new_citizen(511)
+    assert "ID card" in (await ann.say("I lost my ID card, what should I do?"))["text"]
+    outsider = await harness.new_citizen(512)
+    assert (await outsider.say("/reload"))["text"] == "This command is for staff only."
