@@ -220,6 +220,8 @@ _BRACES = re.compile(r"\{([^{}]*)\}")
 # Separator between phrase words: any non-word run, none included, but never across a blanked
 # exception (so an idiom cannot lend its words to a signal).
 _SEP = r"[^\w¦]*"
+# Words are separated by spaces; "*" (a gap) is its own element even when glued ("离开*世界").
+_LITERAL_SPLIT = re.compile(r"\s+|(\*)")
 _LATIN_GAP = r"(?:[a-z0-9]+[^\w¦]*){0,3}?"
 _CJK_GAP = r"[^。！？!?.\n¦]{0,6}?"
 
@@ -229,10 +231,10 @@ def _split_phrase(phrase: str) -> list[list[str]]:
     elements: list[list[str]] = []
     position = 0
     for match in _BRACES.finditer(phrase):
-        elements += [[word] for word in phrase[position : match.start()].split()]
+        elements += [[word] for word in _LITERAL_SPLIT.split(phrase[position : match.start()]) if word]
         elements.append(match.group(1).split("|"))
         position = match.end()
-    elements += [[word] for word in phrase[position:].split()]
+    elements += [[word] for word in _LITERAL_SPLIT.split(phrase[position:]) if word]
     if any("{" in o or "}" in o for options in elements for o in options):
         raise ValueError(f"nested or unbalanced braces in phrase {phrase!r}")
     return elements
