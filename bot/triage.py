@@ -53,6 +53,9 @@ from rapidfuzz.process import extractOne
 
 Level = Literal["crisis", "emergency", "human", "normal"]
 
+#: The content shipped with the repository (``knowledge/triage``).
+DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "knowledge" / "triage"
+
 #: Highest priority first; "normal" is what is left when nothing fires.
 LEVELS: tuple[Level, ...] = ("crisis", "emergency", "human", "normal")
 _THRESHOLD = 1.0
@@ -231,7 +234,8 @@ def _split_phrase(phrase: str) -> list[list[str]]:
     elements: list[list[str]] = []
     position = 0
     for match in _BRACES.finditer(phrase):
-        elements += [[word] for word in _LITERAL_SPLIT.split(phrase[position : match.start()]) if word]
+        literal = phrase[position : match.start()]
+        elements += [[word] for word in _LITERAL_SPLIT.split(literal) if word]
         elements.append(match.group(1).split("|"))
         position = match.end()
     elements += [[word] for word in _LITERAL_SPLIT.split(phrase[position:]) if word]
