@@ -208,7 +208,7 @@ class Settings:
     def __init__(self, env_file: str | Path | None = ".env", **overrides: Any) -> None:
         def group(cls: type[BaseSettings], key: str) -> Any:
             try:
-                return cls(_env_file=env_file, **overrides.get(key, {}))  # type: ignore[call-arg]
+                return cls(_env_file=env_file, **overrides.get(key, {}))
             except ValidationError as exc:
                 prefix = str(cls.model_config.get("env_prefix", ""))
                 raise ConfigError(describe_validation_error(exc, prefix)) from None

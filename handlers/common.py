@@ -87,7 +87,7 @@ async def forget_confirmed(
 ) -> None:
     """Deletes what the bot stores, keeping only case records the bureau must retain."""
     await query.answer()
-    if query.message is not None:
+    if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=None)
     if citizen is None or not callback_data.confirm:
         await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_kept"))  # type: ignore[union-attr]

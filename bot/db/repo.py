@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ async def claim_update(session: AsyncSession, update_id: int) -> bool:
     """Record an update id; False when it was already recorded (a redelivery)."""
     stmt = _insert(session, ProcessedUpdate).values(update_id=update_id, processed_at=utcnow())
     result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
-    return bool(result.rowcount)
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def prune_processed_updates(session: AsyncSession, older_than: timedelta) -> int:
@@ -32,7 +32,7 @@ async def prune_processed_updates(session: AsyncSession, older_than: timedelta) 
     result = await session.execute(
         delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < cutoff)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 async def upsert_citizen(
@@ -93,7 +93,7 @@ async def remove_role(session: AsyncSession, user_id: int, role: Role | None = N
     if role is not None:
         stmt = stmt.where(StaffRole.role == role.value)
     result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 async def list_staff(session: AsyncSession, role: Role | None = None) -> Sequence[StaffRole]:
