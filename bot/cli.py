@@ -163,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     staff.set_defaults(func=_cmd_staff)
 
     from bot.faq.cli import add_commands as add_knowledge_commands
+    from bot.triage_cli import add_commands as add_triage_commands
 
     add_knowledge_commands(sub)
+    add_triage_commands(sub)
     return parser
 
 
