@@ -540,6 +540,7 @@ class Emulator:
         self,
         user_id: int,
         kind: str = "text",
+        /,
         chat_id: int | None = None,
         thread_id: int | None = None,
         reply_to: int | None = None,
@@ -563,6 +564,9 @@ class Emulator:
             target = chat.live(reply_to)
             if target is None:
                 raise ControlError(404, f"no message {reply_to} to reply to")
+            if topic_thread is None and target.thread_id is not None:
+                # Replying to a topic message writes into that topic.
+                topic_thread = self._user_thread(chat, user, target.thread_id)
         stored = self._post(chat, user, False, content, topic_thread, target)
         self._deliver(chat, "message", stored.message)
         return stored.to_transcript()

@@ -1,0 +1,121 @@
+"""Telegram HTML parsing and automatic entity detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.emulator.entities import (
+    EntityParseError,
+    detect_entities,
+    parse_html,
+    strip_text,
+    utf16_len,
+)
+
+
+def test_every_allowed_tag_maps_to_its_entity() -> None:
+    html = (
+        "<b>b</b><strong>b</strong><i>i</i><em>i</em><u>u</u><ins>u</ins><s>s</s>"
+        "<strike>s</strike><del>s</del><tg-spoiler>p</tg-spoiler><code>c</code><pre>p</pre>"
+        '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji><blockquote>q</blockquote>'
+    )
+    text, entities = parse_html(html)
+    assert text == "bbiiuussspcp👍q"
+    assert [e["type"] for e in entities] == [
+        "bold",
+        "bold",
+        "italic",
+        "italic",
+        "underline",
+        "underline",
+        "strikethrough",
+        "strikethrough",
+        "strikethrough",
+        "spoiler",
+        "code",
+        "pre",
+        "custom_emoji",
+        "blockquote",
+    ]
+
+
+def test_nested_entities_are_ordered_outer_first() -> None:
+    text, entities = parse_html("<b>bold <i>both</i></b>")
+    assert text == "bold both"
+    assert entities == [
+        {"type": "bold", "offset": 0, "length": 9},
+        {"type": "italic", "offset": 5, "length": 4},
+    ]
+
+
+def test_pre_code_language_and_escapes() -> None:
+    text, entities = parse_html(
+        '<pre><code class="language-python">if a &lt; b &amp;&amp; c:</code></pre> &#128110; &#x41;'
+    )
+    assert text == "if a < b && c: 👮 A"
+    assert entities == [{"type": "pre", "offset": 0, "length": 14, "language": "python"}]
+
+
+def test_unknown_named_entity_stays_literal() -> None:
+    assert parse_html("Tom &copy; &nbsp;")[0] == "Tom &copy; &nbsp;"
+
+
+def test_mention_link_becomes_text_mention() -> None:
+    _, entities = parse_html('<a href="tg://user?id=42">Officer</a>')
+    assert entities == [{"type": "text_mention", "user_id": 42, "offset": 0, "length": 7}]
+
+
+@pytest.mark.parametrize(
+    ("html", "message"),
+    [
+        ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<br>", 'Unsupported start tag "br" at byte offset 0'),
+        ("é<p>", 'Unsupported start tag "p" at byte offset 2'),
+        ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
+        ("1 < 2", "Unclosed start tag at byte offset 2"),
+        (
+            "<tg-emoji>x</tg-emoji>",
+            'Tag "tg-emoji" must have attribute "emoji-id" at byte offset 0',
+        ),
+    ],
+)
+def test_errors_name_the_problem_and_byte_offset(html: str, message: str) -> None:
+    with pytest.raises(EntityParseError) as caught:
+        parse_html(html)
+    assert str(caught.value) == message
+
+
+def test_utf16_length_counts_astral_characters_twice() -> None:
+    assert utf16_len("a🚓b") == 4
+    text, entities = parse_html("🚓<b>x</b>")
+    assert entities == [{"type": "bold", "offset": 2, "length": 1}]
+    assert text == "🚓x"
+
+
+def test_strip_shifts_and_clips_entities() -> None:
+    text, entities = strip_text("  <b>hi</b>  ", [])
+    assert text == "<b>hi</b>"
+    text, entities = strip_text("  hi  ", [{"type": "bold", "offset": 0, "length": 4}])
+    assert (text, entities) == ("hi", [{"type": "bold", "offset": 0, "length": 2}])
+
+
+def test_detects_commands_mentions_links_hashtags_and_email() -> None:
+    text = "/start@safewell_bot see https://police.example.org #safety @example_city a@b.org"
+    found = {
+        (e["type"], text[e["offset"] : e["offset"] + e["length"]])
+        for e in detect_entities(text, [])
+    }
+    assert found == {
+        ("bot_command", "/start@safewell_bot"),
+        ("url", "https://police.example.org"),
+        ("hashtag", "#safety"),
+        ("mention", "@example_city"),
+        ("email", "a@b.org"),
+    }
+
+
+def test_detection_skips_code_and_paths() -> None:
+    assert detect_entities("/usr/bin is a path", []) == []
+    code = [{"type": "code", "offset": 0, "length": 6}]
+    assert detect_entities("/start", code) == code
