@@ -1,0 +1,328 @@
+"""The broadcast engine against the emulator, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from aiogram import Bot
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.alerts import service
+from bot.alerts.catalog import Catalog
+from bot.alerts.engine import Broadcaster, EngineConfig
+from bot.alerts.ratelimit import LocalRateLimiter
+from bot.db.models import (
+    Alert,
+    AlertDelivery,
+    AlertKind,
+    AlertStatus,
+    Citizen,
+    DeliveryState,
+    Subscription,
+    utcnow,
+)
+from bot.emulator.core import Fault
+from bot.emulator.server import EmulatorServer
+from tests.alerts.conftest import add_subscribers, texts_in
+
+CONTENT = {
+    "en": {"headline": "Road closed", "description": "Bridge works.", "instruction": "Detour."},
+    "zh": {"headline": "道路封闭", "description": "桥梁施工。", "instruction": "请绕行。"},
+}
+
+
+def make_engine(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tg: Bot,
+    catalog: Catalog,
+    **config: object,
+) -> Broadcaster:
+    cfg = EngineConfig(concurrency=8, batch_size=20, flush_interval=0.05, poll_interval=0.05)
+    for key, value in config.items():
+        setattr(cfg, key, value)
+    return Broadcaster(sessionmaker, tg, LocalRateLimiter(10_000, burst=50), catalog, "en", cfg)
+
+
+async def queued_alert(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    severity: str = "Moderate",
+    districts: list[str] | None = None,
+    category: str = "traffic",
+    **fields: object,
+) -> int:
+    draft = service.AlertDraft(
+        category=category,
+        severity=severity,
+        content=CONTENT,
+        districts=districts or [],
+        **fields,  # type: ignore[arg-type]
+    )
+    async with sessionmaker() as session:
+        alert = await service.create_draft(session, draft, author_id=1)
+        await service.submit(session, alert.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        return alert.id
+
+
+async def states(sessionmaker: async_sessionmaker[AsyncSession], alert_id: int) -> dict[str, int]:
+    async with sessionmaker() as session:
+        return await service.alert_counts(session, alert_id)
+
+
+async def test_sends_each_subscriber_once_in_their_language(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(100, 130))
+    await add_subscribers(sessionmaker, emulator, range(200, 210), language="zh-hans")
+    # Subscribed twice (district and everywhere) still means one message.
+    async with sessionmaker() as session:
+        await service.subscribe(session, 100, "traffic", "harbour")
+        await service.subscribe(session, 100, "weather-and-disasters", "*")
+        await session.commit()
+    await add_subscribers(sessionmaker, emulator, range(300, 305), category="scam-warnings")
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog)
+    assert await engine.start_due() == [alert_id]
+    stats = await engine.run(alert_id)
+    assert stats.sent == 40
+    assert await states(sessionmaker, alert_id) == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 40,
+        "blocked": 0,
+        "failed": 0,
+    }
+    assert len(texts_in(emulator, 100)) == 1
+    assert "Road closed" in str(texts_in(emulator, 101)[0]["text"])
+    assert "道路封闭" in str(texts_in(emulator, 205)[0]["text"])
+    assert texts_in(emulator, 300) == []
+    async with sessionmaker() as session:
+        alert = await session.get(Alert, alert_id)
+        assert alert is not None and alert.status == AlertStatus.SENT
+        assert alert.total_recipients == 40
+    # Running again sends nothing more.
+    assert (await engine.run(alert_id)).sent == 0
+
+
+async def test_districts_and_minor_is_silent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, [1, 2], district="harbour")
+    await add_subscribers(sessionmaker, emulator, [3], district="old-town")
+    await add_subscribers(sessionmaker, emulator, [4], district="*")
+    async with sessionmaker() as session:
+        assert await service.count_recipients(session, "traffic", ["harbour"]) == 3
+    alert_id = await queued_alert(sessionmaker, severity="Minor", districts=["harbour"])
+    engine = make_engine(sessionmaker, tg, catalog)
+    await engine.start_due()
+    await engine.run(alert_id)
+    assert [len(texts_in(emulator, u)) for u in (1, 2, 3, 4)] == [1, 1, 0, 1]
+    sends = [c["params"] for c in emulator.emulator.calls if c["method"] == "sendmessage"]
+    assert sends and all(str(p.get("disable_notification")).lower() == "true" for p in sends)
+
+
+async def test_blocked_and_missing_chats_end_subscriptions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(10, 20))
+    emulator.emulator.set_blocked(11, True)
+    emulator.emulator.set_deactivated(12)
+    emulator.emulator.delete_chat(13)
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog)
+    await engine.start_due()
+    stats = await engine.run(alert_id)
+    assert (stats.sent, stats.blocked) == (7, 3)
+    async with sessionmaker() as session:
+        blocked = set(
+            (await session.scalars(select(Citizen.id).where(Citizen.blocked_bot.is_(True)))).all()
+        )
+        assert blocked == {11, 12, 13}
+        subs = await session.scalar(
+            select(func.count()).where(Subscription.citizen_id.in_([11, 12, 13]))
+        )
+        assert subs == 0
+        errors = (
+            await session.scalars(
+                select(AlertDelivery.error).where(AlertDelivery.state == DeliveryState.BLOCKED)
+            )
+        ).all()
+        assert any("blocked" in (e or "") for e in errors)
+
+
+async def test_429_storm_obeys_retry_after_and_loses_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(40, 60))
+    emulator.emulator.add_fault(Fault("sendmessage", "retry_after", count=3, retry_after=1))
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog)
+    await engine.start_due()
+    stats = await engine.run(alert_id)
+    assert stats.rate_limited == 3
+    assert stats.elapsed >= 1.0  # everyone waited for retry_after
+    assert (await states(sessionmaker, alert_id))["sent"] == 20
+    assert all(len(texts_in(emulator, u)) == 1 for u in range(40, 60))
+
+
+async def test_transient_errors_retry_with_backoff_then_fail(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, [70, 71])
+    emulator.emulator.add_fault(Fault("sendmessage", "server_error", count=1, chat_id=70))
+    emulator.emulator.add_fault(Fault("sendmessage", "server_error", count=99, chat_id=71))
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog, backoff_base=0.01, max_attempts=3)
+    await engine.start_due()
+    await engine.run(alert_id)
+    async with sessionmaker() as session:
+        rows = {
+            d.citizen_id: d
+            for d in (
+                await session.scalars(
+                    select(AlertDelivery).where(AlertDelivery.alert_id == alert_id)
+                )
+            ).all()
+        }
+    assert rows[70].state == DeliveryState.SENT and rows[70].attempts == 2
+    assert rows[71].state == DeliveryState.FAILED and rows[71].attempts == 3
+    assert "Bad Gateway" in (rows[71].error or "")
+
+
+async def test_update_and_cancel_reply_to_the_original(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, [80, 81])
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog)
+    await engine.start_due()
+    await engine.run(alert_id)
+    # A citizen who subscribes later does not get the update of an alert they never saw.
+    await add_subscribers(sessionmaker, emulator, [82])
+    async with sessionmaker() as session:
+        upd = await service.derive(
+            session,
+            alert_id,
+            AlertKind.UPDATE,
+            author_id=1,
+            content={"en": {"description": "Open again at 18:00."}},
+        )
+        await service.submit(session, upd.id, actor_id=1, approval_severities=["Moderate"])
+        await session.commit()
+        update_id = upd.id
+    await engine.start_due()
+    await engine.run(update_id)
+    original = texts_in(emulator, 80)[0]
+    update = texts_in(emulator, 80)[1]
+    assert "UPDATE" in str(update["text"]) and "Open again" in str(update["text"])
+    assert update["reply_to_message"]["message_id"] == original["message_id"]  # type: ignore[index]
+    assert texts_in(emulator, 82) == []
+    async with sessionmaker() as session:
+        assert [a.id for a in await service.active_alerts(session)] == [alert_id]
+        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
+        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        cancel_id = cancel.id
+    await engine.start_due()
+    await engine.run(cancel_id)
+    assert "CANCELLED" in str(texts_in(emulator, 81)[-1]["text"])
+    async with sessionmaker() as session:
+        assert await service.active_alerts(session) == []
+
+
+async def test_restart_resumes_without_duplicates(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(1000, 1060))
+    alert_id = await queued_alert(sessionmaker)
+    first = make_engine(sessionmaker, tg, catalog, concurrency=2)
+    first.limiter = LocalRateLimiter(60, burst=4)
+    await first.start_due()
+    task = asyncio.create_task(first.run(alert_id))
+    await asyncio.sleep(0.4)
+    task.cancel()  # a stop in the middle, like a shutdown
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    first.close()
+    done = await states(sessionmaker, alert_id)
+    assert 0 < done["sent"] < 60
+    second = make_engine(sessionmaker, tg, catalog)
+    await second.run(alert_id)
+    assert (await states(sessionmaker, alert_id))["sent"] == 60
+    copies = [len(texts_in(emulator, u)) for u in range(1000, 1060)]
+    assert min(copies) == 1
+    assert sum(copies) - 60 <= 2  # only messages in flight at the stop may repeat
+
+
+async def test_pause_and_resume(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(500, 540))
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog, concurrency=2)
+    engine.limiter = LocalRateLimiter(50, burst=4)
+    await engine.start_due()
+    task = asyncio.create_task(engine.run(alert_id))
+    await asyncio.sleep(0.3)
+    async with sessionmaker() as session:
+        await service.set_paused(session, alert_id, paused=True, actor_id=1)
+        await session.commit()
+    await asyncio.wait_for(task, 5)
+    paused = await states(sessionmaker, alert_id)
+    assert paused["sending"] == 0 and 0 < paused["sent"] < 40
+    async with sessionmaker() as session:
+        await service.set_paused(session, None, paused=False, actor_id=1)
+        await session.commit()
+    await engine.run(alert_id)
+    assert (await states(sessionmaker, alert_id))["sent"] == 40
+    assert all(len(texts_in(emulator, u)) == 1 for u in range(500, 540))
+
+
+async def test_scheduled_waits_and_expired_never_starts(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, [90])
+    later = await queued_alert(sessionmaker, scheduled_at=utcnow() + timedelta(hours=1))
+    engine = make_engine(sessionmaker, tg, catalog)
+    assert await engine.start_due() == []
+    async with sessionmaker() as session:
+        alert = await session.get(Alert, later)
+        assert alert is not None
+        alert.scheduled_at = utcnow() - timedelta(seconds=1)
+        alert.expires_at = utcnow() - timedelta(seconds=1)
+        await session.commit()
+    assert await engine.start_due() == []
+    async with sessionmaker() as session:
+        alert = await session.get(Alert, later, populate_existing=True)
+        assert alert is not None and alert.status == AlertStatus.CANCELLED
+    assert texts_in(emulator, 90) == []
