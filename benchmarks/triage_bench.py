@@ -18,9 +18,10 @@ import gzip
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     # Allow `python benchmarks/triage_bench.py` as well as `python -m benchmarks.triage_bench`.
@@ -54,12 +55,13 @@ class EvalSet:
     note: str = ""
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, object]]:
-    opener: Callable[..., object] = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-        for line in handle:  # type: ignore[attr-defined]
-            if line.strip():
-                yield json.loads(line)
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    for line in raw.decode("utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
 
 
 def load_sets(root: Path) -> list[EvalSet]:
@@ -250,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             extra_test, extra_dev = f"any {test.rate():.3f}", f"any {dev.rate():.3f}"
             floor = RECALL_FLOORS.get(eval_set.name)
             verdict = ""
-            if floor is not None:
+            if floor is not None and test.n == 0:
+                verdict = "n/a (no test items)"
+            elif floor is not None:
                 ok = test_value >= floor or args.dev_only
                 verdict = f">= {floor:.2f} {'ok' if ok else 'MISSED'}"
                 if not ok:

@@ -91,7 +91,10 @@ class _SignalSpec(BaseModel):
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            re.compile(pattern)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad pattern {pattern!r}: {exc}") from exc
             # "{a|b}" is phrase syntax; inside a regex it silently becomes a top-level "|".
             if _PHRASE_GROUP.search(pattern):
                 raise ValueError(f"pattern looks like a phrase (use phrases:): {pattern!r}")
@@ -128,6 +131,18 @@ class _NormaliseSpec(BaseModel):
     leet: dict[str, str] = Field(default_factory=dict)
     char_map: dict[str, str] = Field(default_factory=dict)
     fuzzy: _FuzzySpec = Field(default_factory=_FuzzySpec)
+
+    @field_validator("leet", "char_map")
+    @classmethod
+    def _one_character_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return _single_characters(value)
+
+
+def _single_characters(value: dict[str, str]) -> dict[str, str]:
+    bad = [key for key in value if len(key) != 1]
+    if bad:
+        raise ValueError(f"keys must be one character each: {bad}")
+    return value
 
 
 class _LanguageSpec(BaseModel):
@@ -302,8 +317,8 @@ def _compile(
 
 def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
     norm_spec = spec.normalise
-    leet = {ord(k): v for k, v in norm_spec.leet.items() if len(k) == 1}
-    char_map = {ord(k): v for k, v in norm_spec.char_map.items() if len(k) == 1}
+    leet = {ord(k): v for k, v in norm_spec.leet.items()}
+    char_map = {ord(k): v for k, v in norm_spec.char_map.items()}
     plain = _Normaliser(
         script=norm_spec.script,
         leet=MappingProxyType(leet),

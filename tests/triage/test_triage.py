@@ -1,0 +1,255 @@
+"""Unit tests for triage: normalisation, each robustness class, idioms, priority, loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
+
+
+def _write(directory: Path, body: str, name: str = "xx.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(textwrap.dedent(body), encoding="utf-8")
+    return directory
+
+
+MINI = """
+    lang: xx
+    normalise:
+      leet: {"1": i, "3": e, "0": o}
+      fuzzy: {words: [myself], protect: [itself]}
+    signals:
+      - name: direct
+        level: crisis
+        phrases: ["kill myself", "{want|wants} to {be|} gone"]
+      - name: weak_a
+        level: crisis
+        weight: 0.5
+        phrases: ["tired"]
+      - name: weak_b
+        level: crisis
+        weight: 0.5
+        phrases: ["alone"]
+      - name: sad_emoji
+        level: crisis
+        weight: 0.5
+        context: true
+        phrases: ["😭"]
+      - name: fire
+        level: emergency
+        phrases: ["on fire"]
+      - name: person
+        level: human
+        phrases: ["real person"]
+      - name: gap
+        level: human
+        phrases: ["talk * officer"]
+    exceptions:
+      - name: idiom
+        phrases: ["dying to know"]
+"""
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> Triage:
+    return Triage.load(_write(tmp_path, MINI))
+
+
+# ---------------------------------------------------------------------------- normalisation
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("I WANT", "i want"),  # casefold
+        ("ＫＩＬＬ", "kil"),  # NFKC full-width, then squeezed
+        ("don’t", "dont"),  # curly apostrophe removed
+        ("k1ll mys3lf", "kil myself"),  # leet inside letter tokens
+        ("call 110 now", "cal 10 now"),  # digits alone are not leet (squeezed like all text)
+        ("diiiiie", "die"),  # repeated letters
+        ("  many   spaces ", "many spaces"),
+        ("kil myslef", "kil myself"),  # fuzzy correction of a key word
+        ("itself", "itself"),  # protected real word is never "corrected"
+        ("❤️", "❤"),  # emoji variation selector dropped
+    ],
+)
+def test_normalise_latin(mini: Triage, raw: str, expected: str) -> None:
+    assert mini.normalise(raw, "xx") == expected
+
+
+def test_normalise_chinese(triage: Triage) -> None:
+    assert triage.normalise("活著沒意思", "zh") == "活着没意思"  # Traditional -> Simplified
+    assert triage.normalise("我 不 想 活", "zh") == "我不想活"  # spaces between CJK dropped
+    assert triage.normalise("死死死", "zh") == "死"  # repeats squeezed
+    assert triage.normalise("ＡＢＣ，", "zh") == "abc,"  # NFKC + casefold
+
+
+def test_normalise_unknown_language(triage: Triage) -> None:
+    with pytest.raises(KeyError):
+        triage.normalise("x", "xx")
+
+
+# ---------------------------------------------------------------------------- phrase syntax
+
+
+def test_optional_group_and_gap(mini: Triage) -> None:
+    assert mini.classify("I want to be gone").level == "crisis"
+    assert mini.classify("she wants to gone").level == "crisis"  # empty option
+    assert mini.classify("can I talk to a police officer").level == "human"  # "*" gap
+    assert mini.classify("talk officer").level == "human"  # gap may be empty
+    assert mini.classify("talk to one two three four five officer").level == "normal"
+
+
+def test_word_boundaries_and_missing_spaces(mini: Triage) -> None:
+    assert mini.classify("killmyself").level == "crisis"
+    assert mini.classify("kill...myself").level == "crisis"
+    assert mini.classify("I skill myself").level == "normal"
+    assert mini.classify("on fireworks night").level == "normal"
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def test_weak_signals_need_a_second_signal(mini: Triage) -> None:
+    assert mini.classify("so tired").level == "normal"
+    result = mini.classify("so tired and alone")
+    assert result == TriageResult("crisis", ("weak_a", "weak_b"))
+
+
+def test_emoji_never_escalates_alone(mini: Triage) -> None:
+    assert mini.classify("😭😭😭").level == "normal"
+    assert mini.classify("tired 😭").level == "crisis"
+
+
+def test_priority_crisis_over_emergency_over_human(mini: Triage) -> None:
+    assert mini.classify("house on fire, I want a real person").level == "emergency"
+    assert mini.classify("house on fire, I will kill myself").level == "crisis"
+    assert mini.classify("real person please").level == "human"
+    assert mini.classify("hello") == TriageResult("normal", ())
+
+
+def test_exception_blanks_only_its_span(mini: Triage) -> None:
+    assert mini.classify("dying to know").level == "normal"
+    assert mini.classify("dying to know, then I kill myself").level == "crisis"
+
+
+# ---------------------------------------------------------------------------- shipped content
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to k1ll mys3lf",  # leet
+        "i want to kil myslef",  # misspelt
+        "su1c1dal",  # leet in a single word
+        "iwanttodie",  # missing spaces, with a letter shared by two words
+        "i want to diiiiie",  # repeated letters
+        "I don't want to wake up tomorrow",  # indirect
+        "everyone would be better off without me",  # indirect
+        "my friend says she wants to end it",  # third party
+        "My dad told me he will kill himself",  # third party
+        "goodbye everyone 😭💊",  # emoji adds weight to a weak signal
+        "不想活了",
+        "活着没意思",
+        "想结束这一切",
+        "我朋友说她想死",  # third party
+        "我 不 想 活 了",  # spaces
+        "活著沒意思",  # Traditional
+    ],
+)
+def test_robustness_classes_are_crisis(triage: Triage, text: str) -> None:
+    assert triage.classify(text).level == "crisis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this fine is killing me",
+        "累死了",
+        "笑死我了",
+        "killing it",
+        "dying to know",
+        "I could kill for a coffee",
+        "想死你了",
+        "热死了",
+        "跳楼价",
+        "😭🔪💊",
+        "call 110",
+    ],
+)
+def test_idioms_and_emoji_alone_are_normal(triage: Triage, text: str) -> None:
+    assert triage.classify(text).level == "normal"
+
+
+def test_idiom_does_not_hide_a_crisis_in_the_same_message(triage: Triage) -> None:
+    assert triage.classify("累死了，真不想活了").level == "crisis"
+    assert triage.classify("this fine is killing me, I want to kill myself").level == "crisis"
+
+
+def test_lang_hint_never_limits_the_languages(triage: Triage) -> None:
+    # A citizen whose Telegram client is English may still write in Chinese.
+    assert triage.classify("我不想活了", lang="en").level == "crisis"
+    assert triage.classify("I want to kill myself", lang="zh").level == "crisis"
+    assert triage.classify("I want to kill myself", lang="fr").level == "crisis"
+
+
+def test_latin_words_in_chinese_phrases_keep_boundaries(triage: Triage) -> None:
+    # The Chinese insult "sb" must not fire inside "husband".
+    assert triage.classify("my husband is at work").level == "normal"
+    assert triage.classify("你是sb吗").level == "human"
+
+
+def test_empty_and_whitespace_messages(triage: Triage) -> None:
+    assert triage.classify("") == TriageResult("normal", ())
+    assert triage.classify("   \n").level == "normal"
+
+
+def test_result_is_immutable_and_classifier_is_thread_safe(triage: Triage) -> None:
+    result = triage.classify("I want to kill myself")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.level = "normal"  # type: ignore[misc]
+    texts = ["I want to kill myself", "我家着火了", "转人工", "How do I renew my ID card?"] * 50
+    expected = [triage.classify(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(triage.classify, texts)) == expected
+
+
+def test_shipped_languages(triage: Triage) -> None:
+    assert DEFAULT_DIRECTORY.is_dir()
+    assert set(triage.languages) >= {"en", "zh"}
+
+
+# ---------------------------------------------------------------------------- loading errors
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("lang: xx\nsignals: [{name: a, level: panic, phrases: [x]}]\n", "level"),
+        ("lang: xx\nsignals: [{name: a, level: crisis}]\n", "at least one phrase"),
+        ("lang: xx\nsignals: [{name: a, level: crisis, patterns: ['(']}]\n", "pattern"),
+        (
+            "lang: xx\nsignals: [{name: a, level: crisis, patterns: ['{a|b} c']}]\n",
+            "looks like a phrase",
+        ),
+        ("lang: xx\nsignals: [{name: a, level: crisis, phrases: ['{a|{b|c}}']}]\n", "braces"),
+        ("lang: xx\nsignals: [{name: a, level: crisis, weight: 2, phrases: [x]}]\n", "weight"),
+        ("lang: xx\nsignals: [{name: a, level: crisis, phrases: [x], typo: 1}]\n", "typo"),
+        ("lang: xx\nnormalise: {char_map: {ab: c}}\nsignals: []\n", "one character"),
+    ],
+)
+def test_invalid_content_is_rejected_with_a_message(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Triage.load(_write(tmp_path, body))
+
+
+def test_empty_directory_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no triage"):
+        Triage.load(tmp_path)
