@@ -393,16 +393,23 @@ def _load_synonyms(path: Path, problems: list[Problem]) -> Synonyms | None:
     if data is None:
         return None
     groups = data.get("groups") if isinstance(data, dict) else None
-    if not isinstance(groups, list) or not all(
-        isinstance(g, list) and all(isinstance(p, str) for p in g) for g in groups
-    ):
-        problems.append(
-            Problem(
-                shown, _line(data, 1), "error", "expected 'groups:' as a list of lists of phrases"
-            )
-        )
+    if not isinstance(groups, list):
+        problems.append(Problem(shown, _line(data, 1), "error", "expected 'groups:' (a list)"))
         return None
-    return Synonyms.from_groups(groups)
+    good: list[list[str]] = []
+    for group in groups:
+        if not isinstance(group, list) or not all(isinstance(p, str) for p in group):
+            problems.append(
+                Problem(
+                    shown,
+                    _line(group, _line(groups)),
+                    "error",
+                    f"synonym group {group!r} must be a list of strings (quote yes/no/true)",
+                )
+            )
+            continue
+        good.append(group)
+    return Synonyms.from_groups(good)
 
 
 def _load_smalltalk(path: Path, problems: list[Problem]) -> dict[str, dict[str, list[str]]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.faq.index import IndexParams, LangIndex, Synonyms
+from bot.faq.index import LANG_PARAMS, IndexParams, LangIndex, Synonyms
 from bot.faq.models import KnowledgeBase
 from bot.faq.normalize import detect_script
 from bot.faq.telegram_html import visible_text
@@ -73,7 +73,7 @@ class Matcher:
         answer_threshold: float = DEFAULT_ANSWER_THRESHOLD,
         suggest_threshold: float = DEFAULT_SUGGEST_THRESHOLD,
         margin: float = DEFAULT_MARGIN,
-        params: IndexParams | None = None,
+        params: IndexParams | dict[str, IndexParams] | None = None,
     ) -> None:
         if not 0 <= suggest_threshold <= answer_threshold <= 1:
             raise ValueError("need 0 <= suggest_threshold <= answer_threshold <= 1")
@@ -91,8 +91,12 @@ class Matcher:
                 for eid, e in kb.entries.items()
                 if lang in e.content
             }
+            if isinstance(params, IndexParams):
+                lang_params = params
+            else:
+                lang_params = (params or LANG_PARAMS).get(lang) or IndexParams()
             self.indexes[lang] = LangIndex(
-                phrasings, answers, kb.synonyms.get(lang, Synonyms()), params
+                phrasings, answers, kb.synonyms.get(lang, Synonyms()), lang_params
             )
 
     def pick_language(self, text: str, lang: str) -> str | None:
