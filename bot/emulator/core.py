@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import aiohttp
+
 from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
@@ -1191,8 +1193,6 @@ class Emulator:
 
     async def _webhook_loop(self, state: BotState) -> None:
         """Deliver queued updates one by one, in order, retrying with backoff; never raise."""
-        import aiohttp  # local: only the webhook mode needs a client session
-
         attempt = 0
         timeout = aiohttp.ClientTimeout(total=self.config.webhook_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -1211,14 +1211,18 @@ class Emulator:
                     async with session.post(
                         state.webhook_url, json=update, headers=headers
                     ) as response:
-                        body = await response.read()
                         if 200 <= response.status < 300:
+                            reply = await _webhook_reply(response)
                             if state.updates and state.updates[0] is update:
                                 state.updates.pop(0)
                             attempt = 0
                             self.stats["webhook_deliveries"] += 1
-                            await self._webhook_reply(state, response.content_type, body)
+                            if reply is not None:
+                                # Telegram gives no feedback for failed webhook replies.
+                                with contextlib.suppress(ApiError, DropConnection):
+                                    await self.call(state.token, reply[0], reply[1])
                             continue
+                        await response.read()
                         error = f"Wrong response from the webhook: {response.status} " + (
                             response.reason or ""
                         )
@@ -1241,20 +1245,6 @@ class Emulator:
                 )
                 attempt += 1
                 await asyncio.sleep(delay)
-
-    async def _webhook_reply(self, state: BotState, content_type: str, body: bytes) -> None:
-        """Run a method the receiver put in its webhook response, as Telegram allows."""
-        if content_type != "application/json" or not body:
-            return
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return
-        if isinstance(payload, dict) and isinstance(payload.get("method"), str):
-            values = {k: v for k, v in payload.items() if k != "method"}
-            # Telegram gives no feedback for failed webhook replies.
-            with contextlib.suppress(ApiError, DropConnection):
-                await self.call(state.token, payload["method"], Params(values))
 
     async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
         """sendMessage."""
@@ -1724,6 +1714,35 @@ class DropConnection(Exception):
 
 
 # -------------------------------------------------------------------- helpers
+
+
+async def _webhook_reply(response: aiohttp.ClientResponse) -> tuple[str, Params] | None:
+    """A method call the receiver put in its webhook response (JSON or form), if any."""
+    values: dict[str, Any] = {}
+    uploads: dict[str, Upload] = {}
+    try:
+        if response.content_type == "application/json":
+            payload = await response.json()
+            if isinstance(payload, dict):
+                values = payload
+        elif response.content_type.startswith("multipart/"):
+            reader = aiohttp.MultipartReader.from_response(response)
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
+                    continue
+                if part.filename is not None:
+                    data = bytes(await part.read(decode=False))
+                    uploads[part.name] = Upload(part.filename, None, data)
+                else:
+                    values[part.name] = await part.text()
+        else:
+            await response.read()
+    except (ValueError, aiohttp.ClientError):
+        return None
+    method = values.pop("method", None)
+    if not isinstance(method, str) or not method:
+        return None
+    return method, Params(values, uploads)
 
 
 def _nonempty(key: str, value: list[Any]) -> dict[str, Any]:
