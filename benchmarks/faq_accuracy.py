@@ -18,6 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import yaml
+
 from bot.faq.index import Synonyms
 from bot.faq.loader import load_knowledge
 from bot.faq.matcher import Matcher
@@ -144,6 +146,21 @@ def calibrate(matcher: Matcher, queries: list[Query], lang: str) -> None:
             )
 
 
+def with_domain_packs(knowledge: Path, base: dict[str, Synonyms]) -> dict[str, Synonyms]:
+    """Base synonyms plus the groups of every domain pack, per language."""
+    out: dict[str, Synonyms] = {}
+    for lang in ("en", "zh"):
+        groups: list[list[str]] = []
+        for file in [
+            knowledge / "synonyms" / f"{lang}.yaml",
+            *sorted((knowledge / "synonyms" / "domains").glob(f"*_{lang}.yaml")),
+        ]:
+            if file.is_file():
+                groups.extend(yaml.safe_load(file.read_text(encoding="utf-8"))["groups"])
+        out[lang] = Synonyms.from_groups(groups) if groups else base.get(lang, Synonyms())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the accuracy benchmark and print a table; exit 1 if a test floor is missed."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -151,11 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("dev", "test"), default="test")
     ap.add_argument("--knowledge", type=Path, default=REPO / "knowledge", help="for synonyms")
     ap.add_argument("--no-synonyms", action="store_true")
+    ap.add_argument(
+        "--domain-synonyms",
+        action="store_true",
+        help="also apply knowledge/synonyms/domains/*_<lang>.yaml (health packs)",
+    )
     ap.add_argument("--calibrate", action="store_true", help="threshold table (dev split)")
     args = ap.parse_args(argv)
     synonyms: dict[str, Synonyms] = {}
     if not args.no_synonyms:
         synonyms = load_knowledge(args.knowledge)[0].synonyms
+        if args.domain_synonyms:
+            synonyms = with_domain_packs(args.knowledge, synonyms)
     reports = []
     for name, (folder, lang, _floor) in SETS.items():
         path = args.eval / folder
@@ -166,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} ({args.split})")
             calibrate(matcher, queries, lang)
         reports.append(evaluate(matcher, queries, lang, name))
-    print(f"split: {args.split}")
+    packs = "generic + domain packs" if args.domain_synonyms else "generic"
+    print(f"split: {args.split}; synonyms: {'none' if args.no_synonyms else packs}")
     print(
         "| set | queries | P@1 | MRR | answered | wrong among answered | "
         "suggest has it | ms/query | floor |"

@@ -51,6 +51,9 @@ class IndexParams:
     # Share of the IDF computed over whole entries (phrasings + answer) rather than phrasings.
     idf_answer_mix: float = 0.6
     rerank: int = 30
+    # Posting lists longer than this share of the phrasings are not walked to find candidates;
+    # such common terms (Han characters like 肺, "how") only add to candidates found otherwise.
+    common_share: float = 0.03
     fuzzy_vocab_cutoff: float = 80.0
     fuzzy_scorer: str = "token_sort_ratio"
 
@@ -194,6 +197,8 @@ class LangIndex:
         self.max_idf = math.log(1 + (len(docs) + 0.5) / 0.5)
         self.postings: dict[str, list[int]] = {}
         self.doc_weight: list[float] = []
+        self.doc_terms = docs
+        self.common_df = max(50, int(p.common_share * len(docs)))
         for i, doc in enumerate(docs):
             for t in doc:
                 self.postings.setdefault(t, []).append(i)
@@ -292,12 +297,24 @@ class LangIndex:
         # Phrasing field: IDF-weighted overlap per phrasing.
         q_weight = unknown_w
         overlap: dict[int, float] = {}
-        for t, factor in qterms.items():
+        common: list[tuple[str, float]] = []
+        # Walk rare terms' postings first (cheap, and they make the candidates); common terms
+        # are then only checked against those candidates, which keeps the cost per query flat
+        # as the knowledge base grows.
+        for t, factor in sorted(qterms.items(), key=lambda kv: len(self.postings.get(kv[0], ()))):
             w = self._w(t) * factor
             if t not in extra:
                 q_weight += w
-            for i in self.postings.get(t, ()):
+            plist = self.postings.get(t, ())
+            if len(plist) > self.common_df and overlap:
+                common.append((t, w))
+                continue
+            for i in plist:
                 overlap[i] = overlap.get(i, 0.0) + w
+        for t, w in common:
+            for i in overlap:
+                if t in self.doc_terms[i]:
+                    overlap[i] += w
         q_weight = max(q_weight, 1e-9)
         # Answer field: share of the query found in each entry's answer.
         a_total = unknown_w
