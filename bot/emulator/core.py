@@ -437,7 +437,9 @@ class Emulator:
         for uid in [*(members or []), *(admins or [])]:
             chat.members.add(self.user(uid).id)
         chat.admins.update(admins or [])
-        chat.owner_id = owner_id if owner_id is not None else (admins or [None])[0]
+        if owner_id is None and admins:
+            owner_id = admins[0]
+        chat.owner_id = owner_id
         if chat.owner_id is not None:
             chat.members.add(self.user(chat.owner_id).id)
             chat.admins.add(chat.owner_id)
@@ -1116,11 +1118,10 @@ class Emulator:
                 if ready or remaining <= 0 or self._closing or state.webhook_url:
                     return ready
                 state.update_event.clear()
-                waiter = asyncio.ensure_future(state.update_event.wait())
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(state.update_event.wait())
+                wake: set[asyncio.Future[Any]] = {waiter, mine}
                 try:
-                    await asyncio.wait(
-                        {waiter, mine}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    await asyncio.wait(wake, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
         finally:

@@ -154,10 +154,10 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                     f'{opened.tag}>", found "</{name}>"'
                 )
             if opened.entity is not None and out_len > opened.start:
-                entity = dict(opened.entity)
-                entity["offset"] = opened.start
-                entity["length"] = out_len - opened.start
-                entities.append(entity)
+                closed = dict(opened.entity)
+                closed["offset"] = opened.start
+                closed["length"] = out_len - opened.start
+                entities.append(closed)
             i = end + 1
             continue
         match_name = re.match(r"[a-zA-Z][a-zA-Z0-9-]*", inner)
@@ -173,7 +173,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                 f'Unsupported start tag "{name}" at byte offset {_byte_offset(source, i)}'
             )
         attrs = _parse_attrs(inner[match_name.end() :], name, source, i)
-        entity = _entity_for(name, attrs, source, i)
+        entity: dict[str, Any] | None = _entity_for(name, attrs, source, i)
         # <pre><code class="language-x"> becomes one pre entity with a language, like Telegram.
         if name == "code" and stack and stack[-1].tag == "pre" and stack[-1].entity is not None:
             language = attrs.get("class", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ class Params:
         """The value as received."""
         return self.values.get(name)
 
-    def str(self, name: str) -> str | None:
+    def str(self, name: builtins.str) -> builtins.str | None:
         """A string parameter; numbers are accepted as their text."""
         value = self.values.get(name)
         if value is None:
@@ -45,7 +46,7 @@ class Params:
             return str(value)
         return json.dumps(value)
 
-    def int(self, name: str) -> int | None:
+    def int(self, name: builtins.str) -> builtins.int | None:
         """An integer parameter; an unparsable value is a Bad Request."""
         value = self.values.get(name)
         if value is None or value == "":
@@ -61,7 +62,7 @@ class Params:
                 raise bad_request(f"invalid {name} specified") from None
             return int(as_float)
 
-    def float(self, name: str) -> float | None:
+    def float(self, name: builtins.str) -> builtins.float | None:
         """A floating-point parameter."""
         value = self.values.get(name)
         if value is None or value == "":
@@ -71,7 +72,7 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f"invalid {name} specified") from None
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         """A boolean parameter; Telegram accepts true/false and 1/0."""
         value = self.values.get(name)
         if isinstance(value, bool):
@@ -82,7 +83,7 @@ class Params:
             return value.strip().lower() in {"true", "1", "yes"}
         return False
 
-    def json(self, name: str, what: str | None = None) -> Any:
+    def json(self, name: builtins.str, what: builtins.str | None = None) -> Any:
         """A JSON-serialised complex field (already decoded when the body was JSON)."""
         value = self.values.get(name)
         if value is None or value == "":
@@ -94,16 +95,16 @@ class Params:
                 raise bad_request(f"can't parse {what or name} JSON object") from None
         return value
 
-    def upload(self, name: str) -> Upload | None:
+    def upload(self, name: builtins.str) -> Upload | None:
         """The uploaded file a parameter refers to: ``attach://<part>`` or a part named ``name``."""
         value = self.values.get(name)
         if isinstance(value, str) and value.startswith("attach://"):
             return self.uploads.get(value[len("attach://") :])
         return self.uploads.get(name)
 
-    def loggable(self) -> dict[str, Any]:
+    def loggable(self) -> dict[builtins.str, Any]:
         """Parameters for the call log, with uploaded bytes summarised."""
-        logged: dict[str, Any] = dict(self.values)
+        logged: dict[builtins.str, Any] = dict(self.values)
         for key, upload in self.uploads.items():
             logged[key] = {"upload": upload.filename, "size": len(upload.data)}
         return logged

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramConflictError
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiohttp import web
 
 from bot.emulator.client import EmulatorClient
@@ -58,7 +59,9 @@ async def test_allowed_updates_is_remembered(bot: Bot, emu: EmulatorClient) -> N
     sent = await bot.send_message(
         42,
         "Pick",
-        reply_markup={"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]},
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="A", callback_data="a")]]
+        ),
     )
     await emu.user(42).press(sent.message_id, text="A")
     # The filter sticks for later calls that do not repeat it.
@@ -78,7 +81,7 @@ async def test_overlapping_long_polls_terminate_the_older_one(bot: Bot) -> None:
 
 @contextlib.asynccontextmanager
 async def _receiver(
-    handler: web.Handler, port: int = 0
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], port: int = 0
 ) -> AsyncIterator[tuple[str, web.AppRunner]]:
     app = web.Application()
     app.router.add_post("/hook", handler)
@@ -96,7 +99,7 @@ async def _receiver(
 async def test_webhook_delivers_in_order_with_the_secret_header(
     bot: Bot, emu: EmulatorClient
 ) -> None:
-    received: list[tuple[str | None, dict[str, object]]] = []
+    received: list[tuple[str | None, dict[str, Any]]] = []
     done = asyncio.Event()
 
     async def hook(request: web.Request) -> web.Response:
@@ -113,7 +116,7 @@ async def test_webhook_delivers_in_order_with_the_secret_header(
             await emu.user(42).send(text)
         await asyncio.wait_for(done.wait(), 5)
     assert [secret for secret, _ in received] == ["s3cr3t-Token_1"] * 3
-    texts = [update["message"]["text"] for _, update in received]  # type: ignore[index]
+    texts = [update["message"]["text"] for _, update in received]
     assert texts == ["a", "b", "c"]
     ids = [update["update_id"] for _, update in received]
     assert ids == sorted(ids)
