@@ -169,7 +169,7 @@ class _Signal:
     level: Level
     weight: float
     context: bool
-    regex: re.Pattern[str]
+    regexes: tuple[re.Pattern[str], ...]
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def _split_phrase(phrase: str) -> list[list[str]]:
     return elements
 
 
-def _option_regex(option: str, normaliser: _Normaliser) -> str:
+def _option_regex(option: str, normaliser: _Normaliser, leading: bool) -> str:
     norm = normaliser.base(option)
     if normaliser.script == "cjk":
         body = re.escape(norm.replace(" ", ""))
@@ -268,19 +268,28 @@ def _option_regex(option: str, normaliser: _Normaliser) -> str:
         head = r"(?<![a-z0-9])" if norm[:1].isascii() and norm[:1].isalnum() else ""
         tail = r"(?![a-z0-9])" if norm[-1:].isascii() and norm[-1:].isalnum() else ""
         return head + body + tail
-    return _SEP.join(_latin_word(word) for word in norm.split())
+    words = norm.split()
+    return _SEP.join(_latin_word(w, shared=not (leading and i == 0)) for i, w in enumerate(words))
 
 
-def _latin_word(word: str) -> str:
+def _latin_word(word: str, shared: bool) -> str:
     # Squeezing glued text merges a letter shared by two words ("wanttodie" -> "wantodie"), so
     # a word's first letter may also be the previous word's last one (checked by lookbehind).
+    # Not for a phrase's first word: it keeps a plain first letter so searches fail fast.
+    if not shared or not word[0].isalnum():
+        return re.escape(word)
     first = re.escape(word[0])
-    return (
-        f"(?:{first}|(?<={first}))" + re.escape(word[1:]) if word[0].isalnum() else re.escape(word)
-    )
+    return f"(?:{first}|(?<={first}))" + re.escape(word[1:])
 
 
-def _phrase_regex(phrase: str, normaliser: _Normaliser) -> str:
+@dataclass(frozen=True)
+class _PhraseRegex:
+    body: str
+    bounded: bool  # starts on a word boundary
+    first: frozenset[str]  # every character a match can start with; empty if unknown
+
+
+def _phrase_regex(phrase: str, normaliser: _Normaliser) -> _PhraseRegex:
     """Turn a phrase into a regex tolerant of missing spaces and punctuation.
 
     ``{a|b|}`` is a group of alternatives (an empty one makes it optional); ``*`` is a gap of up
@@ -288,31 +297,52 @@ def _phrase_regex(phrase: str, normaliser: _Normaliser) -> str:
     """
     pieces: list[str] = []
     elements = _split_phrase(phrase)
+    leading = True  # still within the optional elements a match may start with
+    first: set[str] = set()
     for options in elements:
         if options == ["*"]:
             pieces.append(_LATIN_GAP if normaliser.script == "latin" else _CJK_GAP)
+            leading, first = False, set()
             continue
-        regexes = sorted({_option_regex(o, normaliser) for o in options}, key=len, reverse=True)
-        pieces.append(regexes[0] if len(regexes) == 1 else "(?:" + "|".join(regexes) + ")")
+        regexes = {_option_regex(o, normaliser, leading) for o in options}
+        ordered = sorted(regexes, key=len, reverse=True)
+        pieces.append(ordered[0] if len(ordered) == 1 else "(?:" + "|".join(ordered) + ")")
+        if leading:
+            first |= {n[0] for n in (normaliser.base(o).replace(" ", "") for o in options) if n}
+            leading = any(not o.strip() for o in options)
     if normaliser.script == "cjk":
-        return "".join(pieces)
+        return _PhraseRegex("".join(pieces), False, frozenset(first))
     body = _SEP.join(pieces)
     # Word boundaries only where the phrase starts/ends with a letter or digit (not emoji).
-    first = [normaliser.base(o)[:1] for o in elements[0] if o.strip()]
+    head = [normaliser.base(o)[:1] for o in elements[0] if o.strip()]
     last = [normaliser.base(o)[-1:] for o in elements[-1] if o.strip()]
-    head = r"(?<![a-z0-9])" if first and all(c.isalnum() for c in first) else ""
+    bounded = bool(head) and all(c.isalnum() for c in head)
     tail = r"(?![a-z0-9])" if last and all(c.isalnum() for c in last) else ""
-    return head + body + tail
+    return _PhraseRegex(body + tail, bounded, frozenset(first))
 
 
 def _compile(
     phrases: Iterable[str], patterns: Iterable[str], normaliser: _Normaliser, where: str
-) -> re.Pattern[str]:
-    alternatives = [_phrase_regex(p, normaliser) for p in phrases if p.strip()]
-    alternatives += list(patterns)
-    if not alternatives:
+) -> tuple[re.Pattern[str], ...]:
+    """Compile a signal's phrases and patterns into as few regexes as search quickly."""
+    compiled = [_phrase_regex(p, normaliser) for p in phrases if p.strip()]
+    patterns = list(patterns)
+    if not compiled and not patterns:
         raise ValueError(f"{where}: needs at least one phrase or pattern")
-    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+    regexes: list[re.Pattern[str]] = []
+    # Python's re tries every position; a leading boundary plus a lookahead on the possible
+    # first characters lets almost every position fail at once (about 8x faster).
+    for bounded in (True, False):
+        group = [c for c in compiled if c.bounded == bounded and c.first]
+        if group:
+            chars = "".join(re.escape(ch) for ch in sorted(set().union(*(c.first for c in group))))
+            head = r"(?<![a-z0-9])" if bounded else ""
+            body = "|".join(f"(?:{c.body})" for c in group)
+            regexes.append(re.compile(f"{head}(?=[{chars}])(?:{body})"))
+    rest = [c.body for c in compiled if not c.first] + patterns
+    if rest:
+        regexes.append(re.compile("|".join(f"(?:{r})" for r in rest)))
+    return tuple(regexes)
 
 
 def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
@@ -345,13 +375,14 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
             level=s.level,
             weight=s.weight,
             context=s.context,
-            regex=_compile(s.phrases, s.patterns, plain, f"{source.name}: signal {s.name}"),
+            regexes=_compile(s.phrases, s.patterns, plain, f"{source.name}: signal {s.name}"),
         )
         for s in spec.signals
     )
     exceptions = tuple(
-        _compile(e.phrases, e.patterns, plain, f"{source.name}: exception {e.name}")
+        regex
         for e in spec.exceptions
+        for regex in _compile(e.phrases, e.patterns, plain, f"{source.name}: exception {e.name}")
     )
     return _Language(spec.lang, normaliser, signals, exceptions)
 
@@ -408,7 +439,7 @@ class Triage:
             for exception in language.exceptions:
                 norm = exception.sub(" ¦ ", norm)
             for signal in language.signals:
-                if signal.name not in matched and signal.regex.search(norm):
+                if signal.name not in matched and any(r.search(norm) for r in signal.regexes):
                     matched[signal.name] = signal
         for level in LEVELS[:-1]:
             at_level = [s for s in matched.values() if s.level == level]
