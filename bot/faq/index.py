@@ -176,10 +176,7 @@ class LangIndex:
             self.answer_entries.append(entry_id)
             adocs.append(set(self._terms(self.synonyms.apply(normalize(text)))))
         self.answer_idf = self._idf(adocs)
-        self.answer_postings: dict[str, list[int]] = {}
-        for i, doc in enumerate(adocs):
-            for t in doc:
-                self.answer_postings.setdefault(t, []).append(i)
+        self.answer_terms: dict[str, set[str]] = dict(zip(self.answer_entries, adocs, strict=True))
         self.idf = self._idf(docs)
         if p.idf_answer_mix > 0 and adocs:
             # A topic word that fills the answers ("coronavirus" in a COVID FAQ) is not
@@ -203,6 +200,10 @@ class LangIndex:
             for t in doc:
                 self.postings.setdefault(t, []).append(i)
             self.doc_weight.append(sum(self._w(t) for t in doc))
+        # Shortest phrasings first: with equal overlap they score highest, so a truncated walk
+        # of a common term's list (see ``search``) keeps the likely winners.
+        for plist in self.postings.values():
+            plist.sort(key=self.doc_weight.__getitem__)
         # Vocabulary of Latin terms bucketed by length for cheap fuzzy look-ups of typos.
         self.vocab_by_len: dict[int, list[str]] = {}
         for t in self.postings:
@@ -306,9 +307,13 @@ class LangIndex:
             if t not in extra:
                 q_weight += w
             plist = self.postings.get(t, ())
-            if len(plist) > self.common_df and overlap:
-                common.append((t, w))
-                continue
+            if len(plist) > self.common_df:
+                if overlap:
+                    common.append((t, w))
+                    continue
+                # Every query term is common: seed candidates from the shortest phrasings
+                # holding the rarest one, so the work per query stays bounded.
+                plist = plist[: self.common_df]
             for i in plist:
                 overlap[i] = overlap.get(i, 0.0) + w
         for t, w in common:
@@ -317,21 +322,31 @@ class LangIndex:
                     overlap[i] += w
         q_weight = max(q_weight, 1e-9)
         # Answer field: share of the query found in each entry's answer.
+        # Only entries already found through their phrasings are scored here (set look-ups),
+        # so long answers never make a query walk long posting lists.
         a_total = unknown_w
-        a_over: dict[str, float] = {}
+        a_terms: dict[str, float] = {}
         for t, factor in qterms.items():
             aw = self.answer_idf.get(t, self.max_idf) * self._kind_factor(t) * factor
             if t not in extra:
                 a_total += aw
-            for j in self.answer_postings.get(t, ()):
-                eid = self.answer_entries[j]
-                a_over[eid] = a_over.get(eid, 0.0) + aw
+            if t in self.answer_idf:
+                a_terms[t] = aw
+        a_keys = a_terms.keys()
         a_total = max(a_total, 1e-9)
+        a_share: dict[str, float] = {}
         qs = p.query_side
         pre: dict[int, float] = {}
         for i, ov in overlap.items():
             lex = min(ov / (qs * q_weight + (1 - qs) * self.doc_weight[i]), 1.0)
-            pre[i] = p.w_lex * lex + p.w_answer * a_over.get(self.entry_of[i], 0.0) / a_total
+            eid = self.entry_of[i]
+            share = a_share.get(eid)
+            if share is None:
+                aset = self.answer_terms.get(eid)
+                # Set intersection runs in C; the Python loop only sees the shared terms.
+                share = sum(a_terms[t] for t in a_keys & aset) / a_total if aset else 0.0
+                a_share[eid] = share
+            pre[i] = p.w_lex * lex + p.w_answer * share
         best_by_entry: dict[str, float] = {}
         top = heapq.nlargest(p.rerank, pre.items(), key=lambda kv: kv[1])
         qcontent = content_string(norm) if top else ""
@@ -344,9 +359,5 @@ class LangIndex:
             eid = self.entry_of[i]
             if score > best_by_entry.get(eid, -1.0):
                 best_by_entry[eid] = score
-        # Entries reached only through their answer still compete, with their answer part only.
-        for eid, ov in a_over.items():
-            if eid not in best_by_entry:
-                best_by_entry[eid] = p.w_answer * ov / a_total
         ranked = heapq.nlargest(limit, best_by_entry.items(), key=lambda kv: kv[1])
         return [(eid, min(max(score, 0.0), 1.0)) for eid, score in ranked]
