@@ -24,6 +24,7 @@ from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
+from bot.handoff import HandoffService, run_handoff_worker
 from bot.i18n import Locales
 from bot.middlewares import (
     BanMiddleware,
@@ -33,6 +34,7 @@ from bot.middlewares import (
     InflightMiddleware,
 )
 from bot.telegram import RetryAfterMiddleware
+from bot.triage import Triage
 from handlers import setup_routers
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,11 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
     dp.workflow_data.update(
         settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
     )
+    dp.workflow_data.update(
+        triage=Triage.load(settings.faq.knowledge_dir / "triage"),
+        handoff=HandoffService(bot, sessionmaker, locales, settings.officers),
+    )
+    app.workers.append(run_handoff_worker)
     return app
 
 

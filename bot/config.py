@@ -165,6 +165,10 @@ class OfficersSettings(BaseSettings):
     escalate_minutes: float = Field(15.0, gt=0)
     wait_notice_minutes: float = Field(3.0, gt=0)
     transcript_messages: int = Field(10, ge=0, le=50)
+    # How often the handoff loop re-pages, escalates, sends wait notices and retries deliveries.
+    loop_seconds: float = Field(5.0, gt=0)
+    # A citizen's message this soon after a close reopens the case instead of starting over.
+    reopen_hours: float = Field(24.0, ge=0)
 
     @field_validator("chat_id", "backup_chat_id")
     @classmethod

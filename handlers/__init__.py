@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, fallback, faq
+from handlers import cases, common, fallback, faq, officers, triage
 
-ROUTERS: tuple[Router, ...] = (common.router, faq.router, fallback.router)
+# cases.watch_router only observes blocks and always passes them on to common.
+ROUTERS: tuple[Router, ...] = (
+    cases.watch_router,
+    common.router,
+    officers.router,
+    cases.router,
+    triage.router,
+    faq.router,
+    fallback.router,
+)
 
 
 def setup_routers() -> Router:

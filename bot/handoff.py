@@ -1,0 +1,1262 @@
+"""Case lifecycle: open, deliver to the officers' forum, relay both ways, claim, close, re-page.
+
+The guarantees come from the order of operations: every row is written and committed *before*
+Telegram is called (a case with `delivered_at` NULL, a message with relay_state PENDING) and
+marked done after. `HandoffService.tick` (run every OFFICERS_LOOP_SECONDS by `run_worker`, and
+once at start) retries whatever is still pending, so neither a Telegram outage nor a restart
+loses a case or a message. Per-case locks keep relays of one case in order and stop the loop and
+an update from delivering the same card twice in one process.
+
+The service knows Telegram only through ids, text and the Bot's methods; handlers turn updates
+into these calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import statistics
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+)
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.models import (
+    Case,
+    CasePriority,
+    CaseReason,
+    CaseStatus,
+    Citizen,
+    Direction,
+    Message,
+    MessagePair,
+    RelayState,
+    Role,
+    StaffRole,
+    utcnow,
+)
+from bot.i18n import Locales
+
+if TYPE_CHECKING:
+    from bot.app import Safewell
+    from bot.config import OfficersSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Telegram's hard limits; cards are split below them with room for entities.
+MAX_TEXT = 4096
+CHUNK = 3800
+TOPIC_NAME_MAX = 128
+TRANSCRIPT_LINE_CHARS = 400
+EDIT_NOTICE_CHARS = 3000
+BADGE = {CasePriority.URGENT: "🔴 URGENT", CasePriority.NORMAL: "🔵 normal"}
+CLOSED_MARK = "✅ "
+
+
+def _is(exc: TelegramAPIError, *needles: str) -> bool:
+    text = exc.message.lower()
+    return any(n.lower() in text for n in needles)
+
+
+def citizen_label(citizen: Citizen) -> str:
+    """A short label for topic names: first name and last initial ("Ann L.")."""
+    first = (citizen.first_name or "").strip()
+    last = (citizen.last_name or "").strip()
+    label = f"{first} {last[0]}." if first and last else first or last
+    return label or f"id {citizen.id}"
+
+
+def topic_name(case: Case, citizen: Citizen, closed: bool = False) -> str:
+    """The topic title: "#12 🔴 URGENT · Ann L." (prefixed "✅ " once closed)."""
+    badge = BADGE.get(CasePriority(case.priority), case.priority)
+    name = f"{CLOSED_MARK if closed else ''}#{case.id} {badge} · {citizen_label(citizen)}"
+    return name[:TOPIC_NAME_MAX]
+
+
+def topic_link(chat_id: int, thread_id: int | None) -> str | None:
+    """A t.me link to a forum topic (supergroup ids are -100<internal id>)."""
+    raw = str(chat_id)
+    if thread_id is None or not raw.startswith("-100"):
+        return None
+    return f"https://t.me/c/{raw[4:]}/{thread_id}"
+
+
+def mention(user_id: int, name: str) -> str:
+    """An HTML mention that notifies the user."""
+    return f'<a href="tg://user?id={user_id}">{html.escape(name, quote=False)}</a>'
+
+
+def split_html_lines(lines: Sequence[str], limit: int = CHUNK) -> list[str]:
+    """Join self-contained HTML lines into messages no longer than `limit` characters."""
+    parts: list[str] = []
+    current = ""
+    for line in lines:
+        line = line if len(line) <= limit else line[:limit]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit and current:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _short(text: str | None, limit: int) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def emergency_numbers(locales: Locales, lang: str | None) -> dict[str, str]:
+    """The emergency and crisis-line numbers of a locale, from content (never from code)."""
+    return {
+        "emergency": locales.t(lang, "ho_emergency_number"),
+        "ambulance": locales.t(lang, "ho_ambulance_number"),
+        "fire": locales.t(lang, "ho_fire_number"),
+        "crisis_line_name": locales.t(lang, "ho_crisis_line_name"),
+        "crisis_line": locales.t(lang, "ho_crisis_line"),
+    }
+
+
+class RateCb(CallbackData, prefix="rate"):
+    """A 1-5 rating button under the "case closed" message (checked against the case)."""
+
+    case_id: int
+    stars: int
+
+
+def rating_keyboard(case_id: int) -> InlineKeyboardMarkup:
+    """Five buttons, 1-5 stars, for rating a closed case."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=f"{stars} ⭐", callback_data=RateCb(case_id=case_id, stars=stars).pack()
+                )
+                for stars in range(1, 6)
+            ]
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    """Response-time figures for one priority (seconds; None when no case has the figure)."""
+
+    priority: str
+    cases: int
+    closed: int
+    first_reply_median: float | None
+    first_reply_p90: float | None
+    close_median: float | None
+    close_p90: float | None
+    rating_avg: float | None
+
+
+class HandoffService:
+    """Opens cases, delivers them to the officers' forum and relays messages both ways."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        locales: Locales,
+        settings: OfficersSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.locales = locales
+        self.settings = settings
+        self.clock = clock
+        self.staff_lang = locales.default
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _lock(self, case_id: int) -> asyncio.Lock:
+        lock = self._locks.get(case_id)
+        if lock is None:
+            lock = self._locks[case_id] = asyncio.Lock()
+        return lock
+
+    def _st(self, key: str, **kw: Any) -> str:
+        return self.locales.t(self.staff_lang, key, **kw)
+
+    def citizen_text(self, lang: str | None, key: str, **kw: Any) -> str:
+        """A citizen-facing text with the locale's emergency and crisis-line numbers filled in."""
+        return self.locales.t(lang, key, **emergency_numbers(self.locales, lang), **kw)
+
+    def _minutes(self, value: float) -> timedelta:
+        return timedelta(minutes=value)
+
+    @property
+    def reopen_window(self) -> timedelta:
+        return timedelta(hours=getattr(self.settings, "reopen_hours", 24.0))
+
+    # ------------------------------------------------------------------ queries
+
+    async def active_case(self, session: AsyncSession, citizen_id: int) -> Case | None:
+        """The citizen's open or claimed case, else one closed within the reopen window."""
+        case = await session.scalar(
+            select(Case)
+            .where(Case.citizen_id == citizen_id, Case.status != CaseStatus.CLOSED)
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        if case is not None:
+            return case
+        cutoff = self.clock() - self.reopen_window
+        return await session.scalar(
+            select(Case)
+            .where(
+                Case.citizen_id == citizen_id,
+                Case.status == CaseStatus.CLOSED,
+                Case.closed_at >= cutoff,
+            )
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+
+    async def case_by_topic(
+        self, session: AsyncSession, chat_id: int, thread_id: int | None
+    ) -> Case | None:
+        """The case whose forum topic this is."""
+        if thread_id is None:
+            return None
+        return await session.scalar(
+            select(Case)
+            .where(Case.forum_chat_id == chat_id, Case.forum_topic_id == thread_id)
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+
+    async def open_cases(self, session: AsyncSession) -> Sequence[Case]:
+        """Cases not closed: urgent first, oldest first within a priority."""
+        rows = await session.scalars(
+            select(Case)
+            .where(Case.status != CaseStatus.CLOSED)
+            .order_by(Case.priority == CasePriority.NORMAL, Case.opened_at, Case.id)
+        )
+        return rows.all()
+
+    async def _officers(self, session: AsyncSession, on_duty_only: bool) -> list[tuple[int, str]]:
+        stmt = select(StaffRole).where(StaffRole.role == Role.OFFICER)
+        if on_duty_only:
+            stmt = stmt.where(StaffRole.on_duty.is_(True))
+        rows = (await session.scalars(stmt.order_by(StaffRole.user_id))).all()
+        return [(r.user_id, r.display_name or f"officer {r.user_id}") for r in rows]
+
+    async def _page_mentions(self, session: AsyncSession) -> str:
+        on_duty = await self._officers(session, on_duty_only=True)
+        if on_duty:
+            return " ".join(mention(uid, name) for uid, name in on_duty)
+        # Nobody marked on duty: page every officer rather than nobody.
+        everyone = await self._officers(session, on_duty_only=False)
+        names = " ".join(mention(uid, name) for uid, name in everyone)
+        return self._st("ho_nobody_on_duty") + (f" {names}" if names else "")
+
+    async def staff_name(self, session: AsyncSession, user_id: int | None) -> str:
+        """An officer's display name for colleagues (never shown to citizens)."""
+        if user_id is None:
+            return "—"
+        name = await session.scalar(
+            select(StaffRole.display_name).where(
+                StaffRole.user_id == user_id, StaffRole.display_name.is_not(None)
+            )
+        )
+        return name or f"id {user_id}"
+
+    # ------------------------------------------------------------------ opening
+
+    async def open_case(
+        self,
+        session: AsyncSession,
+        citizen: Citizen,
+        *,
+        reason: CaseReason,
+        priority: CasePriority,
+        signals: Sequence[str] = (),
+        lang: str | None = None,
+        trigger: tuple[int, str, str | None] | None = None,
+    ) -> Case:
+        """Open (or upgrade and reuse) the citizen's case and COMMIT it before any Telegram call.
+
+        `trigger` is (telegram message id, content type, text) of the message that asked for
+        help; it is relayed into the topic right after the card.
+        """
+        now = self.clock()
+        case = await session.scalar(
+            select(Case)
+            .where(Case.citizen_id == citizen.id, Case.status != CaseStatus.CLOSED)
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        if case is None:
+            case = Case(
+                citizen_id=citizen.id,
+                priority=priority,
+                status=CaseStatus.OPEN,
+                reason=reason,
+                signals=list(signals),
+                language=lang,
+                opened_at=now,
+            )
+            session.add(case)
+            await session.flush()
+            repo.audit(
+                session,
+                "case.open",
+                actor_id=None,
+                target_type="case",
+                target_id=case.id,
+                at=now,
+                reason=str(reason),
+                priority=str(priority),
+                signals=list(signals),
+            )
+        elif priority == CasePriority.URGENT and case.priority != CasePriority.URGENT:
+            case.priority = CasePriority.URGENT
+            case.reason = reason
+            case.signals = sorted({*case.signals, *signals})
+            case.last_paged_at = None  # page again at once for the new priority
+            repo.audit(
+                session,
+                "case.upgrade",
+                actor_id=None,
+                target_type="case",
+                target_id=case.id,
+                at=now,
+                reason=str(reason),
+            )
+        if trigger is not None:
+            message_id, content_type, text = trigger
+            session.add(
+                Message(
+                    citizen_id=citizen.id,
+                    case_id=case.id,
+                    direction=Direction.CITIZEN,
+                    content_type=content_type,
+                    text=text,
+                    telegram_message_id=message_id,
+                    relay_state=RelayState.PENDING,
+                    created_at=now,
+                )
+            )
+        await session.commit()
+        return case
+
+    async def store_citizen_message(
+        self,
+        session: AsyncSession,
+        citizen_id: int,
+        case: Case | None,
+        message_id: int,
+        content_type: str,
+        text: str | None,
+    ) -> Message:
+        """Record a citizen message: the transcript, and (with a case) the relay outbox."""
+        row = Message(
+            citizen_id=citizen_id,
+            case_id=case.id if case else None,
+            direction=Direction.CITIZEN,
+            content_type=content_type,
+            text=text,
+            telegram_message_id=message_id,
+            relay_state=RelayState.PENDING if case else RelayState.NONE,
+            created_at=self.clock(),
+        )
+        session.add(row)
+        return row
+
+    async def reopen(self, session: AsyncSession, case: Case) -> None:
+        """A citizen wrote after the close: the case (and later its topic) opens again."""
+        case.status = CaseStatus.CLAIMED if case.assigned_officer_id else CaseStatus.OPEN
+        case.closed_at = None
+        case.reopened_count += 1
+        repo.audit(
+            session,
+            "case.reopen",
+            actor_id=None,
+            target_type="case",
+            target_id=case.id,
+            at=self.clock(),
+        )
+
+    # ------------------------------------------------------------------ delivery
+
+    async def flush_case(self, case_id: int) -> bool:
+        """Deliver the card if needed, then relay every pending message in order.
+
+        Returns True when nothing is left pending. Never raises for Telegram errors: they
+        are logged with the case id and retried by the loop.
+        """
+        async with self._lock(case_id), self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                return True
+            try:
+                if case.delivered_at is None and not await self._deliver(session, case):
+                    return False
+                return await self._relay_pending(session, case)
+            except TelegramAPIError as exc:
+                log.error("case %s: Telegram refused: %s", case_id, exc)
+                return False
+
+    async def _deliver(self, session: AsyncSession, case: Case) -> bool:
+        chat_id = self.settings.chat_id
+        case.delivery_attempts += 1
+        if chat_id is None:
+            case.last_delivery_error = "OFFICERS_CHAT_ID is not set"
+            await session.commit()
+            log.error("case %s: not delivered: OFFICERS_CHAT_ID is not set", case.id)
+            return False
+        try:
+            if case.forum_topic_id is None or case.forum_chat_id != chat_id:
+                await self._create_topic(session, case, chat_id)
+            await self._topic_call(session, case, lambda c, t: self._post_card(session, case, c, t))
+            if case.priority == CasePriority.URGENT and case.status == CaseStatus.OPEN:
+                await self._page(session, case, first=True)
+        except TelegramAPIError as exc:
+            case.last_delivery_error = str(exc)[:1000]
+            await session.commit()
+            log.error("case %s: delivery to the officers failed: %s", case.id, exc)
+            return False
+        case.delivered_at = self.clock()
+        case.last_delivery_error = None
+        await session.commit()
+        log.info("case %s delivered to topic %s", case.id, case.forum_topic_id)
+        return True
+
+    async def _create_topic(self, session: AsyncSession, case: Case, chat_id: int) -> None:
+        citizen = await session.get(Citizen, case.citizen_id)
+        assert citizen is not None
+        name = topic_name(case, citizen)
+        topic = await self.bot.create_forum_topic(chat_id, name)
+        case.forum_chat_id = chat_id
+        case.forum_topic_id = topic.message_thread_id
+        case.topic_name = name
+        # Committed at once: a restart must reuse this topic, not open a second one.
+        await session.commit()
+
+    async def _topic_call(
+        self,
+        session: AsyncSession,
+        case: Case,
+        make: Callable[[int, int], Awaitable[T]],
+    ) -> T:
+        """Call Telegram inside the case topic, recreating a deleted or reopening a closed one."""
+        for attempt in range(3):
+            assert case.forum_chat_id is not None and case.forum_topic_id is not None
+            try:
+                return await make(case.forum_chat_id, case.forum_topic_id)
+            except TelegramBadRequest as exc:
+                if attempt == 2:
+                    raise
+                if _is(exc, "thread not found"):
+                    log.warning(
+                        "case %s: topic %s is gone; recreating", case.id, case.forum_topic_id
+                    )
+                    await self._create_topic(session, case, case.forum_chat_id)
+                    await self._post_card(
+                        session, case, case.forum_chat_id, case.forum_topic_id, recreated=True
+                    )
+                    continue
+                if _is(exc, "topic_closed"):
+                    with contextlib.suppress(TelegramBadRequest):
+                        await self.bot.reopen_forum_topic(case.forum_chat_id, case.forum_topic_id)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    async def _post_card(
+        self,
+        session: AsyncSession,
+        case: Case,
+        chat_id: int,
+        thread_id: int | None,
+        recreated: bool = False,
+    ) -> None:
+        for part in await self.render_card(session, case, recreated=recreated):
+            await self.bot.send_message(
+                chat_id, part, message_thread_id=thread_id, disable_web_page_preview=True
+            )
+
+    async def render_card(
+        self, session: AsyncSession, case: Case, recreated: bool = False
+    ) -> list[str]:
+        """The case card as HTML messages (split below Telegram's limit)."""
+        citizen = await session.get(Citizen, case.citizen_id)
+        assert citizen is not None
+        e = html.escape
+        earlier = (
+            await session.scalars(
+                select(Case.id)
+                .where(Case.citizen_id == citizen.id, Case.id != case.id)
+                .order_by(Case.id)
+            )
+        ).all()
+        who = [f"<b>{e(citizen.full_name)}</b>"]
+        if citizen.username:
+            who.append(f"@{e(citizen.username)}")
+        who.append(f"id <code>{citizen.id}</code>")
+        lang = case.language or citizen.language or citizen.telegram_language or "?"
+        who.append(self._st("ho_card_language", code=lang))
+        badge = BADGE.get(CasePriority(case.priority), case.priority)
+        lines = []
+        if recreated:
+            lines.append(self._st("ho_card_recreated"))
+        lines.append(
+            self._st("ho_card_title", id=case.id, reason=case.reason) + f" · <b>{badge}</b>"
+        )
+        lines.append("👤 " + " · ".join(who))
+        lines.append(
+            self._st(
+                "ho_card_earlier",
+                cases=", ".join(f"#{i}" for i in earlier) if earlier else "—",
+            )
+        )
+        lines.append(
+            self._st(
+                "ho_card_signals",
+                level=case.reason,
+                signals=", ".join(str(s) for s in case.signals) or "—",
+            )
+        )
+        lines.append(self._st("ho_card_opened", at=case.opened_at.strftime("%Y-%m-%d %H:%M UTC")))
+        limit = self.settings.transcript_messages
+        history: list[Message] = []
+        if limit:
+            rows = await session.scalars(
+                select(Message)
+                .where(
+                    Message.citizen_id == citizen.id,
+                    Message.direction != Direction.NOTE,
+                    or_(Message.case_id.is_(None), Message.case_id != case.id),
+                )
+                .order_by(Message.created_at.desc(), Message.id.desc())
+                .limit(limit)
+            )
+            history = list(reversed(rows.all()))
+        lines.append(self._st("ho_card_transcript", count=len(history)))
+        for row in history:
+            who_said = {
+                Direction.CITIZEN: "👤",
+                Direction.OFFICER: "👮",
+                Direction.BOT: "🤖",
+            }.get(Direction(row.direction), "•")
+            body = row.text if row.text else f"[{row.content_type}]"
+            stamp = row.created_at.strftime("%m-%d %H:%M")
+            lines.append(f"{who_said} <i>{stamp}</i> {e(_short(body, TRANSCRIPT_LINE_CHARS))}")
+        lines.append(self._st("ho_card_commands"))
+        return split_html_lines(lines)
+
+    async def _page(self, session: AsyncSession, case: Case, first: bool = False) -> None:
+        mentions = await self._page_mentions(session)
+        key = "ho_page_first" if first else "ho_page_again"
+        waited = int((self.clock() - case.opened_at).total_seconds() // 60)
+        text = self._st(key, id=case.id, minutes=waited) + "\n" + mentions
+        await self._topic_call(
+            session,
+            case,
+            lambda c, t: self.bot.send_message(c, text, message_thread_id=t),
+        )
+        case.last_paged_at = self.clock()
+        case.page_count += 1
+        await session.commit()
+
+    async def _relay_pending(self, session: AsyncSession, case: Case) -> bool:
+        rows = (
+            await session.scalars(
+                select(Message)
+                .where(Message.case_id == case.id, Message.relay_state == RelayState.PENDING)
+                .order_by(Message.id)
+            )
+        ).all()
+        for row in rows:
+            if not await self._relay_one(session, case, row):
+                return False
+        return True
+
+    async def _relay_one(self, session: AsyncSession, case: Case, row: Message) -> bool:
+        """Copy one stored message to the other side; False to stop and retry later."""
+        assert row.telegram_message_id is not None
+        row.relay_attempts += 1
+        if row.direction == Direction.CITIZEN:
+            try:
+                copied = await self._topic_call(
+                    session,
+                    case,
+                    lambda c, t: self.bot.copy_message(
+                        c, case.citizen_id, row.telegram_message_id, message_thread_id=t
+                    ),
+                )
+            except TelegramBadRequest as exc:
+                if _is(exc, "chat not found", "thread not found", "topic_closed"):
+                    await session.commit()
+                    log.error("case %s: relay to the forum failed: %s", case.id, exc)
+                    return False
+                # The source is gone or cannot be copied: say so instead of retrying forever.
+                row.relay_state = RelayState.FAILED
+                await session.commit()
+                await self._notice(
+                    session,
+                    case,
+                    self._st(
+                        "ho_copy_failed",
+                        kind=row.content_type,
+                        text=_short(row.text, EDIT_NOTICE_CHARS) or "—",
+                        error=exc.message,
+                    ),
+                )
+                return True
+            except TelegramAPIError as exc:
+                await session.commit()
+                log.error("case %s: relay to the forum failed: %s", case.id, exc)
+                return False
+            assert case.forum_chat_id is not None
+            session.add(
+                MessagePair(
+                    case_id=case.id,
+                    citizen_chat_id=case.citizen_id,
+                    citizen_message_id=row.telegram_message_id,
+                    topic_chat_id=case.forum_chat_id,
+                    topic_message_id=copied.message_id,
+                    direction=Direction.CITIZEN,
+                )
+            )
+            row.relay_state = RelayState.DONE
+            await session.commit()
+            return True
+        # Officer -> citizen, as the bot.
+        assert case.forum_chat_id is not None
+        try:
+            copied = await self.bot.copy_message(
+                case.citizen_id, case.forum_chat_id, row.telegram_message_id
+            )
+        except TelegramForbiddenError as exc:
+            row.relay_state = RelayState.FAILED
+            await self._mark_blocked(session, case.citizen_id)
+            await session.commit()
+            await self._notice(session, case, self._st("ho_citizen_blocked", error=exc.message))
+            return True
+        except TelegramBadRequest as exc:
+            row.relay_state = RelayState.FAILED
+            await session.commit()
+            await self._notice(session, case, self._st("ho_relay_failed", error=exc.message))
+            return True
+        except TelegramAPIError as exc:
+            await session.commit()
+            log.error("case %s: relay to the citizen failed: %s", case.id, exc)
+            return False
+        session.add(
+            MessagePair(
+                case_id=case.id,
+                citizen_chat_id=case.citizen_id,
+                citizen_message_id=copied.message_id,
+                topic_chat_id=case.forum_chat_id,
+                topic_message_id=row.telegram_message_id,
+                direction=Direction.OFFICER,
+            )
+        )
+        row.relay_state = RelayState.DONE
+        repo.audit(
+            session,
+            "case.relay",
+            actor_id=row.staff_user_id,
+            target_type="case",
+            target_id=case.id,
+            at=self.clock(),
+            message_id=row.telegram_message_id,
+            content_type=row.content_type,
+        )
+        await session.commit()
+        return True
+
+    async def _mark_blocked(self, session: AsyncSession, citizen_id: int) -> None:
+        citizen = await session.get(Citizen, citizen_id)
+        if citizen is not None and not citizen.blocked_bot:
+            citizen.blocked_bot = True
+            citizen.blocked_at = self.clock()
+
+    async def _notice(self, session: AsyncSession, case: Case, text: str) -> None:
+        """Post a bot notice into the case topic; a failure is logged, not raised."""
+        if case.forum_chat_id is None or case.forum_topic_id is None:
+            return
+        try:
+            await self._topic_call(
+                session,
+                case,
+                lambda c, t: self.bot.send_message(c, text[:MAX_TEXT], message_thread_id=t),
+            )
+        except TelegramAPIError as exc:
+            log.error("case %s: notice not posted: %s", case.id, exc)
+
+    async def notice(self, case_id: int, text: str) -> None:
+        """Post a notice into a case topic (own session and lock)."""
+        async with self._lock(case_id), self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is not None and case.delivered_at is not None:
+                await self._notice(session, case, text)
+                await session.commit()
+
+    # ------------------------------------------------------------------ officer side
+
+    async def store_officer_message(
+        self,
+        session: AsyncSession,
+        case: Case,
+        officer_id: int,
+        message_id: int,
+        content_type: str,
+        text: str | None,
+    ) -> bool:
+        """Record an officer message for relay; auto-claims. True when this claimed the case."""
+        now = self.clock()
+        session.add(
+            Message(
+                citizen_id=case.citizen_id,
+                case_id=case.id,
+                direction=Direction.OFFICER,
+                content_type=content_type,
+                text=text,
+                telegram_message_id=message_id,
+                staff_user_id=officer_id,
+                relay_state=RelayState.PENDING,
+                created_at=now,
+            )
+        )
+        if case.first_response_at is None:
+            case.first_response_at = now
+        claimed = False
+        if case.assigned_officer_id is None:
+            self._claim(session, case, officer_id, auto=True)
+            claimed = True
+        await session.commit()
+        return claimed
+
+    def _claim(self, session: AsyncSession, case: Case, officer_id: int, auto: bool) -> None:
+        now = self.clock()
+        case.assigned_officer_id = officer_id
+        case.status = CaseStatus.CLAIMED
+        case.claimed_at = case.claimed_at or now
+        repo.audit(
+            session,
+            "case.claim",
+            actor_id=officer_id,
+            target_type="case",
+            target_id=case.id,
+            at=now,
+            auto=auto,
+        )
+
+    async def claim(self, session: AsyncSession, case: Case, officer_id: int) -> int | None:
+        """An officer takes the case; returns the previous assignee when taken over."""
+        previous = case.assigned_officer_id
+        self._claim(session, case, officer_id, auto=False)
+        await session.commit()
+        return previous if previous not in (None, officer_id) else None
+
+    async def transfer(self, session: AsyncSession, case: Case, officer_id: int) -> None:
+        """Unassign: the case waits for another officer (and urgent ones are paged again)."""
+        case.assigned_officer_id = None
+        case.status = CaseStatus.OPEN
+        case.last_paged_at = None
+        repo.audit(
+            session,
+            "case.transfer",
+            actor_id=officer_id,
+            target_type="case",
+            target_id=case.id,
+            at=self.clock(),
+        )
+        await session.commit()
+
+    async def add_note(self, session: AsyncSession, case: Case, officer_id: int, text: str) -> None:
+        """An internal note: stored, never relayed."""
+        session.add(
+            Message(
+                citizen_id=case.citizen_id,
+                case_id=case.id,
+                direction=Direction.NOTE,
+                content_type="text",
+                text=text,
+                staff_user_id=officer_id,
+                relay_state=RelayState.NONE,
+                created_at=self.clock(),
+            )
+        )
+        repo.audit(session, "case.note", actor_id=officer_id, target_type="case", target_id=case.id)
+        await session.commit()
+
+    async def set_ban(
+        self, session: AsyncSession, case: Case, officer_id: int, banned: bool
+    ) -> None:
+        """Ban or unban the case's citizen."""
+        citizen = await session.get(Citizen, case.citizen_id)
+        assert citizen is not None
+        citizen.banned = banned
+        citizen.banned_at = self.clock() if banned else None
+        citizen.ban_notified = False
+        repo.audit(
+            session,
+            "citizen.ban" if banned else "citizen.unban",
+            actor_id=officer_id,
+            target_type="citizen",
+            target_id=citizen.id,
+            case_id=case.id,
+        )
+        await session.commit()
+
+    async def set_duty(self, session: AsyncSession, user_id: int, on_duty: bool) -> bool:
+        """Mark an officer on or off duty; False when they hold no staff role."""
+        rows = (await session.scalars(select(StaffRole).where(StaffRole.user_id == user_id))).all()
+        for row in rows:
+            row.on_duty = on_duty
+        repo.audit(
+            session,
+            "staff.onduty" if on_duty else "staff.offduty",
+            actor_id=user_id,
+            target_type="user",
+            target_id=user_id,
+        )
+        await session.commit()
+        return bool(rows)
+
+    async def close(
+        self,
+        session: AsyncSession,
+        case: Case,
+        officer_id: int | None,
+        note: str | None,
+    ) -> None:
+        """Close the case (committed), then tell the citizen and close the topic."""
+        now = self.clock()
+        case.status = CaseStatus.CLOSED
+        case.closed_at = now
+        case.closed_by = officer_id
+        case.close_note = note or None
+        repo.audit(
+            session,
+            "case.close",
+            actor_id=officer_id,
+            target_type="case",
+            target_id=case.id,
+            at=now,
+            note=note or "",
+        )
+        await session.commit()
+        lang = case.language or self.locales.default
+        try:
+            await self.bot.send_message(
+                case.citizen_id,
+                self.citizen_text(lang, "ho_closed_citizen"),
+                reply_markup=rating_keyboard(case.id),
+            )
+        except TelegramForbiddenError as exc:
+            await self._mark_blocked(session, case.citizen_id)
+            await session.commit()
+            await self.notice(case.id, self._st("ho_citizen_blocked", error=exc.message))
+        except TelegramAPIError as exc:
+            log.error("case %s: close message to the citizen failed: %s", case.id, exc)
+        await self.set_topic_closed(case.id, closed=True)
+
+    async def set_topic_closed(self, case_id: int, closed: bool) -> None:
+        """Close (✅ name) or reopen a case's topic; Telegram errors are logged."""
+        async with self._lock(case_id), self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
+                return
+            citizen = await session.get(Citizen, case.citizen_id)
+            assert citizen is not None
+            name = topic_name(case, citizen, closed=closed)
+            chat, thread = case.forum_chat_id, case.forum_topic_id
+            try:
+                if closed:
+                    closer = await self.staff_name(session, case.closed_by)
+                    await self._notice(
+                        session,
+                        case,
+                        self._st(
+                            "ho_closed_topic",
+                            id=case.id,
+                            officer=closer,
+                            note=case.close_note or "—",
+                        ),
+                    )
+                else:
+                    with contextlib.suppress(TelegramBadRequest):
+                        await self.bot.reopen_forum_topic(chat, thread)
+                if name != case.topic_name:
+                    with contextlib.suppress(TelegramBadRequest):
+                        await self.bot.edit_forum_topic(chat, case.forum_topic_id, name=name)
+                    case.topic_name = name
+                if closed:
+                    with contextlib.suppress(TelegramBadRequest):
+                        await self.bot.close_forum_topic(chat, case.forum_topic_id)
+                else:
+                    await self._notice(session, case, self._st("ho_reopened_topic", id=case.id))
+            except TelegramAPIError as exc:
+                log.error("case %s: topic state not updated: %s", case.id, exc)
+            await session.commit()
+
+    async def rename_topic(self, case_id: int) -> None:
+        """Bring the topic name in line with the case (after a priority change)."""
+        async with self._lock(case_id), self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
+                return
+            citizen = await session.get(Citizen, case.citizen_id)
+            assert citizen is not None
+            name = topic_name(case, citizen, closed=case.status == CaseStatus.CLOSED)
+            if name == case.topic_name:
+                return
+            try:
+                await self.bot.edit_forum_topic(case.forum_chat_id, case.forum_topic_id, name=name)
+                case.topic_name = name
+                if case.priority == CasePriority.URGENT and case.status == CaseStatus.OPEN:
+                    await self._page(session, case, first=True)
+            except TelegramAPIError as exc:
+                log.error("case %s: topic not renamed: %s", case.id, exc)
+            await session.commit()
+
+    async def rate(self, session: AsyncSession, case_id: int, user_id: int, stars: int) -> bool:
+        """Store a 1-5 rating from the case's own citizen, once, after the close."""
+        if not 1 <= stars <= 5:
+            return False
+        case = await session.get(Case, case_id)
+        if (
+            case is None
+            or case.citizen_id != user_id
+            or case.status != CaseStatus.CLOSED
+            or case.rating is not None
+        ):
+            return False
+        case.rating = stars
+        await session.commit()
+        return True
+
+    # ------------------------------------------------------------------ edits
+
+    async def relay_citizen_edit(
+        self, citizen_id: int, message_id: int, html_text: str, is_caption: bool
+    ) -> None:
+        """A citizen edited a message: edit its copy in the topic (or post the new text)."""
+        async with self.sessionmaker() as session:
+            pair = await session.scalar(
+                select(MessagePair).where(
+                    MessagePair.citizen_chat_id == citizen_id,
+                    MessagePair.citizen_message_id == message_id,
+                )
+            )
+            if pair is not None:
+                if await self._edit(
+                    pair.topic_chat_id, pair.topic_message_id, html_text, is_caption
+                ):
+                    return
+                case_id = pair.case_id
+            else:
+                row = await session.scalar(
+                    select(Message).where(
+                        Message.citizen_id == citizen_id,
+                        Message.telegram_message_id == message_id,
+                        Message.direction == Direction.CITIZEN,
+                    )
+                )
+                if row is not None and row.relay_state == RelayState.PENDING:
+                    return  # the copy is not made yet; it will carry the new text
+                case = await self.active_case(session, citizen_id)
+                if case is None:
+                    return
+                case_id = case.id
+        await self.notice(
+            case_id, self._st("ho_citizen_edited") + "\n" + _short(html_text, EDIT_NOTICE_CHARS)
+        )
+
+    async def relay_officer_edit(
+        self, chat_id: int, message_id: int, html_text: str, is_caption: bool
+    ) -> bool:
+        """An officer edited a relayed message: edit the citizen's copy. False if none."""
+        async with self.sessionmaker() as session:
+            pair = await session.scalar(
+                select(MessagePair).where(
+                    MessagePair.topic_chat_id == chat_id,
+                    MessagePair.topic_message_id == message_id,
+                    MessagePair.direction == Direction.OFFICER,
+                )
+            )
+        if pair is None:
+            return False
+        return await self._edit(
+            pair.citizen_chat_id, pair.citizen_message_id, html_text, is_caption
+        )
+
+    async def _edit(self, chat_id: int, message_id: int, html_text: str, is_caption: bool) -> bool:
+        try:
+            if is_caption:
+                await self.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=html_text[:1024]
+                )
+            else:
+                await self.bot.edit_message_text(
+                    html_text[:MAX_TEXT], chat_id=chat_id, message_id=message_id
+                )
+        except TelegramBadRequest as exc:
+            if _is(exc, "not modified"):
+                return True
+            log.warning("edit of %s/%s not relayed: %s", chat_id, message_id, exc)
+            return False
+        except TelegramAPIError as exc:
+            log.warning("edit of %s/%s not relayed: %s", chat_id, message_id, exc)
+            return False
+        return True
+
+    async def citizen_blocked(self, citizen_id: int, blocked: bool) -> None:
+        """Tell the topic of the citizen's active case that they blocked (or unblocked) the bot."""
+        async with self.sessionmaker() as session:
+            case = await self.active_case(session, citizen_id)
+        if case is not None:
+            key = "ho_citizen_blocked_event" if blocked else "ho_citizen_unblocked_event"
+            await self.notice(case.id, self._st(key))
+
+    # ------------------------------------------------------------------ the loop
+
+    async def tick(self) -> None:
+        """One pass: deliver, relay pending, re-page, escalate, wait notices."""
+        async with self.sessionmaker() as session:
+            undelivered = (
+                await session.scalars(
+                    select(Case.id)
+                    .where(Case.delivered_at.is_(None), Case.status != CaseStatus.CLOSED)
+                    .order_by(Case.priority == CasePriority.NORMAL, Case.id)
+                )
+            ).all()
+            pending = (
+                await session.scalars(
+                    select(Message.case_id)
+                    .where(Message.relay_state == RelayState.PENDING, Message.case_id.is_not(None))
+                    .distinct()
+                )
+            ).all()
+        for case_id in dict.fromkeys([*undelivered, *(c for c in pending if c is not None)]):
+            if self._lock(case_id).locked():
+                continue  # an update is delivering it right now
+            await self.flush_case(case_id)
+        await self._guarantees()
+
+    async def _guarantees(self) -> None:
+        now = self.clock()
+        repage = self._minutes(self.settings.repage_minutes)
+        escalate = self._minutes(self.settings.escalate_minutes)
+        wait = self._minutes(self.settings.wait_notice_minutes)
+        async with self.sessionmaker() as session:
+            waiting = (
+                await session.scalars(
+                    select(Case.id)
+                    .where(Case.status == CaseStatus.OPEN, Case.delivered_at.is_not(None))
+                    .order_by(Case.id)
+                )
+            ).all()
+            unnotified = (
+                await session.scalars(
+                    select(Case.id).where(
+                        Case.status == CaseStatus.OPEN,
+                        Case.first_response_at.is_(None),
+                        Case.wait_notice_at.is_(None),
+                        Case.opened_at <= now - wait,
+                    )
+                )
+            ).all()
+        for case_id in waiting:
+            lock = self._lock(case_id)
+            if lock.locked():
+                continue
+            async with lock, self.sessionmaker() as session:
+                case = await session.get(Case, case_id)
+                if case is None or case.status != CaseStatus.OPEN:
+                    continue
+                if case.priority != CasePriority.URGENT:
+                    continue
+                try:
+                    last = case.last_paged_at or case.opened_at
+                    if now - last >= repage:
+                        await self._page(session, case)
+                    if case.escalated_at is None and now - case.opened_at >= escalate:
+                        await self._escalate(session, case)
+                except TelegramAPIError as exc:
+                    log.error("case %s: paging failed: %s", case.id, exc)
+        for case_id in unnotified:
+            await self._wait_notice(case_id)
+
+    async def _escalate(self, session: AsyncSession, case: Case) -> None:
+        citizen = await session.get(Citizen, case.citizen_id)
+        assert citizen is not None
+        minutes = int((self.clock() - case.opened_at).total_seconds() // 60)
+        link = topic_link(case.forum_chat_id or 0, case.forum_topic_id)
+        ref = f'<a href="{link}">#{case.id}</a>' if link else f"#{case.id}"
+        text = self._st(
+            "ho_escalated", case=f"#{case.id}", minutes=minutes, name=citizen_label(citizen)
+        )
+        text = text.replace(f"#{case.id}", ref, 1)
+        backup = self.settings.backup_chat_id
+        if backup is None:
+            log.error("case %s: unclaimed and no OFFICERS_BACKUP_CHAT_ID to escalate to", case.id)
+            await self._notice(session, case, self._st("ho_no_backup"))
+        else:
+            await self.bot.send_message(backup, text, disable_web_page_preview=True)
+            await self._notice(session, case, self._st("ho_escalated_topic"))
+        case.escalated_at = self.clock()
+        repo.audit(
+            session,
+            "case.escalate",
+            actor_id=None,
+            target_type="case",
+            target_id=case.id,
+            backup_chat_id=backup,
+        )
+        await session.commit()
+
+    async def _wait_notice(self, case_id: int) -> None:
+        async with self._lock(case_id), self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.wait_notice_at is not None:
+                return
+            # Marked before sending: one "still here" is a comfort, a repeated one is noise.
+            case.wait_notice_at = self.clock()
+            await session.commit()
+            lang = case.language or self.locales.default
+            try:
+                await self.bot.send_message(
+                    case.citizen_id, self.citizen_text(lang, "ho_wait_notice")
+                )
+            except TelegramForbiddenError:
+                await self._mark_blocked(session, case.citizen_id)
+                await session.commit()
+            except TelegramAPIError as exc:
+                log.error("case %s: wait notice failed: %s", case.id, exc)
+
+    async def run(self, period: float) -> None:
+        """Run `tick` now and then every `period` seconds until cancelled."""
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must outlive any single bad row or outage
+                log.exception("handoff loop pass failed")
+            await asyncio.sleep(period)
+
+
+# ---------------------------------------------------------------------- stats
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def case_stats(session: AsyncSession) -> list[StatsRow]:
+    """Time to first officer reply and to close, per priority, from the cases table."""
+    rows = (
+        await session.execute(
+            select(
+                Case.priority, Case.opened_at, Case.first_response_at, Case.closed_at, Case.rating
+            )
+        )
+    ).all()
+    result = []
+    for priority in (CasePriority.URGENT, CasePriority.NORMAL):
+        mine = [r for r in rows if r.priority == priority]
+        first = [
+            (r.first_response_at - r.opened_at).total_seconds()
+            for r in mine
+            if r.first_response_at is not None
+        ]
+        closed = [(r.closed_at - r.opened_at).total_seconds() for r in mine if r.closed_at]
+        ratings = [r.rating for r in mine if r.rating is not None]
+        result.append(
+            StatsRow(
+                priority=str(priority),
+                cases=len(mine),
+                closed=len(closed),
+                first_reply_median=statistics.median(first) if first else None,
+                first_reply_p90=_percentile(first, 90),
+                close_median=statistics.median(closed) if closed else None,
+                close_p90=_percentile(closed, 90),
+                rating_avg=statistics.fmean(ratings) if ratings else None,
+            )
+        )
+    return result
+
+
+def _duration(value: float | None) -> str:
+    if value is None:
+        return "—"
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_stats(rows: Sequence[StatsRow]) -> str:
+    """A plain-text table for the terminal."""
+    header = ("priority", "cases", "closed", "1st reply p50", "p90", "close p50", "p90", "rating")
+    body = [
+        (
+            r.priority,
+            str(r.cases),
+            str(r.closed),
+            _duration(r.first_reply_median),
+            _duration(r.first_reply_p90),
+            _duration(r.close_median),
+            _duration(r.close_p90),
+            "—" if r.rating_avg is None else f"{r.rating_avg:.2f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in (header, *body)
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def count_undelivered(session: AsyncSession) -> int:
+    """Cases whose card has not reached the officers yet (for health checks)."""
+    return int(
+        await session.scalar(
+            select(func.count(Case.id)).where(
+                Case.delivered_at.is_(None), Case.status != CaseStatus.CLOSED
+            )
+        )
+        or 0
+    )
+
+
+async def run_handoff_worker(app: Safewell) -> None:
+    """The background loop of a running app (registered in `Safewell.workers`)."""
+    service: HandoffService = app.dispatcher.workflow_data["handoff"]
+    await service.run(app.settings.officers.loop_seconds)

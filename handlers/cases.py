@@ -1,0 +1,144 @@
+"""Citizens with an active case: every message (any type) and edit goes to the case topic.
+
+A closed case still counts within the reopen window: the citizen's next message reopens it.
+Also the 1-5 rating after a close, and the topic notice when a citizen blocks the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Case, CasePriority, CaseStatus, Citizen
+from bot.handoff import HandoffService, RateCb
+from bot.i18n import Locales
+from bot.triage import Triage
+from handlers.faq import answer_language
+from handlers.triage import LEVELS
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+router.edited_message.filter(F.chat.type == "private")
+
+# Placed before `common` so the topic hears about a block; it always lets `common` run too.
+watch_router = Router(name=f"{__name__}.watch")
+
+
+async def has_case(
+    event: Message, session: AsyncSession, citizen: Citizen | None, handoff: HandoffService
+) -> bool | dict[str, Any]:
+    """Passes with {"case": …} when the citizen has an open case (or one closed recently)."""
+    if citizen is None:
+        return False
+    case = await handoff.active_case(session, citizen.id)
+    return {"case": case} if case is not None else False
+
+
+@router.message(has_case)
+async def relay_citizen(
+    message: Message,
+    session: AsyncSession,
+    citizen: Citizen,
+    case: Case,
+    handoff: HandoffService,
+    triage: Triage,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Any message of a citizen with an active case: stored, then copied into the topic."""
+    text = message.text or message.caption
+    reopened = case.status == CaseStatus.CLOSED
+    if reopened:
+        await handoff.reopen(session, case)
+    level = "normal"
+    signals: tuple[str, ...] = ()
+    if text and not (message.text and text.startswith("/")):
+        lang = answer_language(citizen, text, locales)
+        result = triage.classify(text, lang)
+        level, signals = result.level, result.signals
+    upgraded = False
+    if level in ("crisis", "emergency"):
+        reason = LEVELS[level][0]
+        upgraded = case.priority != CasePriority.URGENT
+        await handoff.open_case(
+            session,
+            citizen,
+            reason=reason,
+            priority=CasePriority.URGENT,
+            signals=signals,
+            lang=lang,
+            trigger=(message.message_id, str(message.content_type), text),
+        )
+    else:
+        await handoff.store_citizen_message(
+            session, citizen.id, case, message.message_id, str(message.content_type), text
+        )
+        await session.commit()
+    try:
+        if upgraded or (reopened and level in ("crisis", "emergency")):
+            await message.answer(handoff.citizen_text(lang, LEVELS[level][2]))
+        elif reopened:
+            await message.answer(handoff.citizen_text(lang, "ho_reopened_citizen"))
+        elif message.text and message.text.split()[0].split("@")[0] == "/human":
+            await message.answer(handoff.citizen_text(lang, "ho_already_connected"))
+    except TelegramAPIError as exc:
+        log.error("case %s: reply to the citizen failed: %s", case.id, exc)
+    if reopened:
+        await handoff.set_topic_closed(case.id, closed=False)
+    if upgraded:
+        await handoff.rename_topic(case.id)
+    await handoff.flush_case(case.id)
+
+
+@router.edited_message(has_case)
+async def relay_citizen_edit(
+    message: Message, session: AsyncSession, citizen: Citizen, handoff: HandoffService
+) -> None:
+    """A citizen with an active case edited a message: the topic's copy is edited too."""
+    await session.commit()
+    await handoff.relay_citizen_edit(
+        citizen.id, message.message_id, message.html_text, is_caption=message.text is None
+    )
+
+
+@router.callback_query(RateCb.filter())
+async def rate(
+    query: CallbackQuery,
+    callback_data: RateCb,
+    session: AsyncSession,
+    handoff: HandoffService,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """A 1-5 rating button after a close (forged or repeated ratings are refused)."""
+    ok = await handoff.rate(session, callback_data.case_id, query.from_user.id, callback_data.stars)
+    if not ok:
+        await query.answer(locales.t(lang, "ho_rate_refused"), show_alert=True)
+        return
+    await query.answer(locales.t(lang, "ho_rate_thanks"))
+    if isinstance(query.message, Message) and query.message.reply_markup is not None:
+        try:
+            await query.message.edit_reply_markup(reply_markup=None)
+        except TelegramAPIError as exc:
+            log.warning("rating buttons not removed: %s", exc)
+
+
+@watch_router.my_chat_member(F.chat.type == "private")
+async def blocked_or_unblocked(
+    event: ChatMemberUpdated,
+    session: AsyncSession,
+    citizen: Citizen | None,
+    handoff: HandoffService,
+) -> None:
+    """The citizen blocked or unblocked the bot: the case topic says so; `common` records it."""
+    if citizen is not None:
+        await session.commit()
+        await handoff.citizen_blocked(citizen.id, event.new_chat_member.status == "kicked")
+    raise SkipHandler
