@@ -20,6 +20,8 @@ from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
     parse_html,
+    parse_markdown,
+    parse_markdown_v2,
     strip_text,
 )
 from bot.emulator.errors import (
@@ -932,13 +934,17 @@ class Emulator:
         entities: list[dict[str, Any]] = []
         if parse_mode:
             mode = parse_mode.lower()
-            if mode == "html":
-                try:
-                    text, entities = parse_html(text)
-                except EntityParseError as error:
-                    raise bad_request(f"can't parse entities: {error}") from None
-            elif mode not in {"markdown", "markdownv2"}:
+            parser = {
+                "html": parse_html,
+                "markdownv2": parse_markdown_v2,
+                "markdown": parse_markdown,
+            }.get(mode)
+            if parser is None:
                 raise bad_request("unsupported parse_mode")
+            try:
+                text, entities = parser(text)
+            except EntityParseError as error:
+                raise bad_request(f"can't parse entities: {error}") from None
         elif params.has(entities_key):
             given = params.json(entities_key, "entities")
             if not isinstance(given, list):
@@ -1336,7 +1342,8 @@ class Emulator:
         return stored
 
     def _record_edit(self, chat: Chat, stored: StoredMessage, changes: dict[str, Any]) -> None:
-        before = {k: stored.message.get(k) for k in ("text", "entities", "reply_markup")}
+        keys = ("text", "entities", "caption", "caption_entities", "reply_markup")
+        before = {k: stored.message[k] for k in keys if k in stored.message}
         stored.edits.append({"before": before, "date": now()})
         for key, value in changes.items():
             if value is None:
@@ -1370,6 +1377,39 @@ class Emulator:
             chat,
             stored,
             {"text": text, "entities": entities or None, "reply_markup": markup},
+        )
+        return stored.message
+
+    async def m_editMessageCaption(self, state: BotState, params: Params) -> Any:
+        """editMessageCaption."""
+        if params.has("inline_message_id") and not params.has("chat_id"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        chat = self._resolve_chat(state, params)
+        stored = self._bot_message(state, chat, params)
+        if "text" in stored.message or not any(
+            k in stored.message for k in ("photo", "document", "voice")
+        ):
+            raise bad_request("there is no caption in the message to edit")
+        caption, entities = self._format(params, "caption", "caption_entities", caption=True)
+        inline, _ = self._markup(params)
+        markup = inline if inline and inline.get("inline_keyboard") else None
+        if (
+            stored.message.get("caption", "") == caption
+            and stored.message.get("caption_entities", []) == entities
+            and stored.message.get("reply_markup") == markup
+        ):
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        self._record_edit(
+            chat,
+            stored,
+            {
+                "caption": caption or None,
+                "caption_entities": entities or None,
+                "reply_markup": markup,
+            },
         )
         return stored.message
 

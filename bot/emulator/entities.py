@@ -235,3 +235,198 @@ def detect_entities(text: str, existing: list[dict[str, Any]]) -> list[dict[str,
             found.append({"type": kind, "offset": start, "length": length})
             taken.append((start, end))
     return sort_entities([*existing, *found])
+
+
+_MD2_RESERVED = set("_*[]()~`>#+-=|{}.!")
+_MD2_NAMES = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "text_link": "TextUrl",
+}
+
+
+def _md2_marker(source: str, i: int) -> tuple[str, str] | None:
+    if source.startswith("__", i):
+        return "__", "underline"
+    if source.startswith("||", i):
+        return "||", "spoiler"
+    return {"*": ("*", "bold"), "_": ("_", "italic"), "~": ("~", "strikethrough")}.get(source[i])
+
+
+def _md2_closing(source: str, start: int, token: str) -> int:
+    """Index of the next unescaped ``token`` at or after ``start``, or -1."""
+    j = start
+    while j < len(source):
+        if source[j] == "\\":
+            j += 2
+            continue
+        if source.startswith(token, j):
+            return j
+        j += 1
+    return -1
+
+
+def _md2_unescape(raw: str) -> str:
+    return re.sub(r"\\(.)", r"\1", raw, flags=re.DOTALL)
+
+
+def parse_markdown_v2(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Parse MarkdownV2 like Telegram: unescaped reserved characters are errors."""
+    out: list[str] = []
+    out_len = 0
+    stack: list[tuple[str, str, int, int]] = []  # token, entity type, start, byte offset
+    entities: list[dict[str, Any]] = []
+    quote_start: int | None = None
+    i = 0
+    n = len(source)
+
+    def emit(text: str) -> None:
+        nonlocal out_len
+        out.append(text)
+        out_len += utf16_len(text)
+
+    while i < n:
+        ch = source[i]
+        at_line_start = i == 0 or source[i - 1] == "\n"
+        if ch == "\\":
+            if i + 1 >= n or not 0 < ord(source[i + 1]) < 127:
+                raise EntityParseError("Character '\\' is reserved and must be escaped")
+            emit(source[i + 1])
+            i += 2
+            continue
+        if ch == ">" and at_line_start:
+            if quote_start is None:
+                quote_start = out_len
+            i += 1
+            continue
+        if ch == "\n" and quote_start is not None and not source.startswith(">", i + 1):
+            if out_len > quote_start:
+                entities.append(
+                    {"type": "blockquote", "offset": quote_start, "length": out_len - quote_start}
+                )
+            quote_start = None
+        if ch == "`":
+            token = "```" if source.startswith("```", i) else "`"
+            end = _md2_closing(source, i + len(token), token)
+            if end == -1:
+                kind = "Pre" if token == "```" else "Code"
+                raise EntityParseError(
+                    f"Can't find end of {kind} entity at byte offset {_byte_offset(source, i)}"
+                )
+            body = source[i + len(token) : end]
+            entity: dict[str, Any] = {"type": "pre" if token == "```" else "code"}
+            if token == "```":
+                first, newline, rest = body.partition("\n")
+                if newline and first and not any(c.isspace() for c in first):
+                    entity["language"] = first
+                    body = rest
+            text = _md2_unescape(body)
+            start = out_len
+            emit(text)
+            if text:
+                entities.append({**entity, "offset": start, "length": out_len - start})
+            i = end + len(token)
+            continue
+        if ch == "[":
+            stack.append(("]", "text_link", out_len, _byte_offset(source, i)))
+            i += 1
+            continue
+        if ch == "]" and stack and stack[-1][0] == "]":
+            _, _, start, _ = stack.pop()
+            if not source.startswith("(", i + 1):
+                raise EntityParseError("Character ']' is reserved and must be escaped")
+            close = _md2_closing(source, i + 2, ")")
+            if close == -1:
+                raise EntityParseError(
+                    f"Can't find end of a URL at byte offset {_byte_offset(source, i + 1)}"
+                )
+            url = _md2_unescape(source[i + 2 : close])
+            if out_len > start:
+                entities.append(
+                    {"type": "text_link", "url": url, "offset": start, "length": out_len - start}
+                )
+            i = close + 1
+            continue
+        marker = _md2_marker(source, i)
+        if marker is not None:
+            token, kind = marker
+            if stack and stack[-1][0] == token:
+                _, _, start, _ = stack.pop()
+                if out_len > start:
+                    entities.append({"type": kind, "offset": start, "length": out_len - start})
+            else:
+                stack.append((token, kind, out_len, _byte_offset(source, i)))
+            i += len(token)
+            continue
+        if ch in _MD2_RESERVED:
+            raise EntityParseError(
+                f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
+            )
+        emit(ch)
+        i += 1
+    if quote_start is not None and out_len > quote_start:
+        entities.append(
+            {"type": "blockquote", "offset": quote_start, "length": out_len - quote_start}
+        )
+    if stack:
+        _, kind, _, offset = stack[-1]
+        raise EntityParseError(
+            f"Can't find end of {_MD2_NAMES[kind]} entity at byte offset {offset}"
+        )
+    return "".join(out), sort_entities(entities)
+
+
+def parse_markdown(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Parse legacy Markdown: *bold*, _italic_, `code`, ```pre```, [text](url)."""
+    out: list[str] = []
+    out_len = 0
+    entities: list[dict[str, Any]] = []
+    i = 0
+    n = len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\\" and i + 1 < n and source[i + 1] in "_*`[":
+            out.append(source[i + 1])
+            out_len += 1
+            i += 2
+            continue
+        if ch in "*_`[":
+            token = "```" if source.startswith("```", i) else ch
+            closer = "]" if ch == "[" else token
+            end = source.find(closer, i + len(token))
+            if end == -1:
+                raise EntityParseError(
+                    "Can't find end of the entity starting at byte offset "
+                    f"{_byte_offset(source, i)}"
+                )
+            body = source[i + len(token) : end]
+            entity: dict[str, Any] = {
+                "*": {"type": "bold"},
+                "_": {"type": "italic"},
+                "`": {"type": "code"},
+                "```": {"type": "pre"},
+                "[": {"type": "text_link"},
+            }[token]
+            next_i = end + len(closer)
+            if ch == "[":
+                if not source.startswith("(", next_i) or (close := source.find(")", next_i)) == -1:
+                    raise EntityParseError(
+                        "Can't find end of the entity starting at byte offset "
+                        f"{_byte_offset(source, i)}"
+                    )
+                entity = {"type": "text_link", "url": source[next_i + 1 : close]}
+                next_i = close + 1
+            start = out_len
+            out.append(body)
+            out_len += utf16_len(body)
+            if body:
+                entities.append({**entity, "offset": start, "length": out_len - start})
+            i = next_i
+            continue
+        out.append(ch)
+        out_len += utf16_len(ch)
+        i += 1
+    return "".join(out), sort_entities(entities)

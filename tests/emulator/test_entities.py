@@ -8,6 +8,8 @@ from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
     parse_html,
+    parse_markdown,
+    parse_markdown_v2,
     strip_text,
     utf16_len,
 )
@@ -119,3 +121,53 @@ def test_detection_skips_code_and_paths() -> None:
     assert detect_entities("/usr/bin is a path", []) == []
     code = [{"type": "code", "offset": 0, "length": 6}]
     assert detect_entities("/start", code) == code
+
+
+def test_markdown_v2_markup_and_escapes() -> None:
+    text, entities = parse_markdown_v2(
+        "*Call* _110_ __now__ ~not~ ||secret|| [site](https://example.org/a\\)b) "
+        "`x\\`y` Example City\\. 1\\+1\\=2"
+    )
+    assert text == "Call 110 now not secret site x`y Example City. 1+1=2"
+    assert [(e["type"], e["offset"], e["length"]) for e in entities] == [
+        ("bold", 0, 4),
+        ("italic", 5, 3),
+        ("underline", 9, 3),
+        ("strikethrough", 13, 3),
+        ("spoiler", 17, 6),
+        ("text_link", 24, 4),
+        ("code", 29, 3),
+    ]
+    assert entities[5]["url"] == "https://example.org/a)b"
+
+
+def test_markdown_v2_pre_language_and_blockquote() -> None:
+    text, entities = parse_markdown_v2("```python\nprint(1)\n```\n>quoted\n>lines\nafter")
+    assert text == "print(1)\n\nquoted\nlines\nafter"
+    assert entities == [
+        {"type": "pre", "language": "python", "offset": 0, "length": 9},
+        {"type": "blockquote", "offset": 10, "length": 12},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("Example City.", "Character '.' is reserved and must be escaped with the preceding '\\'"),
+        ("call 110!", "Character '!' is reserved"),
+        ("*bold", "Can't find end of Bold entity at byte offset 0"),
+        ("`code", "Can't find end of Code entity at byte offset 0"),
+    ],
+)
+def test_markdown_v2_errors(source: str, message: str) -> None:
+    with pytest.raises(EntityParseError) as caught:
+        parse_markdown_v2(source)
+    assert str(caught.value).startswith(message)
+
+
+def test_legacy_markdown() -> None:
+    text, entities = parse_markdown("*Call* _now_ [map](https://example.org) 1.5!")
+    assert text == "Call now map 1.5!"
+    assert [e["type"] for e in entities] == ["bold", "italic", "text_link"]
+    with pytest.raises(EntityParseError, match="Can't find end of the entity starting at byte"):
+        parse_markdown("*open")

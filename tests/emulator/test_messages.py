@@ -406,3 +406,35 @@ async def test_pin_and_unpin(bot: Bot, emu: EmulatorClient, citizen_chat: int) -
     assert (await bot.get_chat(citizen_chat)).pinned_message is None
     assert await bot.log_out() is True
     assert await bot.close() is True
+
+
+async def test_markdown_v2_reserved_character_is_refused(bot: Bot, citizen_chat: int) -> None:
+    with pytest.raises(
+        TelegramBadRequest, match=r"can't parse entities: Character '\.' is reserved"
+    ):
+        await bot.send_message(citizen_chat, "Stay safe.", parse_mode="MarkdownV2")
+    ok = await bot.send_message(citizen_chat, "*Stay* safe\\.", parse_mode="MarkdownV2")
+    assert ok.text == "Stay safe."
+    assert ok.entities is not None
+    assert ok.entities[0].type == "bold"
+
+
+async def test_edit_caption(bot: Bot, citizen_chat: int) -> None:
+    photo = await bot.send_photo(citizen_chat, BufferedInputFile(PNG_16x32, "a.png"), caption="old")
+    edited = await bot.edit_message_caption(
+        chat_id=citizen_chat, message_id=photo.message_id, caption="<i>new</i>", parse_mode="HTML"
+    )
+    assert not isinstance(edited, bool)
+    assert edited.caption == "new"
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_caption(
+            chat_id=citizen_chat,
+            message_id=photo.message_id,
+            caption="<i>new</i>",
+            parse_mode="HTML",
+        )
+    text = await bot.send_message(citizen_chat, "plain")
+    with pytest.raises(TelegramBadRequest, match="there is no caption in the message to edit"):
+        await bot.edit_message_caption(
+            chat_id=citizen_chat, message_id=text.message_id, caption="x"
+        )
