@@ -537,7 +537,11 @@ class Emulator:
         if chat.type == "private":
             tokens = [chat.bot_token] if chat.bot_token else []
         else:
-            tokens = [t for t, b in self.bots.items() if b.user.id in chat.members]
+            tokens = [
+                t
+                for t, b in self.bots.items()
+                if b.user.id in chat.members and _bot_sees(b, chat, payload)
+            ]
         for token in tokens:
             if token in self.bots and self.bots[token].push_update(kind, payload) is not None:
                 self.stats["updates"] += 1
@@ -1788,6 +1792,28 @@ async def _webhook_reply(response: aiohttp.ClientResponse) -> tuple[str, Params]
 
 def _nonempty(key: str, value: list[Any]) -> dict[str, Any]:
     return {key: value} if value else {}
+
+
+def _bot_sees(state: BotState, chat: Chat, message: dict[str, Any]) -> bool:
+    """Privacy mode (on by default): in groups a non-admin bot sees only what concerns it."""
+    if state.user.id in chat.admins:
+        return True
+    if any(k in message for k in SERVICE_KEYS):
+        return True
+    replied = message.get("reply_to_message") or {}
+    if (replied.get("from") or {}).get(
+        "id"
+    ) == state.user.id and "forum_topic_created" not in replied:
+        return True
+    text = message.get("text") or message.get("caption") or ""
+    username = (state.user.username or "").lower()
+    for entity in message.get("entities") or message.get("caption_entities") or []:
+        piece = text[entity["offset"] : entity["offset"] + entity["length"]].lower()
+        if entity["type"] == "bot_command" and ("@" not in piece or piece.endswith("@" + username)):
+            return True
+        if entity["type"] == "mention" and piece == "@" + username:
+            return True
+    return False
 
 
 def _update_kind(update: dict[str, Any]) -> str:

@@ -148,3 +148,17 @@ async def test_copy_into_topic_for_handoff(bot: Bot, emu: EmulatorClient, forum:
     assert officer_reply["message_thread_id"] == topic.message_thread_id
     assert officer_reply["is_topic_message"] is True
     assert officer_reply["reply_to_message"]["message_id"] == copied.message_id
+
+
+async def test_privacy_mode_hides_chatter_from_a_non_admin_bot(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    group = await emu.create_group(members=[OFFICER], bot_is_admin=False)
+    gid = int(group["id"])
+    await emu.user(OFFICER).send("lunch anyone?", chat_id=gid)
+    await emu.user(OFFICER).send("/status", chat_id=gid)
+    await emu.user(OFFICER).send("ping @safewell_bot", chat_id=gid)
+    bot_msg = await bot.send_message(gid, "Status: 3 open cases")
+    await emu.user(OFFICER).send("thanks", chat_id=gid, reply_to=bot_msg.message_id)
+    seen = [u.message.text for u in await bot.get_updates() if u.message]
+    assert seen == ["/status", "ping @safewell_bot", "thanks"]
