@@ -83,6 +83,8 @@ class _SignalSpec(BaseModel):
     level: Literal["crisis", "emergency", "human"]
     weight: float = Field(default=1.0, gt=0, le=1.0)
     context: bool = False
+    #: each distinct phrase that matches adds the weight again (e.g. two different goodbyes).
+    stack: bool = False
     note: str = ""
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
@@ -170,6 +172,13 @@ class _Signal:
     weight: float
     context: bool
     regexes: tuple[re.Pattern[str], ...]
+    stack: bool = False
+
+    def hits(self, text: str) -> int:
+        """How many times the signal counts: 0 or 1, or one per matching phrase if stacking."""
+        if self.stack:
+            return sum(1 for regex in self.regexes if regex.search(text))
+        return 1 if any(regex.search(text) for regex in self.regexes) else 0
 
 
 @dataclass(frozen=True)
@@ -345,6 +354,20 @@ def _compile(
     return tuple(regexes)
 
 
+def _signal_regexes(
+    spec: _SignalSpec, normaliser: _Normaliser, source: Path
+) -> tuple[re.Pattern[str], ...]:
+    where = f"{source.name}: signal {spec.name}"
+    if not spec.stack:
+        return _compile(spec.phrases, spec.patterns, normaliser, where)
+    # Stacking signals keep one regex per phrase so that distinct phrases can be counted.
+    per_phrase = [_compile([p], [], normaliser, where) for p in spec.phrases if p.strip()]
+    per_phrase += [_compile([], [p], normaliser, where) for p in spec.patterns]
+    if not per_phrase:
+        raise ValueError(f"{where}: needs at least one phrase or pattern")
+    return tuple(regex for regexes in per_phrase for regex in regexes)
+
+
 def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
     norm_spec = spec.normalise
     leet = {ord(k): v for k, v in norm_spec.leet.items()}
@@ -375,7 +398,8 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
             level=s.level,
             weight=s.weight,
             context=s.context,
-            regexes=_compile(s.phrases, s.patterns, plain, f"{source.name}: signal {s.name}"),
+            regexes=_signal_regexes(s, plain, source),
+            stack=s.stack,
         )
         for s in spec.signals
     )
@@ -431,7 +455,7 @@ class Triage:
     def classify(self, text: str, lang: str | None = None) -> TriageResult:
         """Classify one citizen message; ``lang`` orders, never limits, the languages."""
         languages = sorted(self._languages, key=lambda item: item.lang != lang)
-        matched: dict[str, _Signal] = {}
+        matched: dict[str, tuple[_Signal, int]] = {}
         for language in languages:
             norm = language.normaliser.full(text)
             if not norm:
@@ -439,12 +463,13 @@ class Triage:
             for exception in language.exceptions:
                 norm = exception.sub(" ¦ ", norm)
             for signal in language.signals:
-                if signal.name not in matched and any(r.search(norm) for r in signal.regexes):
-                    matched[signal.name] = signal
+                hits = signal.hits(norm)
+                if hits and hits > matched.get(signal.name, (signal, 0))[1]:
+                    matched[signal.name] = (signal, hits)
         for level in LEVELS[:-1]:
-            at_level = [s for s in matched.values() if s.level == level]
-            if not any(not s.context for s in at_level):
+            at_level = [(s, n) for s, n in matched.values() if s.level == level]
+            if not any(not s.context for s, _ in at_level):
                 continue
-            if sum(s.weight for s in at_level) + _EPSILON >= _THRESHOLD:
-                return TriageResult(level, tuple(s.name for s in at_level))
+            if sum(s.weight * n for s, n in at_level) + _EPSILON >= _THRESHOLD:
+                return TriageResult(level, tuple(s.name for s, _ in at_level))
         return TriageResult("normal", ())

@@ -253,3 +253,24 @@ def test_invalid_content_is_rejected_with_a_message(
 def test_empty_directory_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no triage"):
         Triage.load(tmp_path)
+
+
+def test_stacking_signal_counts_distinct_phrases(tmp_path: Path) -> None:
+    body = """
+        lang: xx
+        signals:
+          - name: farewell
+            level: crisis
+            weight: 0.5
+            stack: true
+            phrases: ["goodbye", "love you all"]
+          - name: weak
+            level: crisis
+            weight: 0.5
+            phrases: ["tired", "alone"]
+    """
+    triage = Triage.load(_write(tmp_path, body))
+    assert triage.classify("goodbye").level == "normal"
+    assert triage.classify("goodbye goodbye").level == "normal"  # same phrase counts once
+    assert triage.classify("goodbye, love you all") == TriageResult("crisis", ("farewell",))
+    assert triage.classify("tired and alone").level == "normal"  # not stacking: counts once
