@@ -38,7 +38,18 @@ _EN_TEMPLATES = (
     "i want to {v} my {a} {n} in {p}",
     "is it possible to {v} {n} for my {r}",
 )
-_EN_VERBS = ["apply", "renew", "replace", "report", "register", "cancel", "change", "collect", "transfer", "check"]
+_EN_VERBS = [
+    "apply",
+    "renew",
+    "replace",
+    "report",
+    "register",
+    "cancel",
+    "change",
+    "collect",
+    "transfer",
+    "check",
+]
 _EN_STATES = ["lost", "stolen", "expired", "damaged", "missing", "blocked", "wrong", "late"]
 _EN_PLACES = ["district", "centre", "station", "office", "town", "harbour", "airport"]
 _EN_RELATIVES = ["child", "mother", "father", "wife", "husband", "neighbour", "tenant"]

@@ -28,6 +28,7 @@ from bot.faq.telegram_html import MAX_MESSAGE_LENGTH, check_html
 MIN_ALTERNATIVES = 3
 MIN_TESTS = 2
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?$")
+LineMap = dict[tuple[str, str, str], int]
 _META_KEYS = frozenset({"id", "category", "updated", "clarification", "related", "links"})
 
 
@@ -101,9 +102,15 @@ def _read_yaml(path: Path, shown: str, problems: list[Problem]) -> Any:
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Point at where the broken construct starts (context), e.g. an unterminated quote,
+        # and say where the parser noticed it.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        found = getattr(exc, "problem_mark", None)
+        if context and found is not None and found is not mark:
+            what = f"{context}: {what} (line {found.line + 1})"
         problems.append(Problem(shown, line, "error", f"YAML syntax error: {what}"))
         return None
     finally:
@@ -134,10 +141,11 @@ def load_knowledge(
         problems.append(Problem(str(path), None, "error", "knowledge directory not found"))
         return kb, problems
     files = sorted(p for p in faq_dir.glob("*.y*ml") if not p.name.startswith("_"))
+    lines: LineMap = {}
     if not files:
         problems.append(Problem(str(faq_dir), None, "error", "no FAQ files (*.yaml) found"))
     for file in files:
-        for entry in _load_faq_file(file, _display(file), required, problems):
+        for entry in _load_faq_file(file, _display(file), required, problems, lines):
             if entry.id in kb.entries:
                 first = kb.entries[entry.id]
                 problems.append(
@@ -151,7 +159,7 @@ def load_knowledge(
                 )
                 continue
             kb.entries[entry.id] = entry
-    _check_cross_entry(kb, problems)
+    _check_cross_entry(kb, problems, lines)
     syn_dir = path / "synonyms"
     if syn_dir.is_dir():
         for file in sorted(syn_dir.glob("*.y*ml")):
@@ -172,7 +180,7 @@ def _display(path: Path) -> str:
 
 
 def _load_faq_file(
-    path: Path, shown: str, required: tuple[str, ...], problems: list[Problem]
+    path: Path, shown: str, required: tuple[str, ...], problems: list[Problem], lines: LineMap
 ) -> list[FaqEntry]:
     data = _read_yaml(path, shown, problems)
     if data is None:
@@ -189,7 +197,7 @@ def _load_faq_file(
         if not isinstance(raw, dict):
             problems.append(Problem(shown, line, "error", "an entry must be a mapping"))
             continue
-        entry = _parse_entry(raw, shown, line, required, sample, problems)
+        entry = _parse_entry(raw, shown, line, required, sample, problems, lines)
         if entry is not None:
             entries.append(entry)
     return entries
@@ -202,21 +210,21 @@ def _parse_entry(
     required: tuple[str, ...],
     sample: bool,
     problems: list[Problem],
+    lines: LineMap,
 ) -> FaqEntry | None:
     key_lines: dict[Any, int] = getattr(raw, "key_lines", {})
     meta: dict[str, Any] = {}
     content: dict[str, Any] = {}
-    ok = True
     for key, value in raw.items():
         if key in _META_KEYS:
             meta[key] = value
         elif isinstance(key, str) and _LANG_RE.match(key):
             content[key] = value
         else:
+            # Reported, then ignored, so the rest of the entry is still checked.
             problems.append(
                 Problem(shown, key_lines.get(key, line), "error", f"unknown field {key!r}")
             )
-            ok = False
     ident = str(meta.get("id", "?"))
     try:
         entry = FaqEntry(**meta, content=content, source_file=shown, source_line=line)
@@ -228,8 +236,7 @@ def _parse_entry(
                 Problem(shown, where, "error", f"entry {ident}: {'.'.join(loc)}: {err['msg']}")
             )
         return None
-    if not ok:
-        return None
+    _record_lines(entry.id, raw, content, lines)
     for lang in required:
         if lang not in entry.content:
             problems.append(
@@ -311,14 +318,31 @@ def _locate(raw: Any, loc: tuple[int | str, ...], default: int | None) -> int | 
     return found
 
 
-def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem]) -> None:
+def _record_lines(
+    entry_id: str, raw: dict[Any, Any], content: dict[str, Any], lines: LineMap
+) -> None:
+    """Remember the line of every phrasing, test and related id (pydantic drops them)."""
+    for rel in raw.get("related") or []:
+        if isinstance(rel, LineStr) and rel.line:
+            lines[(entry_id, "related", str(rel))] = rel.line
+    for lang, block in content.items():
+        if not isinstance(block, dict):
+            continue
+        items = [block.get("question"), *(block.get("alternatives") or [])]
+        items += list(block.get("tests") or [])
+        for item in items:
+            if isinstance(item, LineStr) and item.line:
+                lines.setdefault((entry_id, lang, str(item)), item.line)
+
+
+def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem], lines: LineMap) -> None:
     seen: dict[tuple[str, str], str] = {}
     for entry in kb.entries.values():
         for lang, loc in entry.content.items():
             own: set[str] = set()
             for phrase in [loc.question, *loc.alternatives]:
                 norm = normalize(phrase)
-                line = _line(phrase, entry.source_line)
+                line = lines.get((entry.id, lang, phrase), entry.source_line)
                 if not norm:
                     problems.append(
                         Problem(
@@ -360,7 +384,7 @@ def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem]) -> None:
                     problems.append(
                         Problem(
                             entry.source_file,
-                            _line(test, entry.source_line),
+                            lines.get((entry.id, lang, test), entry.source_line),
                             "warning",
                             f"entry {entry.id} [{lang}]: test {test!r} equals a phrasing, "
                             "so it measures nothing",
@@ -371,7 +395,7 @@ def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem]) -> None:
                 problems.append(
                     Problem(
                         entry.source_file,
-                        _line(rel, entry.source_line),
+                        lines.get((entry.id, "related", rel), entry.source_line),
                         "warning",
                         f"entry {entry.id}: related to itself",
                     )
@@ -380,7 +404,7 @@ def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem]) -> None:
                 problems.append(
                     Problem(
                         entry.source_file,
-                        _line(rel, entry.source_line),
+                        lines.get((entry.id, "related", rel), entry.source_line),
                         "error",
                         f"entry {entry.id}: related id {rel!r} does not exist",
                     )

@@ -73,7 +73,8 @@ def check_html(text: str) -> tuple[list[HtmlIssue], int]:
                 continue
             closing, name, attrs = m.group(1) == "/", m.group(2).lower(), m.group(3)
             if name not in ALLOWED_TAGS:
-                issues.append(HtmlIssue(i, f"tag <{name}> is not supported by Telegram"))
+                if not closing:  # the closing tag of an unsupported tag adds nothing new
+                    issues.append(HtmlIssue(i, f"tag <{name}> is not supported by Telegram"))
             elif closing:
                 if not stack or stack[-1][0] != name:
                     expected = f"</{stack[-1][0]}>" if stack else "nothing"
