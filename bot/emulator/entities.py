@@ -35,6 +35,7 @@ _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ATTR_RE = re.compile(
     r"""\s*([a-zA-Z_:-][-a-zA-Z0-9_:.]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
 )
+_SPECIAL_RE = re.compile(r"[<&]")
 _ENTITY_RE = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]+);")
 
 
@@ -133,9 +134,13 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             i += 1
             continue
         if ch != "<":
-            out.append(ch)
-            out_len += utf16_len(ch)
-            i += 1
+            # Copy the whole run of plain characters at once; most text has no markup.
+            run_end = _SPECIAL_RE.search(source, i)
+            stop = run_end.start() if run_end else n
+            chunk = source[i:stop]
+            out.append(chunk)
+            out_len += utf16_len(chunk)
+            i = stop
             continue
         end = source.find(">", i)
         if end == -1:

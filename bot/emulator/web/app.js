@@ -528,10 +528,12 @@ const pendingQueries = new Map(); // callback query id → the pane that pressed
 async function follow(panes, startCursor) {
   const status = document.getElementById("status");
   let cursor = startCursor;
+  let timeout = 0; // the first call answers at once, so the page knows it is connected
   for (;;) {
     let events;
     try {
-      events = await emu(`events?after=${cursor}&timeout=${EVENTS_TIMEOUT}`);
+      events = await emu(`events?after=${cursor}&timeout=${timeout}`);
+      timeout = EVENTS_TIMEOUT;
       status.textContent = "live";
       status.className = "status live";
     } catch {
