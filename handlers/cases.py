@@ -74,11 +74,11 @@ async def relay_citizen(
             priority=CasePriority.URGENT,
             signals=signals,
             lang=lang,
-            trigger=(message.message_id, str(message.content_type), text),
+            trigger=(message.message_id, message.content_type.value, text),
         )
     else:
         await handoff.store_citizen_message(
-            session, citizen.id, case, message.message_id, str(message.content_type), text
+            session, citizen.id, case, message.message_id, message.content_type.value, text
         )
         await session.commit()
     try:

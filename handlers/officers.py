@@ -194,7 +194,7 @@ async def topic_message(
 ) -> None:
     """A message in a case topic: an officer's is copied to the citizen as the bot."""
     user = message.from_user
-    if user is None or user.is_bot or str(message.content_type) not in RELAYABLE:
+    if user is None or user.is_bot or message.content_type.value not in RELAYABLE:
         return
     case = await handoff.case_by_topic(session, message.chat.id, thread_of(message))
     if case is None:
@@ -219,7 +219,7 @@ async def topic_message(
         case,
         user.id,
         message.message_id,
-        str(message.content_type),
+        message.content_type.value,
         message.text or message.caption,
     )
     if claimed:

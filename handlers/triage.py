@@ -50,7 +50,7 @@ async def escalate(
     trigger = None
     if with_trigger:
         text = message.text or message.caption
-        trigger = (message.message_id, str(message.content_type), text)
+        trigger = (message.message_id, message.content_type.value, text)
     case = None
     try:
         case = await handoff.open_case(
@@ -106,7 +106,7 @@ async def triage_message(
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).
         await handoff.store_citizen_message(
-            session, citizen.id, None, message.message_id, str(message.content_type), text
+            session, citizen.id, None, message.message_id, message.content_type.value, text
         )
         raise SkipHandler
     await escalate(message, session, citizen, handoff, lang, result.level, result.signals, True)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from bot.db.models import AuditLog, Case
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness
+from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, OUTSIDER_ID, Harness, buttons
+from tests.handoff.e2e_helpers import (
+    bot_says,
+    callback_answer,
+    eventually,
+    mentioned,
+    text_of,
+    topic_messages,
+    topic_of,
+)
 
 WANG, LI = list(OFFICERS)
 
@@ -24,35 +34,21 @@ def settings_overrides() -> dict[str, dict[str, Any]]:
     return {"officers": {"loop_seconds": 0.05, "wait_notice_minutes": 60}}
 
 
-async def topic_of(harness: Harness, case_no: int, within: float = 5.0) -> dict[str, Any]:
-    """The forum topic of a case, once the bot has created it."""
-    topics: list[dict[str, Any]] = []
-    for _ in range(int(within / 0.02)):
-        topics = await harness.emu.topics(FORUM_ID)
-        found = [t for t in topics if f"#{case_no} " in t["name"]]
-        if found:
-            return found[-1]
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no topic for case #{case_no}: {topics}")
+async def officer_says(harness: Harness, officer: int, thread_id: int, text: str) -> dict[str, Any]:
+    """An officer writes in a case topic."""
+    return await harness.emu.user(officer).send(text, chat_id=FORUM_ID, thread_id=thread_id)
 
 
-async def topic_texts(harness: Harness, thread_id: int) -> list[str]:
-    transcript = await harness.emu.transcript(FORUM_ID)
-    return [
-        e["message"].get("text") or e["message"].get("caption") or ""
-        for e in transcript
-        if e["message"].get("message_thread_id") == thread_id
-    ]
-
-
-def mentioned(message: dict[str, Any]) -> list[int]:
-    """User ids a message mentions (tg://user links become text_mention entities)."""
-    ids = []
-    for entity in message.get("entities", []):
-        if entity["type"] == "text_mention":
-            # Telegram sends a User object; the emulator may send only its id.
-            ids.append(entity["user"]["id"] if "user" in entity else entity["user_id"])
-    return ids
+async def open_human_case(harness: Harness, user_id: int, name: str = "Bob") -> tuple[Any, int]:
+    """A citizen asks for a person with /human; returns the actor and the topic id."""
+    citizen = await harness.new_citizen(user_id, name)
+    reply = await citizen.say("/human")
+    assert "person from our team" in reply["text"]
+    topics = await harness.emu.topics(FORUM_ID)
+    case_no = len(topics) + 1
+    topic = await topic_of(harness, case_no)
+    await bot_says(harness, FORUM_ID, "Case #", topic["message_thread_id"])
+    return citizen, topic["message_thread_id"]
 
 
 async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
@@ -61,13 +57,273 @@ async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
     reply = await ann.say("I want to kill myself tonight")
     assert "A person from our team is joining you" in reply["text"]
     assert "110" in reply["text"] and "120" in reply["text"]
+    assert not buttons(reply)  # never an FAQ answer with feedback buttons
     topic = await topic_of(harness, 1)
     assert topic["name"] == "#1 🔴 URGENT · Ann L."
-    card = await harness.emu.wait_bot_message(FORUM_ID, topic["message_thread_id"])
+    tid = topic["message_thread_id"]
+    card = await harness.emu.wait_bot_message(FORUM_ID, tid)
     assert "Case #1" in card["text"] and "@annlee" in card["text"]
-    assert "crisis" in card["text"]
-    page = await harness.emu.wait_bot_message(FORUM_ID, topic["message_thread_id"])
+    assert "crisis" in card["text"] and "URGENT" in card["text"]
+    page = await harness.emu.wait_bot_message(FORUM_ID, tid)
     assert "Urgent case #1" in page["text"]
-    assert mentioned(page) == [WANG]
-    copied = await harness.emu.wait_bot_message(FORUM_ID, topic["message_thread_id"])
+    assert mentioned(page) == [WANG]  # only the officer on duty
+    copied = await harness.emu.wait_bot_message(FORUM_ID, tid)
     assert copied["text"] == "I want to kill myself tonight"
+    await ann.silence(0.3)  # no FAQ answer follows the crisis reply
+
+
+async def test_chinese_crisis_gets_chinese_reply(harness: Harness) -> None:
+    li = await harness.new_citizen(702, "李", language_code="zh-hans")
+    reply = await li.say("我不想活了")
+    assert "工作人员正在加入" in reply["text"] and "110" in reply["text"]
+    topic = await topic_of(harness, 1)
+    assert "URGENT" in topic["name"]
+
+
+async def test_emergency_says_call_110_first_then_opens_a_case(harness: Harness) -> None:
+    ann = await harness.new_citizen(703)
+    reply = await ann.say("someone is breaking into my house right now")
+    assert reply["text"].startswith("🚨") and "Call 110 now" in reply["text"]
+    topic = await topic_of(harness, 1)
+    assert "🔴 URGENT" in topic["name"]
+    card = await bot_says(harness, FORUM_ID, "Case #1", topic["message_thread_id"])
+    assert "emergency" in card["text"]
+
+
+async def test_human_command_and_faq_button_open_normal_cases(harness: Harness) -> None:
+    bob, _ = await open_human_case(harness, 704, "Bob")
+    topic = await topic_of(harness, 1)
+    assert topic["name"] == "#1 🔵 normal · Bob"
+    # A second /human while connected does not open another case.
+    again = await bob.say("/human")
+    assert "already connected" in again["text"]
+    assert len(await harness.emu.topics(FORUM_ID)) == 1
+
+    cat = await harness.new_citizen(705, "Cat")
+    reply = await cat.say("what is the airspeed velocity of an unladen swallow")
+    await cat.press(reply, "Talk to an officer")
+    handed = await cat.next()
+    assert "person from our team" in handed["text"]
+    topic = await topic_of(harness, 2)
+    assert "normal" in topic["name"]
+    card = await bot_says(harness, FORUM_ID, "Case #2", topic["message_thread_id"])
+    assert "swallow" in card["text"]  # the recent transcript is on the card
+
+
+async def test_claim_relay_both_ways_edits_and_notes(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 710)
+    # The first officer reply claims the case and reaches the citizen as the bot.
+    await officer_says(harness, WANG, tid, "Hello, I am here to help.")
+    got = await bob.next()
+    assert got["text"] == "Hello, I am here to help."
+    assert got["from"]["is_bot"] and "forward_origin" not in got
+    await bot_says(harness, FORUM_ID, "Officer Wang took this case", tid)
+
+    # Citizen -> topic: text, photo, document, voice, location, sticker.
+    sent = await bob.send("My bike was stolen")
+    await bob.user.send_photo(b"\x89PNG fake", caption="the lock")
+    await bob.user.send_document(b"%PDF-1.4", file_name="receipt.pdf")
+    await bob.user.send_voice(b"OggS", duration=2)
+    await bob.user.send_location(31.23, 121.47)
+    await bob.user.send_sticker("😢")
+
+    async def copies() -> list[dict[str, Any]] | None:
+        got = [m for m in await topic_messages(harness, tid) if m["from"]["is_bot"]]
+        kinds = {
+            k for m in got for k in ("photo", "document", "voice", "location", "sticker") if k in m
+        }
+        texts = {m.get("text") for m in got}
+        return got if len(kinds) == 5 and "My bike was stolen" in texts else None
+
+    copied = await eventually(copies)
+    assert any(m.get("text") == "My bike was stolen" for m in copied)
+    assert any(m.get("caption") == "the lock" for m in copied)
+
+    # Officer -> citizen: photo, document, voice, location.
+    await harness.emu.user(WANG).send_photo(
+        b"\x89PNG", caption="map", chat_id=FORUM_ID, thread_id=tid
+    )
+    await harness.emu.user(WANG).send_document(b"%PDF", chat_id=FORUM_ID, thread_id=tid)
+    await harness.emu.user(WANG).send_voice(b"OggS", chat_id=FORUM_ID, thread_id=tid)
+    await harness.emu.user(WANG).send_location(31.2, 121.5, chat_id=FORUM_ID, thread_id=tid)
+    kinds = set()
+    for _ in range(4):
+        msg = await bob.next()
+        kinds |= {k for k in ("photo", "document", "voice", "location") if k in msg}
+    assert kinds == {"photo", "document", "voice", "location"}
+
+    # Edits both ways.
+    await bob.user.edit(sent["message_id"], "My e-bike was stolen")
+
+    async def edited_in_topic() -> bool:
+        return any(
+            m.get("text") == "My e-bike was stolen" for m in await topic_messages(harness, tid)
+        )
+
+    await eventually(edited_in_topic)
+    mine = await officer_says(harness, WANG, tid, "Which street?")
+    await bob.next()
+    await harness.emu.user(WANG).edit(mine["message_id"], "Which street, please?", chat_id=FORUM_ID)
+
+    async def edited_for_citizen() -> bool:
+        return any(
+            e["message"].get("text") == "Which street, please?"
+            for e in await harness.emu.transcript(bob.id)
+        )
+
+    await eventually(edited_for_citizen)
+
+    # Notes stay internal.
+    await officer_says(harness, WANG, tid, "/note caller sounds calm")
+    await bot_says(harness, FORUM_ID, "Note saved", tid)
+    await bob.silence(0.4)
+    citizen_side = [text_of(e["message"]) for e in await harness.emu.transcript(bob.id)]
+    assert not any("calm" in t or "Wang" in t for t in citizen_side)
+
+
+async def test_close_rating_and_reopen(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 720)
+    await officer_says(harness, LI, tid, "/claim")
+    await bot_says(harness, FORUM_ID, "Officer Li took this case", tid)
+    await officer_says(harness, LI, tid, "/close resolved by phone")
+    closing = await bob.next()
+    assert "closed" in closing["text"]
+    assert buttons(closing) == ["1 ⭐", "2 ⭐", "3 ⭐", "4 ⭐", "5 ⭐"]
+
+    async def topic_closed() -> dict[str, Any] | None:
+        topic = await topic_of(harness, 1)
+        return topic if topic["is_closed"] else None
+
+    topic = await eventually(topic_closed)
+    assert topic["name"].startswith("✅ #1 ")
+    # Someone else's forged rating is refused; the citizen's first counts, a second not.
+    forged = await harness.emu.inject_callback(
+        OUTSIDER_ID, closing["message_id"], "rate:1:1", chat_id=bob.id
+    )
+    assert "cannot be accepted" in (await callback_answer(harness, forged))["text"]
+    first = await bob.press(closing, "5 ⭐")
+    assert "Thank you" in (await callback_answer(harness, first))["text"]
+    again = await harness.emu.inject_callback(bob.id, closing["message_id"], "rate:1:2")
+    assert "cannot be accepted" in (await callback_answer(harness, again))["text"]
+    junk = await harness.emu.inject_callback(bob.id, closing["message_id"], "rate:1:99")
+    assert (await callback_answer(harness, junk))["show_alert"]
+    async with harness.app.sessionmaker() as session:  # type: ignore[union-attr]
+        case = await session.get(Case, 1)
+        assert case is not None and case.rating == 5 and case.close_note == "resolved by phone"
+
+    # Writing again reopens the case and its topic.
+    await bob.send("Sorry, one more thing")
+    reopened = await bob.next()
+    assert "open again" in reopened["text"]
+    topic = await eventually(lambda: _open_topic(harness))
+    assert topic["name"].startswith("#1 ")
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "Sorry, one more thing", tid)
+
+
+async def _open_topic(harness: Harness) -> dict[str, Any] | None:
+    topic = await topic_of(harness, 1)
+    return None if topic["is_closed"] else topic
+
+
+async def test_deleted_topic_is_recreated_with_the_card(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 730)
+    await harness.emu.delete_topic(FORUM_ID, tid)
+    await bob.send("are you there?")
+
+    async def new_topic() -> dict[str, Any] | None:
+        topics = [t for t in await harness.emu.topics(FORUM_ID) if t["message_thread_id"] != tid]
+        return topics[0] if topics else None
+
+    topic = await eventually(new_topic)
+    new_tid = topic["message_thread_id"]
+    card = await bot_says(harness, FORUM_ID, "Case #1", new_tid)
+    assert "recreated" in card["text"]
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "are you there?", new_tid)
+    # Officers' replies in the new topic still reach the citizen.
+    await officer_says(harness, WANG, new_tid, "Yes, I am here.")
+    assert (await bob.next())["text"] == "Yes, I am here."
+
+
+async def test_ban_and_unban(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 740)
+    await officer_says(harness, WANG, tid, "/ban")
+    await bot_says(harness, FORUM_ID, "is banned", tid)
+    notice = await bob.say("hello?")
+    assert "not available to you" in notice["text"]
+    await bob.send("hello??")
+    await bob.silence(0.4)
+    await officer_says(harness, WANG, tid, "/unban")
+    await bot_says(harness, FORUM_ID, "no longer banned", tid)
+    await bob.send("thanks")
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "thanks", tid)
+
+
+async def test_non_officers_cannot_act_and_are_not_relayed(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 750)
+    for command in ("/claim", "/close", "/cases", "/onduty"):
+        await harness.emu.user(OUTSIDER_ID).send(command, chat_id=FORUM_ID, thread_id=tid)
+        refusal = await bot_says(harness, FORUM_ID, "Only registered officers", tid)
+        assert refusal
+    await harness.emu.user(OUTSIDER_ID).send("hi citizen", chat_id=FORUM_ID, thread_id=tid)
+    await bot_says(harness, FORUM_ID, "was not sent", tid)
+    await bob.silence(0.4)
+    assert harness.app is not None
+    async with harness.app.sessionmaker() as session:
+        actions = (
+            await session.scalars(select(AuditLog.action).where(AuditLog.actor_id == OUTSIDER_ID))
+        ).all()
+    assert actions.count("officer.refused") == 4 and "case.relay.refused" in actions
+    # The admin may act.
+    await harness.emu.user(ADMIN_ID).send("/claim", chat_id=FORUM_ID, thread_id=tid)
+    await bot_says(harness, FORUM_ID, "took this case", tid)
+
+
+async def test_cases_lists_open_cases_urgent_first(harness: Harness) -> None:
+    await open_human_case(harness, 760, "Normal Nat")
+    ann = await harness.new_citizen(761, "Urgent Ann")
+    await ann.say("I want to end my life")
+    await topic_of(harness, 2)
+    await harness.emu.user(WANG).send("/cases", chat_id=FORUM_ID)
+    listing = await bot_says(harness, FORUM_ID, "Open cases")
+    lines = listing["text"].splitlines()
+    assert "#2" in lines[1] and "URGENT" in lines[1]
+    assert "#1" in lines[2] and "Normal N" in lines[2]
+    links = [e["url"] for e in listing.get("entities", []) if e["type"] == "text_link"]
+    assert len(links) == 2 and all(link.startswith("https://t.me/c/") for link in links)
+
+
+async def test_citizen_who_blocks_the_bot(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 770)
+    await bob.user.block()
+    await bot_says(harness, FORUM_ID, "blocked the bot", tid)
+    await officer_says(harness, WANG, tid, "Are you safe?")
+    await bot_says(harness, FORUM_ID, "has blocked the bot", tid)
+
+
+async def test_long_texts_and_floods_still_relayed(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 780)
+    long_text = "x" * 3990 + " <b>&"
+    await bob.send(long_text)
+    for i in range(25):  # past the flood limit: still relayed
+        await bob.send(f"message {i}")
+
+    async def all_there() -> bool:
+        texts = [m.get("text") for m in await topic_messages(harness, tid)]
+        return long_text in texts and all(f"message {i}" in texts for i in range(25))
+
+    await eventually(all_there, within=10)
+
+
+async def test_restart_mid_conversation_loses_nothing(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 790)
+    await officer_says(harness, WANG, tid, "Hi")
+    assert (await bob.next())["text"] == "Hi"
+    await harness.stop()
+    # While the bot is down both sides keep writing; Telegram queues the updates.
+    await bob.send("while you were away")
+    await officer_says(harness, WANG, tid, "still with you")
+    await harness.start()
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "while you were away", tid)
+    got = await bob.next()
+    assert got["text"] == "still with you"
+    assert len(await harness.emu.topics(FORUM_ID)) == 1
