@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         f"load {load_ms:.0f} ms; {total} messages in {elapsed:.2f} s = "
         f"{total / elapsed:,.0f} msg/s ({elapsed / total * 1e6:.0f} us/msg)"
     )
+    if args.dev_only:
+        print("dev split only: test not scored, floors not checked")
+        return 0
     if failures:
         print("floors missed on test: " + ", ".join(failures))
         return 1
