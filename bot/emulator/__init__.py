@@ -1,5 +1,6 @@
 """Local Telegram Bot API emulator: real HTTP, Telegram's errors and limits, a control API."""
 
+from bot.emulator.client import EmulatorClient, EmulatorClientError
 from bot.emulator.core import DEFAULT_TOKEN, Emulator, EmulatorConfig, Fault
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer, create_app, start
@@ -7,6 +8,8 @@ from bot.emulator.server import EmulatorServer, create_app, start
 __all__ = [
     "DEFAULT_TOKEN",
     "Emulator",
+    "EmulatorClient",
+    "EmulatorClientError",
     "EmulatorConfig",
     "EmulatorServer",
     "Fault",

@@ -831,16 +831,11 @@ class Emulator:
         raw = raw.strip()
         chat: Chat | None
         if raw.startswith("@"):
+            # Telegram resolves @username for public groups and channels only, never users.
             username = raw[1:].lower()
             chat = next(
                 (c for c in self.chats.values() if (c.username or "").lower() == username), None
             )
-            if chat is None:
-                user = next(
-                    (u for u in self.users.values() if (u.username or "").lower() == username),
-                    None,
-                )
-                chat = self.private.get((state.token, user.id)) if user else None
         else:
             try:
                 chat_id = int(raw)
