@@ -56,6 +56,8 @@ class IndexParams:
     common_share: float = 0.03
     fuzzy_vocab_cutoff: float = 80.0
     fuzzy_scorer: str = "token_sort_ratio"
+    # Similarity to the raw phrasing as typed (punctuation and all). Tiny: a tie-breaker.
+    w_raw: float = 1e-4
 
 
 LANG_PARAMS: dict[str, IndexParams] = {
@@ -306,7 +308,7 @@ class LangIndex:
             w = self._w(t) * factor
             if t not in extra:
                 q_weight += w
-            plist = self.postings.get(t, ())
+            plist: Sequence[int] = self.postings.get(t, [])
             if len(plist) > self.common_df:
                 if overlap:
                     common.append((t, w))
@@ -355,7 +357,7 @@ class LangIndex:
             fz = scorer(qcontent, self.content[i]) / 100 if qcontent else 0.0
             # Tie-break only (weight 1e-4): among phrasings that normalise to the same text,
             # prefer the one closest to how the citizen actually typed the question.
-            score = s + p.w_fuzzy * fz + 1e-4 * fuzz.ratio(text, self.raw[i]) / 100
+            score = s + p.w_fuzzy * fz + p.w_raw * fuzz.ratio(text, self.raw[i]) / 100
             eid = self.entry_of[i]
             if score > best_by_entry.get(eid, -1.0):
                 best_by_entry[eid] = score

@@ -244,31 +244,31 @@ def _parse_entry(
             )
     level: Severity = "error" if sample else "warning"
     bar = " (sample content must meet it)" if sample else ""
-    for lang, loc in entry.content.items():
+    for lang, lc in entry.content.items():
         block = content[lang]
         block_line = _line(block, key_lines.get(lang, line))
-        if len(loc.alternatives) < MIN_ALTERNATIVES:
+        if len(lc.alternatives) < MIN_ALTERNATIVES:
             problems.append(
                 Problem(
                     shown,
                     block_line,
                     level,
-                    f"entry {ident} [{lang}]: {len(loc.alternatives)} alternatives, "
+                    f"entry {ident} [{lang}]: {len(lc.alternatives)} alternatives, "
                     f"want >= {MIN_ALTERNATIVES}{bar}",
                 )
             )
-        if len(loc.tests) < MIN_TESTS:
+        if len(lc.tests) < MIN_TESTS:
             problems.append(
                 Problem(
                     shown,
                     block_line,
                     level,
-                    f"entry {ident} [{lang}]: {len(loc.tests)} tests, want >= {MIN_TESTS}{bar}",
+                    f"entry {ident} [{lang}]: {len(lc.tests)} tests, want >= {MIN_TESTS}{bar}",
                 )
             )
         answer_raw = block.get("answer")
         answer_line = _line(answer_raw, block_line)
-        issues, visible = check_html(loc.answer)
+        issues, visible = check_html(lc.answer)
         for issue in issues:
             problems.append(
                 Problem(

@@ -42,7 +42,7 @@ class SmallTalkDetector:
                 elif kind in KINDS:
                     table = self._phrases.setdefault(lang, {})
                     for p in norm:
-                        table.setdefault(p, kind)  # type: ignore[arg-type]
+                        table.setdefault(p, kind)
 
     def detect(self, text: str, lang: str) -> SmallTalk | None:
         """Return the kind of small talk when the whole message is one, else None."""
