@@ -123,6 +123,21 @@ def _cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_staff(args, settings))
 
 
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        host=args.host,
+        port=args.port,
+        emulator_port=args.emulator_port,
+        database_url=args.database,
+        env_file=args.env_file,
+        limits=not args.no_limits,
+    )
+    asyncio.run(run_demo(options))
+    return 0
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -147,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revision", nargs="?", help="target revision (default: head)")
     p.add_argument("--downgrade", action="store_true", help="downgrade instead (default: base)")
     p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser(
+        "demo", help="try the bot in a browser: emulated Telegram, sample people, no token"
+    )
+    p.add_argument("--port", type=int, default=8088, help="page port (default 8088; 0: free)")
+    p.add_argument("--host", default="127.0.0.1", help="page address (default 127.0.0.1)")
+    p.add_argument("--emulator-port", type=int, default=0, help="emulator port (default: free)")
+    p.add_argument("--database", help="database URL (default: a fresh temporary SQLite file)")
+    p.add_argument("--no-limits", action="store_true", help="switch Telegram's flood limits off")
+    p.set_defaults(func=_cmd_demo)
 
     staff = sub.add_parser("staff", help="manage officers, communications staff and admins")
     staff_sub = staff.add_subparsers(dest="staff_cmd", required=True, metavar="ACTION")

@@ -237,6 +237,7 @@ async def start_demo(options: DemoOptions | None = None) -> Demo:
             tempdir=tempdir,
         )
         demo.runner.app[DEMO_KEY] = demo
+        await _polling_started(emulator.emulator, polling)
         await demo.runner.setup()
         try:
             site = web.TCPSite(demo.runner, options.host, options.port)
@@ -256,6 +257,18 @@ async def start_demo(options: DemoOptions | None = None) -> Demo:
             if tempdir is not None:
                 tempdir.cleanup()
         raise
+
+
+async def _polling_started(emulator: Emulator, polling: asyncio.Task[None]) -> None:
+    """Wait for the bot's first getUpdates: stopping polling before it started would hang."""
+    for _ in range(500):
+        if polling.done():
+            polling.result()  # the bot failed to start: raise its error
+            raise RuntimeError("the bot stopped before polling")
+        if any(call["method"] == "getupdates" for call in emulator.calls):
+            return
+        await asyncio.sleep(0.02)
+    raise RuntimeError("the bot did not start polling the emulator within 10 s")
 
 
 def _url_host(host: str) -> str:
@@ -368,7 +381,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     demo = _demo(request)
     tail = request.match_info["tail"]
     if not any(m == request.method and p.fullmatch(tail) for m, p in _PROXY_ROUTES):
-        return web.json_response({"ok": False, "error": "not available from the page"}, 404)
+        return web.json_response({"ok": False, "error": "not available from the page"}, status=404)
     query = dict(request.query)
     if tail == "events":
         query["timeout"] = str(min(float(query.get("timeout") or 0), EVENTS_TIMEOUT))
