@@ -587,7 +587,9 @@ class HandoffService:
             await session.scalars(
                 select(Message)
                 .where(Message.case_id == case.id, Message.relay_state == RelayState.PENDING)
-                .order_by(Message.id)
+                # Updates are handled concurrently, so row ids may not follow the chat; Telegram's
+                # message ids do, per side.
+                .order_by(Message.direction, Message.telegram_message_id, Message.id)
             )
         ).all()
         for row in rows:
