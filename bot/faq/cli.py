@@ -1,34 +1,47 @@
-"""``safewell knowledge …`` commands: check, ask and test.
+"""``safewell knowledge …`` commands: check, ask, test and gaps.
 
 The coordinator wires ``add_commands`` into the main argparse parser; every sub-command sets
-``func(args, *ignored) -> int`` (extra positional arguments such as settings are ignored), whose
-return value is the exit code. The ``cmd_*`` functions take an output stream for tests.
+``func(args, settings=None) -> int`` whose return value is the exit code. ``settings`` (the
+``safewell`` CLI passes its ``Settings``) supplies the knowledge directory when ``--knowledge``
+is not given (``FAQ_KNOWLEDGE_DIR``), the matcher thresholds (``FAQ_ANSWER_THRESHOLD`` …) and,
+for ``gaps``, the database. The ``cmd_*`` functions take an output stream for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.faq.loader import load_knowledge
-from bot.faq.matcher import Matcher, MatchResult
+from bot.faq.matcher import (
+    DEFAULT_ANSWER_THRESHOLD,
+    DEFAULT_MARGIN,
+    DEFAULT_SUGGEST_THRESHOLD,
+    Matcher,
+    MatchResult,
+)
 from bot.faq.models import KnowledgeBase, Problem
 
 DEFAULT_KNOWLEDGE = Path("knowledge")
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add the ``knowledge`` command (check / ask / test) to an argparse subparsers object."""
+    """Add the ``knowledge`` command (check / ask / test / gaps) to an argparse subparsers."""
     knowledge = subparsers.add_parser("knowledge", help="check, query and test the FAQ knowledge")
     sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--knowledge", type=Path, default=DEFAULT_KNOWLEDGE, help="knowledge directory"
+            "--knowledge",
+            type=Path,
+            default=None,
+            help="knowledge directory (default: FAQ_KNOWLEDGE_DIR, else ./knowledge)",
         )
         p.add_argument(
             "--langs", default="en,zh", help="required languages, comma-separated (default en,zh)"
@@ -36,25 +49,58 @@ def add_commands(subparsers: Any) -> None:
 
     check = sub.add_parser("check", help="validate the knowledge files (exit 1 on errors)")
     common(check)
-    check.set_defaults(func=lambda args, *_: cmd_check(args))
+    check.set_defaults(func=lambda args, settings=None, *_: cmd_check(args, settings=settings))
 
     ask = sub.add_parser("ask", help="match a question ('-' reads one per line from stdin)")
     common(ask)
     ask.add_argument("question", help="the question, or '-' for stdin (JSON lines out)")
     ask.add_argument("--lang", default="en", help="the citizen's language (default en)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ask.set_defaults(func=lambda args, *_: cmd_ask(args))
+    ask.set_defaults(func=lambda args, settings=None, *_: cmd_ask(args, settings=settings))
 
     test = sub.add_parser("test", help="run every entry's tests: phrasings, report P@1 and MRR")
     common(test)
     test.add_argument("--min-p1", type=float, default=0.95, help="fail below this P@1")
     test.add_argument("--worst", type=int, default=10, help="how many confusions to list")
-    test.set_defaults(func=lambda args, *_: cmd_test(args))
+    test.set_defaults(func=lambda args, settings=None, *_: cmd_test(args, settings=settings))
+
+    gaps = sub.add_parser(
+        "gaps", help="questions the FAQ could not answer (or got 👎), grouped, biggest first"
+    )
+    gaps.add_argument("--days", type=int, default=30, help="look back this many days (30)")
+    gaps.add_argument("--limit", type=int, default=20, help="how many groups to print (20)")
+    gaps.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    gaps.set_defaults(func=lambda args, settings=None, *_: cmd_gaps(args, settings))
 
 
-def _load(args: argparse.Namespace) -> tuple[KnowledgeBase, list[Problem]]:
+def knowledge_dir(args: argparse.Namespace, settings: Any = None) -> Path:
+    """``--knowledge`` if given, else the configured ``FAQ_KNOWLEDGE_DIR``, else ./knowledge."""
+    if getattr(args, "knowledge", None) is not None:
+        return Path(args.knowledge)
+    faq = getattr(settings, "faq", None)
+    configured = getattr(faq, "knowledge_dir", None)
+    return Path(configured) if configured is not None else DEFAULT_KNOWLEDGE
+
+
+def build_matcher(kb: KnowledgeBase, settings: Any = None) -> Matcher:
+    """A matcher with the thresholds from settings (FAQ_ANSWER_THRESHOLD …) where set."""
+    faq = getattr(settings, "faq", None)
+
+    def pick(name: str, default: float) -> float:
+        value = getattr(faq, name, None)
+        return float(value) if isinstance(value, int | float) else default
+
+    return Matcher(
+        kb,
+        answer_threshold=pick("answer_threshold", DEFAULT_ANSWER_THRESHOLD),
+        suggest_threshold=pick("suggest_threshold", DEFAULT_SUGGEST_THRESHOLD),
+        margin=pick("margin", DEFAULT_MARGIN),
+    )
+
+
+def _load(args: argparse.Namespace, settings: Any = None) -> tuple[KnowledgeBase, list[Problem]]:
     langs = tuple(code for code in args.langs.split(",") if code)
-    return load_knowledge(args.knowledge, langs)
+    return load_knowledge(knowledge_dir(args, settings), langs)
 
 
 def _errors(problems: list[Problem], out: TextIO) -> bool:
@@ -64,10 +110,10 @@ def _errors(problems: list[Problem], out: TextIO) -> bool:
     return bool(errors)
 
 
-def cmd_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def cmd_check(args: argparse.Namespace, out: TextIO | None = None, settings: Any = None) -> int:
     """Print ``file:line: severity: message`` per problem; exit 1 when there is an error."""
     out = out or sys.stdout
-    kb, problems = _load(args)
+    kb, problems = _load(args, settings)
     for p in problems:
         print(p, file=out)
     n_err = sum(p.severity == "error" for p in problems)
@@ -90,14 +136,17 @@ def _result_json(query: str, lang: str, result: MatchResult) -> dict[str, Any]:
 
 
 def cmd_ask(
-    args: argparse.Namespace, out: TextIO | None = None, stdin: TextIO | None = None
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    stdin: TextIO | None = None,
+    settings: Any = None,
 ) -> int:
     """Print the top five entries and the outcome (JSON lines when reading stdin)."""
     out = out or sys.stdout
-    kb, problems = _load(args)
+    kb, problems = _load(args, settings)
     if _errors(problems, sys.stderr):
         return 1
-    matcher = Matcher(kb)
+    matcher = build_matcher(kb, settings)
     if args.question == "-":
         for line in stdin or sys.stdin:
             query = line.strip()
@@ -120,13 +169,13 @@ def cmd_ask(
     return 0
 
 
-def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def cmd_test(args: argparse.Namespace, out: TextIO | None = None, settings: Any = None) -> int:
     """Run the tests: phrasings; print P@1, MRR, outcomes and the worst confusions."""
     out = out or sys.stdout
-    kb, problems = _load(args)
+    kb, problems = _load(args, settings)
     if _errors(problems, sys.stderr):
         return 1
-    matcher = Matcher(kb)
+    matcher = build_matcher(kb, settings)
     confusions: Counter[tuple[str, str, str]] = Counter()
     examples: dict[tuple[str, str, str], str] = {}
     outcomes: Counter[str] = Counter()
@@ -174,3 +223,60 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"FAIL: P@1 {p1:.3f} < --min-p1 {args.min_p1}", file=out)
         return 1
     return 0
+
+
+async def gaps_report(database_url: str, days: int, limit: int, as_json: bool, out: TextIO) -> int:
+    """Migrate the database, then print the biggest groups of unanswered / 👎 questions."""
+    # Imported here so ``knowledge check/ask/test`` never load the database stack.
+    from bot.db.migrate import upgrade_async
+    from bot.db.models import utcnow
+    from bot.db.session import create_engine, create_sessionmaker
+    from bot.faq.gaps import find_gaps
+
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            found = await find_gaps(session, since=utcnow() - timedelta(days=days))
+    finally:
+        await engine.dispose()
+    shown = found[: max(limit, 0)]
+    if as_json:
+        rows = [
+            {
+                "example": g.example,
+                "language": g.language,
+                "count": g.count,
+                "unanswered": g.unanswered,
+                "disliked": g.disliked,
+                "variants": g.variants,
+                "entries": g.entries,
+            }
+            for g in shown
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
+        return 0
+    print(f"{len(found)} group(s) in the last {days} day(s); showing {len(shown)}", file=out)
+    for g in shown:
+        disliked = ""
+        if g.disliked:
+            worst = ", ".join(f"{eid} x{n}" for eid, n in sorted(g.entries.items()))
+            disliked = f"  👎 {g.disliked}" + (f" ({worst})" if worst else "")
+        print(f"{g.count:5d}  [{g.language}] {g.example}{disliked}", file=out)
+        for variant in g.variants:
+            if variant != g.example:
+                print(f"         ~ {variant}", file=out)
+    return 0
+
+
+def cmd_gaps(args: argparse.Namespace, settings: Any, out: TextIO | None = None) -> int:
+    """``knowledge gaps``: needs settings for ``DATABASE_URL``; exit 2 without them."""
+    out = out or sys.stdout
+    url = getattr(getattr(settings, "database", None), "url", None)
+    if not isinstance(url, str):
+        print("knowledge gaps: no database configured (DATABASE_URL)", file=sys.stderr)
+        return 2
+    if args.days < 1 or args.limit < 1:
+        print("knowledge gaps: --days and --limit must be >= 1", file=sys.stderr)
+        return 2
+    return asyncio.run(gaps_report(url, args.days, args.limit, args.json, out))
