@@ -6,10 +6,11 @@ session and commit themselves. Every staff action is audited.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, or_, select, update
@@ -263,7 +264,7 @@ async def submit(
         raise AlertError(f"alert {alert_id} is {alert.status}, not a draft")
     if progress is not None:
         alert.progress_chat_id, alert.progress_message_id = progress
-    if needs_approval(alert.severity, approval_severities) and alert.kind == AlertKind.ALERT:
+    if needs_approval(alert.severity, approval_severities) and alert.kind != AlertKind.CANCEL:
         alert.status = AlertStatus.PENDING_APPROVAL
         repo.audit(
             session, "alert.submit", actor_id=actor_id, target_type="alert", target_id=alert.id
@@ -480,3 +481,21 @@ def render_for(
         kind=kind,  # type: ignore[arg-type]
     )
 
+
+_DURATION = re.compile(r"^\s*(\d{1,4})\s*(m|min|h|d)\s*$", re.IGNORECASE)
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime | None:
+    """A future time from '90m', '6h', '2d' or a UTC 'YYYY-MM-DD HH:MM'; None if unreadable."""
+    now = now or utcnow()
+    match = _DURATION.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        minutes = {"m": 1, "min": 1, "h": 60, "d": 1440}[unit] * amount
+        return now + timedelta(minutes=minutes) if minutes > 0 else None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("T", " "))
+    except ValueError:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value if value > now else None

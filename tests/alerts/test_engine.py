@@ -228,7 +228,7 @@ async def test_update_and_cancel_reply_to_the_original(
             author_id=1,
             content={"en": {"description": "Open again at 18:00."}},
         )
-        await service.submit(session, upd.id, actor_id=1, approval_severities=["Moderate"])
+        await service.submit(session, upd.id, actor_id=1, approval_severities=[])
         await session.commit()
         update_id = upd.id
     await engine.start_due()

@@ -1,0 +1,77 @@
+"""HTTP API: POST /api/cap with a CAP 1.2 body and `Authorization: Bearer <ALERTS_API_TOKEN>`."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.alerts import service
+from bot.alerts.cap import MAX_CAP_BYTES, CapError
+from bot.alerts.capio import import_cap
+from bot.alerts.catalog import Catalog
+
+if TYPE_CHECKING:
+    from bot.app import Safewell
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)
+
+
+async def post_cap(request: web.Request, app: Safewell) -> web.Response:
+    """Validate and queue one CAP alert; 201 with its id and status."""
+    token = app.settings.alerts.api_token
+    if token is None:
+        return _error(404, "the CAP API is disabled (set ALERTS_API_TOKEN)")
+    given = request.headers.get("Authorization", "")
+    expected = "Bearer " + token.get_secret_value()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return web.json_response(
+            {"ok": False, "error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if (request.content_length or 0) > MAX_CAP_BYTES:
+        return _error(413, f"a CAP message may be at most {MAX_CAP_BYTES} bytes")
+    body = await request.content.read(MAX_CAP_BYTES + 1)
+    if len(body) > MAX_CAP_BYTES:
+        return _error(413, f"a CAP message may be at most {MAX_CAP_BYTES} bytes")
+    catalog = app.dispatcher.workflow_data.get("catalog")
+    if not isinstance(catalog, Catalog):
+        catalog = Catalog.load(app.settings.faq.knowledge_dir)
+    async with app.sessionmaker() as session:
+        try:
+            alert = await import_cap(
+                session,
+                body,
+                catalog,
+                default_lang=app.settings.bot.default_language,
+                approval_severities=app.settings.alerts.approval_severities,
+                source="api",
+            )
+        except CapError as exc:
+            return _error(400, f"invalid CAP: {exc.message}")
+        except service.AlertError as exc:
+            return _error(422, str(exc))
+        await session.commit()
+    log.info(
+        "CAP %s accepted over HTTP as alert #%s (%s)", alert.identifier, alert.id, alert.status
+    )
+    return web.json_response(
+        {"ok": True, "alert_id": alert.id, "identifier": alert.identifier, "status": alert.status},
+        status=201,
+    )
+
+
+def add_routes(web_app: web.Application, app: Safewell) -> None:
+    """Register the alert API on an aiohttp application."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return await post_cap(request, app)
+
+    web_app.router.add_post("/api/cap", handler)

@@ -1,0 +1,123 @@
+"""`safewell alert import FILE.xml`, `safewell alert export ID`, `safewell alert list`,
+and `safewell api` (the HTTP API without the webhook)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.alerts import service
+from bot.alerts.cap import CapError
+from bot.alerts.capio import export_cap, import_cap
+from bot.alerts.catalog import Catalog
+from bot.config import Settings
+from bot.db.models import Alert
+
+
+async def _with_session(settings: Settings, work: Any) -> int:
+    from bot.db.migrate import upgrade_async
+    from bot.db.session import create_engine, create_sessionmaker
+
+    await upgrade_async(settings.database.url)
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return int(await work(session))
+    finally:
+        await engine.dispose()
+
+
+def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = Catalog.load(settings.faq.knowledge_dir)
+    data = Path(args.file).read_bytes()
+
+    async def work(session: Any) -> int:
+        try:
+            alert = await import_cap(
+                session,
+                data,
+                catalog,
+                default_lang=settings.bot.default_language,
+                approval_severities=settings.alerts.approval_severities,
+            )
+        except CapError as exc:
+            print(f"{args.file}: invalid CAP: {exc.message}", file=sys.stderr)
+            return 1
+        except service.AlertError as exc:
+            print(f"{args.file}: not imported: {exc}", file=sys.stderr)
+            return 1
+        await session.commit()
+        print(f"alert #{alert.id} ({alert.kind}, {alert.severity}): {alert.status}")
+        return 0
+
+    return asyncio.run(_with_session(settings, work))
+
+
+def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = Catalog.load(settings.faq.knowledge_dir)
+
+    out: list[bytes] = []
+
+    async def work(session: Any) -> int:
+        try:
+            out.append(await export_cap(session, args.alert_id, catalog))
+        except service.AlertError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        return 0
+
+    status = asyncio.run(_with_session(settings, work))
+    if status == 0 and args.output:
+        Path(args.output).write_bytes(out[0])
+    elif status == 0:
+        sys.stdout.write(out[0].decode("utf-8") + "\n")
+    return status
+
+
+def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: Any) -> int:
+        rows = (await session.scalars(select(Alert).order_by(Alert.id.desc()).limit(50))).all()
+        for a in rows:
+            headline = (a.content.get(settings.bot.default_language) or {}).get("headline", "")
+            print(f"#{a.id}\t{a.kind}\t{a.status}\t{a.severity}\t{a.total_recipients}\t{headline}")
+        return 0
+
+    return asyncio.run(_with_session(settings, work))
+
+
+def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.alerts.wiring import serve_api
+
+    settings.require_token()
+    asyncio.run(serve_api(settings, args.host, args.port))
+    return 0
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an alert id")
+    return int(value)
+
+
+def add_commands(sub: Any) -> None:
+    """Add `alert …` and `api` to the safewell parser."""
+    alert = sub.add_parser("alert", help="import, export and list public-safety alerts")
+    alert_sub = alert.add_subparsers(dest="alert_cmd", required=True, metavar="ACTION")
+    p = alert_sub.add_parser("import", help="queue a CAP 1.2 alert (approval rules apply)")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_import)
+    p = alert_sub.add_parser("export", help="write an alert as CAP 1.2 XML")
+    p.add_argument("alert_id", type=_positive)
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(func=_cmd_export)
+    p = alert_sub.add_parser("list", help="the 50 newest alerts")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("api", help="serve the HTTP API (POST /api/cap, /healthz) only")
+    p.add_argument("--host", default=None, help="default: WEBHOOK_HOST")
+    p.add_argument("--port", type=int, default=None, help="default: WEBHOOK_PORT")
+    p.set_defaults(func=_cmd_api)

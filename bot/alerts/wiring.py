@@ -1,0 +1,157 @@
+"""Puts the alert services into a running application: catalog, limiter, broadcaster, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.alerts.catalog import Catalog
+from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
+from bot.alerts.ratelimit import RateLimiter, build_rate_limiter
+from bot.db.models import Alert, AlertKind
+from bot.i18n import Locales
+
+if TYPE_CHECKING:
+    from bot.app import Safewell
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+BAR_WIDTH = 16
+
+
+def format_eta(seconds: float | None) -> str:
+    """12s, 4m 05s, 3h 12m; an unknown ETA is a dash."""
+    if seconds is None:
+        return "–"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def format_progress(progress: Progress, locales: Locales, lang: str) -> str:
+    """The staff member's live progress message (or the final report when done)."""
+    c = progress.counts
+    values: dict[str, Any] = {
+        "id": progress.alert_id,
+        "sent": c.get("sent", 0),
+        "blocked": c.get("blocked", 0),
+        "failed": c.get("failed", 0),
+        "total": progress.total,
+    }
+    if progress.done:
+        return locales.t(lang, "progress_final", **values)
+    share = progress.finished / progress.total if progress.total else 1.0
+    filled = int(share * BAR_WIDTH)
+    return locales.t(
+        lang,
+        "progress",
+        status=progress.status,
+        bar="█" * filled + "░" * (BAR_WIDTH - filled),
+        percent=int(share * 100),
+        rate=f"{progress.rate:.1f}",
+        eta=format_eta(progress.eta_seconds),
+        **values,
+    )
+
+
+def progress_sink(bot: Bot, locales: Locales, lang: str) -> Any:
+    """Edits the staff member's progress message; the final one gets Update/Cancel buttons."""
+    from handlers.alerts_staff import AlertActCb
+
+    async def sink(alert: Alert, progress: Progress) -> None:
+        if alert.progress_chat_id is None or alert.progress_message_id is None:
+            return
+        markup = None
+        if progress.done and alert.kind == AlertKind.ALERT:
+            kb = InlineKeyboardBuilder()
+            kb.button(
+                text=locales.t(lang, "act_update"),
+                callback_data=AlertActCb(action="update", alert_id=alert.id),
+            )
+            kb.button(
+                text=locales.t(lang, "act_cancel"),
+                callback_data=AlertActCb(action="cancel", alert_id=alert.id),
+            )
+            markup = kb.as_markup()
+        # "message is not modified" and the like must never stop a broadcast.
+        with contextlib.suppress(TelegramAPIError):
+            await bot.edit_message_text(
+                text=format_progress(progress, locales, lang),
+                chat_id=alert.progress_chat_id,
+                message_id=alert.progress_message_id,
+                reply_markup=markup,
+            )
+
+    return sink
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """The global send limiter: Redis-shared when REDIS_URL is set."""
+    redis = None
+    if settings.redis.url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis.url)
+    rate = settings.alerts.rate
+    return build_rate_limiter(redis, rate)
+
+
+def setup_alerts(app: Safewell) -> Broadcaster:
+    """Create the alert services, expose them to handlers and register the broadcast worker."""
+    settings = app.settings
+    catalog = Catalog.load(settings.faq.knowledge_dir)
+    limiter = build_limiter(settings)
+    default = settings.bot.default_language
+    config = EngineConfig(
+        concurrency=settings.alerts.concurrency, paid_broadcast=settings.alerts.paid_broadcast
+    )
+    broadcaster = Broadcaster(
+        app.sessionmaker,
+        app.bot,
+        limiter,
+        catalog,
+        default,
+        config,
+        on_progress=progress_sink(app.bot, app.locales, default),
+    )
+    app.dispatcher.workflow_data.update(
+        catalog=catalog, rate_limiter=limiter, broadcaster=broadcaster
+    )
+    app.workers.append(run_forever(broadcaster))
+    return broadcaster
+
+
+async def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
+    """`safewell api`: the aiohttp app (healthz, /api/cap) without polling or webhook."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from bot.app import build
+    from bot.web import create_web_app
+
+    app = await build(settings)
+    runner = web.AppRunner(create_web_app(app, webhook=False))
+    await runner.setup()
+    site = web.TCPSite(runner, host or settings.webhook.host, port or settings.webhook.port)
+    await site.start()
+    log.info("API listening on %s:%s", host or settings.webhook.host, port or settings.webhook.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await app.close()

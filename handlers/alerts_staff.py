@@ -1,0 +1,903 @@
+"""Communications staff: the /alert wizard, approval, /stop, /resume, update and cancel.
+
+Only staff and admins reach this router (a filter on the router); anyone else's /alert falls
+through to the citizen handlers. Wizard answers live in the FSM (Redis or the database), so a
+restart mid-wizard continues where the staff member was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts import service
+from bot.alerts.catalog import ALL_DISTRICTS, Catalog
+from bot.config import Settings
+from bot.db.models import Alert, AlertKind, AlertStatus, Role, StaffRole
+from bot.i18n import Locales
+
+router = Router(name=__name__)
+
+
+def _is_staff(_event: object, roles: set[Role] | None = None) -> bool:
+    return bool(roles and ({Role.STAFF, Role.ADMIN} & roles))
+
+
+router.message.filter(F.chat.type == "private", _is_staff)
+router.callback_query.filter(F.message.chat.type == "private", _is_staff)
+
+LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
+LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+EXPIRY_HOURS = (1, 6, 24, 72)
+
+
+class Wizard(StatesGroup):
+    category = State()
+    districts = State()
+    severity = State()
+    urgency = State()
+    headline = State()
+    description = State()
+    instruction = State()
+    expiry = State()
+    schedule = State()
+    confirm = State()
+    update_text = State()
+
+
+class WizCb(CallbackData, prefix="wiz"):
+    """A wizard button; value is checked against content and the current step."""
+
+    action: str  # cat | dist | done | sev | urg | exp | now | send | cancel
+    value: str = ""
+
+
+class ApproveCb(CallbackData, prefix="appr"):
+    """Approve or reject an alert waiting for a second staff member."""
+
+    alert_id: int
+    ok: bool
+
+
+class AlertActCb(CallbackData, prefix="aact"):
+    """Buttons under a finished broadcast and the cancel confirmation."""
+
+    action: str  # update | cancel | cancel_yes | cancel_no
+    alert_id: int
+
+
+def _langs(settings: Settings) -> list[str]:
+    default = settings.bot.default_language
+    return [default, *[lang for lang in settings.bot.languages if lang != default]]
+
+
+def _lang_name(lang: str) -> str:
+    return LANGUAGE_NAMES.get(lang, lang)
+
+
+def _kb(buttons: list[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for text, data in buttons:
+        kb.button(text=text, callback_data=data)
+    kb.adjust(width)
+    return kb.as_markup()
+
+
+async def _expired(query: CallbackQuery, locales: Locales, lang: str) -> None:
+    await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+
+
+# ----------------------------------------------------------------------------- start and cancel
+
+
+@router.message(Command("alert"))
+async def start_wizard(
+    message: Message, state: FSMContext, catalog: Catalog, locales: Locales, lang: str
+) -> None:
+    """/alert: begin composing a new alert."""
+    await state.clear()
+    await state.set_state(Wizard.category)
+    await state.set_data({"districts": [], "content": {}})
+    buttons = [(c.name(lang), WizCb(action="cat", value=c.id)) for c in catalog.categories.values()]
+    await message.answer(locales.t(lang, "wiz_start"), reply_markup=_kb(buttons))
+
+
+@router.message(Command("cancel"), ~StateFilter(None))
+async def cancel_wizard(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/cancel inside the wizard: forget the answers (and the unsent draft)."""
+    data = await state.get_data()
+    await _discard_draft(session, data.get("alert_id"), message.from_user.id)  # type: ignore[union-attr]
+    await state.clear()
+    await message.answer(locales.t(lang, "wiz_cancelled"))
+
+
+async def _discard_draft(session: AsyncSession, alert_id: Any, actor: int) -> None:
+    if not isinstance(alert_id, int):
+        return
+    alert = await session.get(Alert, alert_id)
+    if alert is not None and alert.status == AlertStatus.DRAFT and alert.created_by == actor:
+        await service.discard(session, alert_id, actor_id=actor)
+
+
+# ----------------------------------------------------------------------------- choices
+
+
+@router.callback_query(WizCb.filter(F.action == "cat"), Wizard.category)
+async def chose_category(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Category picked: ask for districts."""
+    if callback_data.value not in catalog.categories or not isinstance(query.message, Message):
+        await _expired(query, locales, lang)
+        return
+    await state.update_data(category=callback_data.value, districts=[])
+    await state.set_state(Wizard.districts)
+    await query.answer()
+    await query.message.edit_text(
+        locales.t(lang, "wiz_districts", selected="–"),
+        reply_markup=_districts_kb(catalog, locales, lang, []),
+    )
+
+
+def _districts_kb(
+    catalog: Catalog, locales: Locales, lang: str, selected: list[str]
+) -> InlineKeyboardMarkup:
+    buttons = [(locales.t(lang, "wiz_all"), WizCb(action="dist", value=ALL_DISTRICTS))]
+    for d in catalog.districts.values():
+        mark = "✅ " if d.id in selected else ""
+        buttons.append((mark + d.name(lang), WizCb(action="dist", value=d.id)))
+    buttons.append((locales.t(lang, "wiz_done"), WizCb(action="done")))
+    return _kb(buttons)
+
+
+@router.callback_query(WizCb.filter(F.action.in_({"dist", "done"})), Wizard.districts)
+async def chose_district(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Toggle a district; All or Done moves on to severity."""
+    value = callback_data.value
+    message = query.message
+    if not isinstance(message, Message) or (
+        callback_data.action == "dist" and value != ALL_DISTRICTS and value not in catalog.districts
+    ):
+        await _expired(query, locales, lang)
+        return
+    data = await state.get_data()
+    selected: list[str] = list(data.get("districts", []))
+    if callback_data.action == "dist" and value != ALL_DISTRICTS:
+        selected = [d for d in selected if d != value] if value in selected else [*selected, value]
+        await state.update_data(districts=selected)
+        await query.answer()
+        names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
+        await message.edit_text(
+            locales.t(lang, "wiz_districts", selected=names),
+            reply_markup=_districts_kb(catalog, locales, lang, selected),
+        )
+        return
+    if callback_data.action == "done" and not selected:
+        await query.answer(locales.t(lang, "wiz_pick_district"), show_alert=True)
+        return
+    if value == ALL_DISTRICTS:
+        await state.update_data(districts=[])
+    await state.set_state(Wizard.severity)
+    await query.answer()
+    buttons = [(s, WizCb(action="sev", value=s)) for s in service.SEVERITIES]
+    await message.edit_text(locales.t(lang, "wiz_severity"), reply_markup=_kb(buttons, 4))
+
+
+@router.callback_query(WizCb.filter(F.action == "sev"), Wizard.severity)
+async def chose_severity(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Severity picked: ask for urgency."""
+    if callback_data.value not in service.SEVERITIES or not isinstance(query.message, Message):
+        await _expired(query, locales, lang)
+        return
+    await state.update_data(severity=callback_data.value)
+    await state.set_state(Wizard.urgency)
+    await query.answer()
+    buttons = [(u, WizCb(action="urg", value=u)) for u in service.URGENCIES[:4]]
+    await query.message.edit_text(locales.t(lang, "wiz_urgency"), reply_markup=_kb(buttons, 4))
+
+
+@router.callback_query(WizCb.filter(F.action == "urg"), Wizard.urgency)
+async def chose_urgency(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Urgency picked: ask for the texts, language by language."""
+    if callback_data.value not in service.URGENCIES or not isinstance(query.message, Message):
+        await _expired(query, locales, lang)
+        return
+    await state.update_data(urgency=callback_data.value, lang_index=0)
+    await query.answer()
+    await query.message.edit_reply_markup(reply_markup=None)
+    await _ask_text(query.message, state, settings, locales, lang, "headline")
+
+
+async def _ask_text(
+    message: Message,
+    state: FSMContext,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+    field: str,
+) -> None:
+    data = await state.get_data()
+    langs = _langs(settings)
+    content_lang = langs[int(data.get("lang_index", 0))]
+    await state.set_state(getattr(Wizard, field))
+    names = {
+        "language": _lang_name(content_lang),
+        "limit": LIMITS[field],
+        "default": _lang_name(langs[0]),
+    }
+    key = {"headline": "wiz_headline", "description": "wiz_description"}.get(
+        field, "wiz_instruction"
+    )
+    if field == "headline" and content_lang != langs[0]:
+        key = "wiz_headline_optional"
+    await message.answer(locales.t(lang, key, **names))
+
+
+@router.message(StateFilter(Wizard.headline, Wizard.description, Wizard.instruction))
+async def got_text(
+    message: Message,
+    state: FSMContext,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """A headline, body or instruction (or /skip where allowed)."""
+    current = await state.get_state()
+    field = (current or "").split(":")[-1]
+    data = await state.get_data()
+    langs = _langs(settings)
+    index = int(data.get("lang_index", 0))
+    content_lang = langs[index]
+    text = (message.text or "").strip()
+    skip = text == "/skip"
+    skippable = field == "instruction" or (field == "headline" and index > 0)
+    if not text or (text.startswith("/") and not (skip and skippable)):
+        await message.answer(locales.t(lang, "wiz_need_text"))
+        return
+    if len(text) > LIMITS[field]:
+        await message.answer(locales.t(lang, "wiz_too_long", length=len(text), limit=LIMITS[field]))
+        return
+    content: dict[str, dict[str, str]] = data.get("content", {})
+    if not skip:
+        content.setdefault(content_lang, {})[field] = text
+    await state.update_data(content=content)
+    next_field = {"headline": "description", "description": "instruction"}.get(field)
+    if skip and field == "headline":
+        next_field = None  # this language is left out entirely
+    if next_field is not None:
+        await _ask_text(message, state, settings, locales, lang, next_field)
+        return
+    if index + 1 < len(langs):
+        await state.update_data(lang_index=index + 1)
+        await _ask_text(message, state, settings, locales, lang, "headline")
+        return
+    await state.set_state(Wizard.expiry)
+    buttons = [
+        (
+            locales.t(lang, "wiz_hours", n=h) if h < 48 else locales.t(lang, "wiz_days", n=h // 24),
+            WizCb(action="exp", value=str(h)),
+        )
+        for h in EXPIRY_HOURS
+    ]
+    buttons.append((locales.t(lang, "wiz_none_expiry"), WizCb(action="exp", value="0")))
+    await message.answer(locales.t(lang, "wiz_expiry"), reply_markup=_kb(buttons, 4))
+
+
+@router.callback_query(WizCb.filter(F.action == "exp"), Wizard.expiry)
+async def chose_expiry(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """An expiry button."""
+    if callback_data.value not in {"0", *map(str, EXPIRY_HOURS)} or not isinstance(
+        query.message, Message
+    ):
+        await _expired(query, locales, lang)
+        return
+    hours = int(callback_data.value)
+    expires = service.parse_when(f"{hours}h") if hours else None
+    await state.update_data(expires=expires.isoformat() if expires else None)
+    await query.answer()
+    await query.message.edit_reply_markup(reply_markup=None)
+    await _ask_schedule(query.message, state, locales, lang)
+
+
+@router.message(Wizard.expiry)
+async def typed_expiry(message: Message, state: FSMContext, locales: Locales, lang: str) -> None:
+    """A typed expiry: a duration or a UTC time."""
+    when = service.parse_when(message.text or "")
+    if when is None:
+        await message.answer(locales.t(lang, "wiz_bad_time"))
+        return
+    await state.update_data(expires=when.isoformat())
+    await _ask_schedule(message, state, locales, lang)
+
+
+async def _ask_schedule(message: Message, state: FSMContext, locales: Locales, lang: str) -> None:
+    await state.set_state(Wizard.schedule)
+    buttons = [(locales.t(lang, "wiz_send_now"), WizCb(action="now"))]
+    await message.answer(locales.t(lang, "wiz_schedule"), reply_markup=_kb(buttons))
+
+
+@router.callback_query(WizCb.filter(F.action == "now"), Wizard.schedule)
+async def chose_now(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Send as soon as possible: show the preview."""
+    if not isinstance(query.message, Message):
+        await _expired(query, locales, lang)
+        return
+    await state.update_data(scheduled=None)
+    await query.answer()
+    await query.message.edit_reply_markup(reply_markup=None)
+    await _preview_new(
+        query.message, query.from_user.id, state, session, settings, catalog, locales, lang
+    )
+
+
+@router.message(Wizard.schedule)
+async def typed_schedule(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """A typed sending time."""
+    when = service.parse_when(message.text or "")
+    data = await state.get_data()
+    expires = data.get("expires")
+    if when is None or (expires and when >= datetime.fromisoformat(expires)):
+        await message.answer(locales.t(lang, "wiz_bad_time"))
+        return
+    await state.update_data(scheduled=when.isoformat())
+    await _preview_new(
+        message, message.from_user.id, state, session, settings, catalog, locales, lang
+    )  # type: ignore[union-attr]
+
+
+@router.message(
+    StateFilter(Wizard.category, Wizard.districts, Wizard.severity, Wizard.urgency, Wizard.confirm)
+)
+async def expected_button(message: Message, locales: Locales, lang: str) -> None:
+    """Text where a button was expected: say so and keep the step."""
+    await message.answer(locales.t(lang, "wiz_use_buttons"))
+
+
+# ----------------------------------------------------------------------------- preview and send
+
+
+async def _preview_new(
+    message: Message,
+    user_id: int,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    data = await state.get_data()
+    draft = service.AlertDraft(
+        category=data["category"],
+        severity=data["severity"],
+        urgency=data["urgency"],
+        content=data["content"],
+        districts=list(data.get("districts", [])),
+        expires_at=datetime.fromisoformat(data["expires"]) if data.get("expires") else None,
+        scheduled_at=datetime.fromisoformat(data["scheduled"]) if data.get("scheduled") else None,
+    )
+    try:
+        draft.check(catalog, settings.bot.default_language)
+    except service.AlertError as exc:
+        await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
+        await state.set_state(Wizard.expiry if "expir" in str(exc) else Wizard.schedule)
+        await message.answer(locales.t(lang, "wiz_bad_time"))
+        return
+    alert = await service.create_draft(session, draft, author_id=user_id)
+    await _show_preview(message, alert, state, session, settings, catalog, locales, lang)
+
+
+async def _show_preview(
+    message: Message,
+    alert: Alert,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    await state.update_data(alert_id=alert.id)
+    await state.set_state(Wizard.confirm)
+    default = settings.bot.default_language
+    shown = [c for c in _langs(settings) if (alert.content.get(c) or {}).get("headline")]
+    for content_lang in shown:
+        # One message per language, exactly as citizens get it; the summary follows.
+        rendered = service.render_for(alert, content_lang, catalog, default)
+        await message.answer(rendered.text, disable_notification=rendered.disable_notification)
+    intro = locales.t(lang, "wiz_preview_intro", language=", ".join(_lang_name(c) for c in shown))
+    if alert.kind == AlertKind.ALERT:
+        count = await service.count_recipients(session, alert.category, list(alert.districts))
+    else:
+        count = await service.count_reply_recipients(session, alert.references_id or 0)
+    approval = service.needs_approval(alert.severity, settings.alerts.approval_severities)
+    approval = approval and alert.kind != AlertKind.CANCEL
+    summary = locales.t(
+        lang,
+        "wiz_summary",
+        id=alert.id,
+        category=catalog.category_name(alert.category, lang),
+        districts=catalog.districts_text(
+            list(alert.districts), lang, locales.t(lang, "sub_all_districts")
+        ),
+        severity=alert.severity,
+        urgency=alert.urgency,
+        expires=_fmt(alert.expires_at) or "–",
+        when=_fmt(alert.scheduled_at) or locales.t(lang, "wiz_send_now"),
+        count=count,
+        approval=locales.t(lang, "wiz_needs_approval" if approval else "wiz_no_approval"),
+    )
+    buttons = [
+        (locales.t(lang, "wiz_send"), WizCb(action="send", value=str(alert.id))),
+        (locales.t(lang, "wiz_cancel"), WizCb(action="cancel", value=str(alert.id))),
+    ]
+    await message.answer(intro + "\n\n" + summary, reply_markup=_kb(buttons))
+
+
+def _fmt(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+
+
+@router.callback_query(WizCb.filter(F.action.in_({"send", "cancel"})), Wizard.confirm)
+async def confirm(
+    query: CallbackQuery,
+    callback_data: WizCb,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+    bot: Bot,
+) -> None:
+    """Send (to approval or the queue) or cancel the previewed draft."""
+    data = await state.get_data()
+    user_id = query.from_user.id
+    message = query.message
+    if (
+        not callback_data.value.isdigit()
+        or int(callback_data.value) != data.get("alert_id")
+        or not isinstance(message, Message)
+    ):
+        await _expired(query, locales, lang)
+        return
+    alert_id = int(callback_data.value)
+    await query.answer()
+    await message.edit_reply_markup(reply_markup=None)
+    await state.clear()
+    if callback_data.action == "cancel":
+        await _discard_draft(session, alert_id, user_id)
+        await message.answer(locales.t(lang, "wiz_cancelled"))
+        return
+    alert = await service.get_alert(session, alert_id)
+    if alert.status != AlertStatus.DRAFT or alert.created_by != user_id:
+        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+        return
+    approval = (
+        service.needs_approval(alert.severity, settings.alerts.approval_severities)
+        and alert.kind != AlertKind.CANCEL
+    )
+    if not approval:
+        when = _fmt(alert.scheduled_at) or locales.t(lang, "wiz_send_now")
+        status = await message.answer(locales.t(lang, "wiz_queued", id=alert_id, when=when))
+        await service.submit(
+            session,
+            alert_id,
+            actor_id=user_id,
+            approval_severities=[],
+            progress=(status.chat.id, status.message_id),
+        )
+        return
+    await service.submit(
+        session,
+        alert_id,
+        actor_id=user_id,
+        approval_severities=settings.alerts.approval_severities,
+    )
+    reached = await _ask_approvers(
+        bot, session, alert, settings, catalog, locales, query.from_user.full_name
+    )
+    key = "wiz_waiting_approval" if reached else "wiz_no_approvers"
+    status = await message.answer(locales.t(lang, key, id=alert_id, count=reached))
+    alert.progress_chat_id, alert.progress_message_id = status.chat.id, status.message_id
+
+
+async def _ask_approvers(
+    bot: Bot,
+    session: AsyncSession,
+    alert: Alert,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    author: str,
+) -> int:
+    """Send the approval request with the preview to every other staff member."""
+    default = settings.bot.default_language
+    if alert.kind == AlertKind.ALERT:
+        count = await service.count_recipients(session, alert.category, list(alert.districts))
+    else:
+        count = await service.count_reply_recipients(session, alert.references_id or 0)
+    reached = 0
+    for user_id in await service.staff_ids(session, settings.bot.admin_ids):
+        if user_id == alert.created_by:
+            continue
+        lang = default
+        rendered = service.render_for(alert, lang, catalog, default)
+        buttons = [
+            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
+            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
+        ]
+        try:
+            await bot.send_message(
+                user_id,
+                locales.t(
+                    lang,
+                    "approval_request",
+                    id=alert.id,
+                    author=author,
+                    severity=alert.severity,
+                    count=count,
+                ),
+            )
+            await bot.send_message(user_id, rendered.text, reply_markup=_kb(buttons))
+        except TelegramAPIError:
+            continue  # they never started the bot; /pending shows it to them later
+        reached += 1
+    return reached
+
+
+# ----------------------------------------------------------------------------- approval
+
+
+@router.callback_query(ApproveCb.filter())
+async def approval(
+    query: CallbackQuery,
+    callback_data: ApproveCb,
+    session: AsyncSession,
+    locales: Locales,
+    lang: str,
+    bot: Bot,
+) -> None:
+    """A second staff member approves or rejects; the author cannot approve their own."""
+    user_id = query.from_user.id
+    name = query.from_user.full_name
+    alert = await session.get(Alert, callback_data.alert_id)
+    if alert is None:
+        await _expired(query, locales, lang)
+        return
+    try:
+        if callback_data.ok:
+            await service.approve(session, alert.id, approver_id=user_id)
+        else:
+            await service.reject(session, alert.id, actor_id=user_id)
+    except service.AlertError:
+        own = alert.created_by == user_id and alert.status == AlertStatus.PENDING_APPROVAL
+        if own and callback_data.ok:
+            # The denial is audited: commit it even though nothing else changes.
+            await session.commit()
+        key = "approval_own" if own and callback_data.ok else "approval_gone"
+        await query.answer(locales.t(lang, key, id=alert.id), show_alert=True)
+        return
+    key = "approval_done" if callback_data.ok else "approval_rejected"
+    text = locales.t(lang, key, id=alert.id, name=name)
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)
+        await query.message.answer(text)
+    if alert.created_by:
+        with contextlib.suppress(TelegramAPIError):
+            await bot.send_message(alert.created_by, text)
+
+
+@router.message(Command("pending"))
+async def pending(
+    message: Message,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/pending: alerts waiting for approval, with the buttons."""
+    alerts = (
+        await session.scalars(
+            select(Alert).where(Alert.status == AlertStatus.PENDING_APPROVAL).order_by(Alert.id)
+        )
+    ).all()
+    if not alerts:
+        await message.answer(locales.t(lang, "pending_none"))
+        return
+    default = settings.bot.default_language
+    for alert in alerts:
+        author = await session.scalar(
+            select(StaffRole.display_name).where(StaffRole.user_id == alert.created_by).limit(1)
+        )
+        rendered = service.render_for(alert, lang, catalog, default)
+        await message.answer(
+            locales.t(
+                lang,
+                "pending_item",
+                id=alert.id,
+                severity=alert.severity,
+                headline=(alert.content.get(default) or {}).get("headline", ""),
+                author=author or alert.created_by or "CAP",
+            )
+        )
+        buttons = [
+            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
+            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
+        ]
+        await message.answer(rendered.text, reply_markup=_kb(buttons))
+
+
+# ----------------------------------------------------------------------------- stop / resume
+
+
+def _target(command: CommandObject) -> int | None:
+    args = (command.args or "").strip().lstrip("#")
+    return int(args) if args.isdigit() else None
+
+
+@router.message(Command("stop"))
+async def stop(
+    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
+) -> None:
+    """/stop [id]: pause running broadcasts (in-flight messages finish)."""
+    alerts = await service.set_paused(
+        session,
+        _target(command),
+        paused=True,
+        actor_id=message.from_user.id,  # type: ignore[union-attr]
+    )
+    if not alerts:
+        await message.answer(locales.t(lang, "stop_none"))
+        return
+    await message.answer(locales.t(lang, "stop_done", ids=", ".join(f"#{a.id}" for a in alerts)))
+
+
+@router.message(Command("resume"))
+async def resume(
+    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
+) -> None:
+    """/resume [id]: continue paused broadcasts."""
+    alerts = await service.set_paused(
+        session,
+        _target(command),
+        paused=False,
+        actor_id=message.from_user.id,  # type: ignore[union-attr]
+    )
+    if not alerts:
+        await message.answer(locales.t(lang, "resume_none"))
+        return
+    await message.answer(locales.t(lang, "resume_done", ids=", ".join(f"#{a.id}" for a in alerts)))
+
+
+# ----------------------------------------------------------------------------- update / cancel
+
+
+async def _sent_original(session: AsyncSession, alert_id: int) -> Alert | None:
+    alert = await session.get(Alert, alert_id)
+    ok = {AlertStatus.SENDING, AlertStatus.SENT, AlertStatus.PAUSED}
+    if alert is None or alert.kind != AlertKind.ALERT or alert.status not in ok:
+        return None
+    return alert
+
+
+async def _begin_update(
+    message: Message,
+    alert_id: int,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    if await _sent_original(session, alert_id) is None:
+        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+        return
+    await state.clear()
+    await state.set_state(Wizard.update_text)
+    await state.set_data({"original_id": alert_id, "lang_index": 0, "content": {}})
+    langs = _langs(settings)
+    await message.answer(locales.t(lang, "update_ask", id=alert_id, language=_lang_name(langs[0])))
+
+
+async def _begin_cancel(
+    message: Message, alert_id: int, session: AsyncSession, locales: Locales, lang: str
+) -> None:
+    if await _sent_original(session, alert_id) is None:
+        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+        return
+    count = await service.count_reply_recipients(session, alert_id)
+    buttons = [
+        (locales.t(lang, "cancel_yes"), AlertActCb(action="cancel_yes", alert_id=alert_id)),
+        (locales.t(lang, "cancel_no"), AlertActCb(action="cancel_no", alert_id=alert_id)),
+    ]
+    await message.answer(
+        locales.t(lang, "cancel_confirm", id=alert_id, count=count), reply_markup=_kb(buttons)
+    )
+
+
+@router.message(Command("update_alert"))
+async def update_command(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/update_alert ID: send an UPDATE to the alert's recipients."""
+    await _begin_update(message, _target(command) or 0, state, session, settings, locales, lang)
+
+
+@router.message(Command("cancel_alert"))
+async def cancel_command(
+    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
+) -> None:
+    """/cancel_alert ID: send a CANCELLED notice to the alert's recipients."""
+    await _begin_cancel(message, _target(command) or 0, session, locales, lang)
+
+
+@router.callback_query(AlertActCb.filter())
+async def alert_action(
+    query: CallbackQuery,
+    callback_data: AlertActCb,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Update / Cancel buttons under a finished broadcast, and the cancel confirmation."""
+    message = query.message
+    if not isinstance(message, Message):
+        await _expired(query, locales, lang)
+        return
+    await query.answer()
+    alert_id = callback_data.alert_id
+    if callback_data.action == "update":
+        await _begin_update(message, alert_id, state, session, settings, locales, lang)
+    elif callback_data.action == "cancel":
+        await _begin_cancel(message, alert_id, session, locales, lang)
+    elif callback_data.action == "cancel_no":
+        await message.edit_reply_markup(reply_markup=None)
+    elif callback_data.action == "cancel_yes":
+        await message.edit_reply_markup(reply_markup=None)
+        if await _sent_original(session, alert_id) is None:
+            await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+            return
+        draft = await service.derive(
+            session, alert_id, AlertKind.CANCEL, author_id=query.from_user.id
+        )
+        status = await message.answer(
+            locales.t(lang, "wiz_queued", id=draft.id, when=locales.t(lang, "wiz_send_now"))
+        )
+        await service.submit(
+            session,
+            draft.id,
+            actor_id=query.from_user.id,
+            approval_severities=[],
+            progress=(status.chat.id, status.message_id),
+        )
+    else:
+        await _expired(query, locales, lang)
+
+
+@router.message(Wizard.update_text)
+async def update_text(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """The text of an update, language by language; then the preview."""
+    data = await state.get_data()
+    langs = _langs(settings)
+    index = int(data.get("lang_index", 0))
+    text = (message.text or "").strip()
+    skip = text == "/skip" and index > 0
+    if not text or (text.startswith("/") and not skip):
+        await message.answer(locales.t(lang, "wiz_need_text"))
+        return
+    if len(text) > LIMITS["description"]:
+        await message.answer(
+            locales.t(lang, "wiz_too_long", length=len(text), limit=LIMITS["description"])
+        )
+        return
+    content: dict[str, dict[str, str]] = data.get("content", {})
+    if not skip:
+        content[langs[index]] = {"description": text}
+    if index + 1 < len(langs):
+        await state.update_data(content=content, lang_index=index + 1)
+        await message.answer(
+            locales.t(
+                lang,
+                "update_ask_optional",
+                language=_lang_name(langs[index + 1]),
+                default=_lang_name(langs[0]),
+            )
+        )
+        return
+    try:
+        draft = await service.derive(
+            session,
+            int(data["original_id"]),
+            AlertKind.UPDATE,
+            author_id=message.from_user.id,  # type: ignore[union-attr]
+            content=content,
+        )
+    except service.AlertError as exc:
+        await state.clear()
+        await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
+        return
+    await _show_preview(message, draft, state, session, settings, catalog, locales, lang)

@@ -1,0 +1,281 @@
+"""Citizens' alert commands: /subscribe, /unsubscribe, /mysubscriptions, /alerts, deep links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts import service
+from bot.alerts.catalog import ALL_DISTRICTS, Catalog
+from bot.config import Settings
+from bot.db.models import Citizen
+from bot.i18n import Locales
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+
+class SubCb(CallbackData, prefix="sub"):
+    """The subscription picker: open a category, toggle a district, go back, finish."""
+
+    action: str  # cat | toggle | back | done
+    category: str = ""
+    district: str = ""
+
+
+class UnsubCb(CallbackData, prefix="unsub"):
+    """Remove one subscription (id) or all (0)."""
+
+    sub_id: int
+
+
+async def _subscribed(session: AsyncSession, citizen_id: int) -> set[tuple[str, str]]:
+    return {(s.category, s.district) for s in await service.subscriptions_of(session, citizen_id)}
+
+
+def _categories_kb(catalog: Catalog, lang: str, subs: set[tuple[str, str]]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    mine = {c for c, _ in subs}
+    for cat in catalog.categories.values():
+        mark = "✅ " if cat.id in mine else ""
+        kb.button(text=mark + cat.name(lang), callback_data=SubCb(action="cat", category=cat.id))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def _districts_kb(
+    catalog: Catalog, locales: Locales, lang: str, category: str, subs: set[tuple[str, str]]
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    options = [(ALL_DISTRICTS, locales.t(lang, "sub_all_districts"))]
+    options += [(d.id, d.name(lang)) for d in catalog.districts.values()]
+    for district, name in options:
+        mark = "✅ " if (category, district) in subs else ""
+        kb.button(
+            text=mark + name,
+            callback_data=SubCb(action="toggle", category=category, district=district),
+        )
+    kb.adjust(1, 2)
+    kb.row()
+    back = InlineKeyboardBuilder()
+    back.button(text=locales.t(lang, "sub_back"), callback_data=SubCb(action="back"))
+    back.button(text=locales.t(lang, "sub_done"), callback_data=SubCb(action="done"))
+    kb.attach(back)
+    return kb.as_markup()
+
+
+@router.message(CommandStart(deep_link=True, magic=F.args.startswith("sub_")))
+async def deep_link(
+    message: Message,
+    command: CommandObject,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/start sub_<category> or sub_<category>_<district>: subscribe in one tap."""
+    payload = (command.args or "")[len("sub_") :]
+    category, _, district = payload.partition("_")
+    district = district or ALL_DISTRICTS
+    valid = category in catalog.categories and (
+        district == ALL_DISTRICTS or district in catalog.districts
+    )
+    if citizen is None or not valid:
+        await message.answer(locales.t(lang, "sub_deeplink_bad"))
+        return
+    added = await service.subscribe(session, citizen.id, category, district)
+    key = "sub_deeplink_ok" if added else "sub_deeplink_already"
+    await message.answer(
+        locales.t(
+            lang,
+            key,
+            category=catalog.category_name(category, lang),
+            district=catalog.district_name(district, lang, locales.t(lang, "sub_all_districts")),
+        )
+    )
+
+
+@router.message(Command("subscribe"))
+async def subscribe(
+    message: Message,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/subscribe: the category picker."""
+    if citizen is None:
+        return
+    subs = await _subscribed(session, citizen.id)
+    await message.answer(
+        locales.t(lang, "sub_choose_category"), reply_markup=_categories_kb(catalog, lang, subs)
+    )
+
+
+@router.callback_query(SubCb.filter())
+async def picker(
+    query: CallbackQuery,
+    callback_data: SubCb,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """A button of the subscription picker."""
+    message = query.message
+    category, district = callback_data.category, callback_data.district
+    forged = callback_data.action in {"cat", "toggle"} and category not in catalog.categories
+    forged |= callback_data.action == "toggle" and (
+        district != ALL_DISTRICTS and district not in catalog.districts
+    )
+    if citizen is None or not isinstance(message, Message) or forged:
+        await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    subs = await _subscribed(session, citizen.id)
+    if callback_data.action == "done":
+        await query.answer()
+        await message.edit_text(locales.t(lang, "sub_finished"))
+        return
+    if callback_data.action == "back":
+        await query.answer()
+        await message.edit_text(
+            locales.t(lang, "sub_choose_category"),
+            reply_markup=_categories_kb(catalog, lang, subs),
+        )
+        return
+    names: dict[str, Any] = {
+        "category": catalog.category_name(category, lang),
+        "district": catalog.district_name(district, lang, locales.t(lang, "sub_all_districts")),
+    }
+    if callback_data.action == "toggle":
+        if (category, district) in subs:
+            removed = [
+                s.id
+                for s in await service.subscriptions_of(session, citizen.id)
+                if (s.category, s.district) == (category, district)
+            ]
+            for sub_id in removed:
+                await service.unsubscribe(session, citizen.id, sub_id)
+            subs.discard((category, district))
+            await query.answer(locales.t(lang, "sub_removed", **names))
+        else:
+            await service.subscribe(session, citizen.id, category, district)
+            subs.add((category, district))
+            await query.answer(locales.t(lang, "sub_added", **names))
+    else:
+        await query.answer()
+    await message.edit_text(
+        locales.t(lang, "sub_choose_district", category=names["category"]),
+        reply_markup=_districts_kb(catalog, locales, lang, category, subs),
+    )
+
+
+def _sub_label(catalog: Catalog, locales: Locales, lang: str, category: str, district: str) -> str:
+    all_label = locales.t(lang, "sub_all_districts")
+    return (
+        f"{catalog.category_name(category, lang)} · "
+        f"{catalog.district_name(district, lang, all_label)}"
+    )
+
+
+@router.message(Command("mysubscriptions"))
+async def my_subscriptions(
+    message: Message,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/mysubscriptions: what this citizen receives."""
+    if citizen is None:
+        return
+    subs = await service.subscriptions_of(session, citizen.id)
+    if not subs:
+        await message.answer(locales.t(lang, "sub_none"))
+        return
+    lines = "\n".join(
+        "• " + _sub_label(catalog, locales, lang, s.category, s.district) for s in subs
+    )
+    # The list is built from content names; escape through the locale's placeholder.
+    await message.answer(locales.t(lang, "sub_list", items=lines))
+
+
+@router.message(Command("unsubscribe"))
+async def unsubscribe(
+    message: Message,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/unsubscribe: one button per subscription plus "everything"."""
+    if citizen is None:
+        return
+    subs = await service.subscriptions_of(session, citizen.id)
+    if not subs:
+        await message.answer(locales.t(lang, "sub_none"))
+        return
+    kb = InlineKeyboardBuilder()
+    for s in subs:
+        label = _sub_label(catalog, locales, lang, s.category, s.district)
+        kb.button(text="❌ " + label, callback_data=UnsubCb(sub_id=s.id))
+    kb.button(text=locales.t(lang, "unsub_all"), callback_data=UnsubCb(sub_id=0))
+    kb.adjust(1)
+    await message.answer(locales.t(lang, "unsub_choose"), reply_markup=kb.as_markup())
+
+
+@router.callback_query(UnsubCb.filter())
+async def unsubscribe_pressed(
+    query: CallbackQuery,
+    callback_data: UnsubCb,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Removes a subscription; only the presser's own rows can match."""
+    if citizen is None or callback_data.sub_id < 0:
+        await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    sub_id = callback_data.sub_id or None
+    removed = await service.unsubscribe(session, citizen.id, sub_id)
+    if not removed and sub_id is not None:
+        await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    await query.answer()
+    if isinstance(query.message, Message):
+        key = "unsub_done_all" if sub_id is None else "unsub_done_one"
+        await query.message.edit_text(locales.t(lang, key))
+
+
+@router.message(Command("alerts"))
+async def active_alerts(
+    message: Message,
+    session: AsyncSession,
+    catalog: Catalog,
+    settings: Settings,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """/alerts: active, unexpired alerts, newest first (the latest update of each)."""
+    alerts = await service.active_alerts(session, limit=5)
+    if not alerts:
+        await message.answer(locales.t(lang, "alerts_none"))
+        return
+    await message.answer(locales.t(lang, "alerts_header", count=len(alerts)))
+    for alert in alerts:
+        shown = await service.latest_update(session, alert.id) or alert
+        rendered = service.render_for(shown, lang, catalog, settings.bot.default_language)
+        await message.answer(rendered.text, disable_notification=True)

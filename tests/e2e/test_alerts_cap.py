@@ -1,0 +1,132 @@
+"""CAP 1.2 through the CLI and the HTTP API, on the same approval and delivery path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.alerts.cap import parse_cap
+from bot.db.models import Alert, utcnow
+from bot.web import create_web_app
+from tests.e2e.conftest import KNOWLEDGE, REPO, STAFF, Harness, buttons
+
+DATA = REPO / "tests" / "alerts" / "data"
+TOKEN = "cap-token-for-tests-0123456789"
+REVIEWER = list(STAFF)[1]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, dict[str, Any]]:
+    return {"alerts": {"api_token": TOKEN}}
+
+
+def sample(name: str) -> bytes:
+    """A sample with its expiry moved into the future, so the test does not age."""
+    text = (DATA / name).read_text(encoding="utf-8")
+    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
+    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text).encode()
+
+
+def cli(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": harness.db_url,
+        "FAQ_KNOWLEDGE_DIR": str(KNOWLEDGE),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--env-file", "/dev/null", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+async def approve_pending(harness: Harness) -> None:
+    reviewer = await harness.new_citizen(REVIEWER, STAFF[REVIEWER])
+    await reviewer.say("/pending")
+    preview = await reviewer.next()
+    assert "✅ Approve and send" in buttons(preview)
+    await reviewer.press(preview, "✅ Approve and send")
+
+
+async def test_cli_import_and_export(harness: Harness, tmp_path: Path) -> None:
+    ann = await harness.new_citizen(801)
+    await ann.say("/start sub_missing-persons_riverside")
+    source = tmp_path / "amber.xml"
+    source.write_bytes(sample("amber_alert.xml"))
+    done = await asyncio.to_thread(cli, harness, "alert", "import", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "pending_approval" in done.stdout
+    await ann.silence(1.2)  # Severe: nothing before a second person approves
+    await approve_pending(harness)
+    got = await ann.next(timeout=10)
+    assert "AMBER" in got["text"] or "abduct" in got["text"].lower()
+
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes((DATA / "invalid" / "external_entity.xml").read_bytes())
+    refused = await asyncio.to_thread(cli, harness, "alert", "import", str(bad))
+    assert refused.returncode == 1 and "invalid CAP" in refused.stderr
+
+    assert harness.app is not None
+    async with harness.app.sessionmaker() as session:
+        alert_id = await session.scalar(select(Alert.id))
+    out = tmp_path / "out.xml"
+    exported = await asyncio.to_thread(
+        cli, harness, "alert", "export", str(alert_id), "-o", str(out)
+    )
+    assert exported.returncode == 0, exported.stderr
+    cap = parse_cap(out.read_bytes())
+    assert cap.identifier == "EXAMPLECITY-PSB-2026-11-21-0001" and cap.msg_type == "Alert"
+
+
+async def test_http_api_with_bearer_token(harness: Harness) -> None:
+    ann = await harness.new_citizen(802)
+    await ann.say("/start sub_missing-persons")
+    assert harness.app is not None
+    runner = web.AppRunner(create_web_app(harness.app, webhook=False))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/api/cap"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=sample("amber_alert.xml")) as resp:
+                assert resp.status == 401
+            wrong = {"Authorization": "Bearer nope"}
+            async with http.post(url, data=sample("amber_alert.xml"), headers=wrong) as resp:
+                assert resp.status == 401
+            auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
+            bad = (DATA / "invalid" / "billion_laughs.xml").read_bytes()
+            async with http.post(url, data=bad, headers=auth) as resp:
+                assert resp.status == 400
+                assert "invalid CAP" in (await resp.json())["error"]
+            async with http.post(url, data=sample("amber_alert.xml"), headers=auth) as resp:
+                body = await resp.json()
+                assert resp.status == 201, body
+                assert body["status"] == "pending_approval"
+            async with http.post(url, data=sample("amber_alert.xml"), headers=auth) as resp:
+                assert resp.status == 422  # the same identifier twice
+            await approve_pending(harness)
+            original = await ann.next(timeout=10)
+            async with http.post(url, data=sample("amber_cancel.xml"), headers=auth) as resp:
+                assert resp.status == 201
+            cancel = await ann.next(timeout=10)
+            assert "CANCELLED" in cancel["text"]
+            assert cancel["reply_to_message"]["message_id"] == original["message_id"]
+    finally:
+        await runner.cleanup()
