@@ -20,10 +20,12 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.alerts.wiring import setup_alerts
 from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
+from bot.fsm_storage import FsmSessionMiddleware
 from bot.handoff import HandoffService, run_handoff_worker
 from bot.i18n import Locales
 from bot.middlewares import (
@@ -96,12 +98,18 @@ def build_bot(settings: Settings, *, retry_after: bool = True) -> Bot:
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
-def build_storage(settings: Settings) -> BaseStorage:
-    """FSM storage: Redis when configured (shared, survives restarts), memory otherwise."""
+def build_storage(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+) -> BaseStorage:
+    """FSM storage: Redis when configured (shared), else the database, so wizards survive."""
     if settings.redis.url:
         from aiogram.fsm.storage.redis import RedisStorage
 
         return RedisStorage.from_url(settings.redis.url)
+    if sessionmaker is not None:
+        from bot.fsm_storage import DatabaseStorage
+
+        return DatabaseStorage(sessionmaker)
     return MemoryStorage()
 
 
@@ -134,9 +142,10 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
     locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)
 
     inflight = InflightMiddleware()
-    dp = Dispatcher(storage=build_storage(settings))
+    dp = Dispatcher(storage=build_storage(settings, sessionmaker))
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dp.update.outer_middleware(FsmSessionMiddleware())  # FSM writes join the update's session
     dp.update.outer_middleware(IdentityMiddleware(locales, settings.bot.admin_ids))
     dp.update.outer_middleware(
         FloodMiddleware(locales, settings.bot.flood_messages, settings.bot.flood_window_seconds)
@@ -162,6 +171,7 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
         handoff=HandoffService(bot, sessionmaker, locales, settings.officers),
     )
     app.workers.append(run_handoff_worker)
+    setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
     return app
 
 

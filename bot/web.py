@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.alerts.api import add_routes as add_alert_routes
 from bot.db.session import database_ok
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
     web_app = web.Application()
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
+    add_alert_routes(web_app, app)  # POST /api/cap (bearer ALERTS_API_TOKEN)
     if webhook:
         secret = app.settings.webhook.secret
         # Handled in the request, not in the background: a failure answers 500 and Telegram

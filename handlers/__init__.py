@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import cases, common, fallback, faq, officers, triage
+from handlers import alerts_staff, cases, common, fallback, faq, officers, subscriptions, triage
 
 # cases.watch_router only observes blocks and always passes them on to common.
 ROUTERS: tuple[Router, ...] = (
     cases.watch_router,
+    subscriptions.router,  # before common: its sub_ deep links are a more specific /start
     common.router,
+    alerts_staff.router,  # staff only; before triage so wizard texts are not triaged
     officers.router,
     cases.router,
     triage.router,
