@@ -7,8 +7,9 @@ process that dies leaves its claimed rows in `sending`, and they go back to `pen
 restarted worker notices their owner is gone (same host, dead process) or their lease ran
 out. The price is at-least-once for those rows: a message that reached Telegram but whose
 `sent` state was not yet written is sent again. Results are written every `flush_interval`
-seconds, so at most about `rate * flush_interval + concurrency` messages can be duplicated
-by a crash; benchmarks/alerts_crash.py measures it.
+seconds or as soon as `flush_max` wait, so a crash can repeat about `flush_max +
+concurrency` messages plus what the database write in progress holds;
+benchmarks/alerts_crash.py measures it.
 
 Memory does not grow with the number of subscribers: recipients are materialised with one
 `INSERT … SELECT` inside the database and sent in claimed batches of `batch_size`.
@@ -80,6 +81,7 @@ class EngineConfig:
     backoff_base: float = 2.0
     backoff_max: float = 300.0
     flush_interval: float = 0.25
+    flush_max: int = 32  # write results sooner when this many wait: fewer repeats after a crash
     progress_interval: float = 3.0
     lease_seconds: float = 120.0
     poll_interval: float = 1.0
@@ -354,6 +356,7 @@ class Broadcaster:
         results: list[_Result] = []
         stop = asyncio.Event()
         halt = asyncio.Event()  # paused, cancelled or expired: release what is queued
+        wake = asyncio.Event()  # enough results wait: flush now
         progress_state = {"last": 0.0, "finished0": -1, "t0": time.monotonic()}
 
         async def producer() -> None:
@@ -390,10 +393,14 @@ class Broadcaster:
                     continue
                 show = service.pick_language(alert.content, item.lang, self.default_lang)
                 results.append(await self._send(item, rendered[show], stats))
+                if len(results) >= self.config.flush_max:
+                    wake.set()
 
         async def flusher() -> None:
             while True:
-                await asyncio.sleep(self.config.flush_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.config.flush_interval)
+                wake.clear()
                 await self._flush(alert_id, results, stats)
                 await self._report(alert_id, progress_state, done=False)
 
