@@ -397,11 +397,17 @@ class Broadcaster:
                     wake.set()
 
         async def flusher() -> None:
+            checked = time.monotonic()
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.config.flush_interval)
                 wake.clear()
                 await self._flush(alert_id, results, stats)
+                # /stop must not wait until the queued backlog is sent (20 s at 20/s).
+                if time.monotonic() - checked >= 1.0:
+                    checked = time.monotonic()
+                    if await self._status(alert_id) != AlertStatus.SENDING:
+                        halt.set()
                 await self._report(alert_id, progress_state, done=False)
 
         flush_task = asyncio.create_task(flusher())

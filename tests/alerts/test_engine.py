@@ -294,7 +294,7 @@ async def test_pause_and_resume(
     async with sessionmaker() as session:
         await service.set_paused(session, alert_id, paused=True, actor_id=1)
         await session.commit()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 3)  # promptly, not after the queued backlog is sent
     paused = await states(sessionmaker, alert_id)
     assert paused["sending"] == 0 and 0 < paused["sent"] < 40
     async with sessionmaker() as session:
