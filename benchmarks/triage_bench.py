@@ -191,6 +191,38 @@ def score(triage: Triage, items: list[Item]) -> tuple[Score, list[tuple[Item, Tr
     return Score(len(items), escalated, crisis), results
 
 
+# Our own long-message samples for the latency check (no evaluation text): a citizen's long
+# question, the same with a crisis sentence inside, and a long distressed message.
+_LONG_BENIGN = (
+    "Hello, I renewed my ID card at the Example City office last week and the queue was short, "
+    "but I still have questions about my residence permit, the parking fine near the station, "
+    "and whether I can register a new address online or need to come in person with documents. "
+)
+_LONG_CRISIS = "I feel so alone and tired of everything, nobody would notice if I was gone. "
+
+
+def latency(triage: Triage, runs: int = 200) -> dict[str, tuple[float, float]]:
+    """Median and p99 classify time in ms for 4,000-character messages."""
+    samples = {
+        "benign 4000 chars": (_LONG_BENIGN * 20)[:4000],
+        "crisis inside 4000": (_LONG_BENIGN * 10)[:2000]
+        + _LONG_CRISIS
+        + (_LONG_BENIGN * 10)[:1900],
+        "distress 4000 chars": (_LONG_CRISIS * 60)[:4000],
+    }
+    out: dict[str, tuple[float, float]] = {}
+    for name, text in samples.items():
+        triage.classify(text)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            triage.classify(text)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        out[name] = (times[len(times) // 2], times[int(len(times) * 0.99) - 1])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the accuracy table; exit 1 if a floor is missed on the test split."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -287,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load {load_ms:.0f} ms; {total} messages in {elapsed:.2f} s = "
         f"{total / elapsed:,.0f} msg/s ({elapsed / total * 1e6:.0f} us/msg)"
     )
+    for name, (median, p99) in latency(triage).items():
+        print(f"latency {name}: median {median:.2f} ms, p99 {p99:.2f} ms")
     if args.dev_only:
         print("dev split only: test not scored, floors not checked")
         return 0

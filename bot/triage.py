@@ -79,6 +79,7 @@ _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
 _REPEATS = re.compile(r"(.)\1+", re.DOTALL)
 _LATIN_WORD = re.compile(r"[a-z]+")
+_CORRECTIONS_KEPT = 20_000
 _PHRASE_GROUP = re.compile(r"(?<!\\)\{[^}\d,]*\|")
 
 
@@ -96,6 +97,9 @@ class _SignalSpec(BaseModel):
     note: str = ""
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
+    #: words one of which every match of ``patterns`` contains (a word or its first six
+    #: letters, normalised); lets long messages skip the patterns. Empty: always run them.
+    anchors: list[str] = Field(default_factory=list)
 
     @field_validator("patterns")
     @classmethod
@@ -120,6 +124,7 @@ class _ExceptionSpec(BaseModel):
     note: str = ""
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
+    anchors: list[str] = Field(default_factory=list)
 
 
 class _FuzzySpec(BaseModel):
@@ -173,20 +178,42 @@ class TriageResult:
     signals: tuple[str, ...] = ()
 
 
+#: Which words a regex needs, as alternatives (one per phrase) of conjunctions (every set
+#: must share a key with the message); None means "always search".
+_Gate = tuple[tuple[frozenset[str], ...], ...] | None
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """A regex and the anchor keys its matches need (see ``_Gate``)."""
+
+    regex: re.Pattern[str]
+    anchors: _Gate
+
+    def open(self, keys: frozenset[str] | None) -> bool:
+        """Whether the regex may match a message offering ``keys`` (None: short message)."""
+        if keys is None or self.anchors is None:
+            return True
+        return any(all(not need.isdisjoint(keys) for need in both) for both in self.anchors)
+
+    def search(self, text: str, keys: frozenset[str] | None) -> bool:
+        return self.open(keys) and self.regex.search(text) is not None
+
+
 @dataclass(frozen=True)
 class _Signal:
     name: str
     level: Level
     weight: float
     context: bool
-    regexes: tuple[re.Pattern[str], ...]
+    regexes: tuple[_Gated, ...]
     stack: bool = False
 
-    def hits(self, text: str) -> int:
+    def hits(self, text: str, keys: frozenset[str] | None = None) -> int:
         """How many times the signal counts: 0 or 1, or one per matching phrase if stacking."""
         if self.stack:
-            return sum(1 for regex in self.regexes if regex.search(text))
-        return 1 if any(regex.search(text) for regex in self.regexes) else 0
+            return sum(1 for regex in self.regexes if regex.search(text, keys))
+        return 1 if any(regex.search(text, keys) for regex in self.regexes) else 0
 
 
 @dataclass(frozen=True)
@@ -201,9 +228,15 @@ class _Normaliser:
     fuzzy_protect: frozenset[str]
     _leet_token: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
+    _corrections: dict[str, str] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
     def __post_init__(self) -> None:
         chars = "".join(sorted(self.leet_chars))
-        token = rf"[a-z{re.escape(chars)}]+" if chars else r"[a-z]+"
+        # Only tokens that contain a leet character reach the (Python-level) callback.
+        inner = f"[a-z{re.escape(chars)}]*"
+        token = rf"{inner}[{re.escape(chars)}]{inner}" if chars else r"[a-z]+"
         object.__setattr__(self, "_leet_token", re.compile(token))
 
     def base(self, text: str) -> str:
@@ -238,9 +271,17 @@ class _Normaliser:
         token = match.group(0)
         if len(token) < self.fuzzy_min_length or token in self.fuzzy_protect:
             return token
+        # Long messages repeat words; remembering corrections keeps normalising linear-cheap.
+        known = self._corrections.get(token)
+        if known is not None:
+            return known
         limit = 2 if len(token) >= self.fuzzy_two_edits_from else 1
         best = extractOne(token, self.fuzzy_words, scorer=OSA.distance, score_cutoff=limit)
-        return best[0] if best is not None else token
+        corrected = best[0] if best is not None else token
+        if len(self._corrections) >= _CORRECTIONS_KEPT:
+            self._corrections.clear()
+        self._corrections[token] = corrected
+        return corrected
 
 
 @dataclass(frozen=True)
@@ -248,7 +289,7 @@ class _Language:
     lang: str
     normaliser: _Normaliser
     signals: tuple[_Signal, ...]
-    exceptions: tuple[re.Pattern[str], ...]
+    exceptions: tuple[_Gated, ...]
 
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
@@ -257,7 +298,7 @@ _BRACES = re.compile(r"\{([^{}]*)\}")
 _SEP = r"[^\w¦]*"
 # Words are separated by spaces; "*" (a gap) is its own element even when glued ("离开*世界").
 _LITERAL_SPLIT = re.compile(r"\s+|(\*)")
-_LATIN_GAP = r"(?:[a-z0-9]+[^\w¦]*){0,3}?"
+_LATIN_GAP = r"(?:[a-z0-9]++[^\w¦]*+){0,3}?"
 _CJK_GAP = r"[^。！？!?.\n¦]{0,6}?"
 
 
@@ -304,6 +345,11 @@ class _PhraseRegex:
     body: str
     bounded: bool  # starts on a word boundary
     first: frozenset[str]  # every character a match can start with; empty if unknown
+    #: sets of keys, each of which must share a key with any text the phrase matches
+    anchors: tuple[frozenset[str], ...] | None = None
+    #: first character -> the rest of the phrase after it, when the phrase starts with a
+    #: required element; lets a group branch on the first character like a trie.
+    heads: tuple[tuple[str, str], ...] = ()
 
 
 def _phrase_regex(phrase: str, normaliser: _Normaliser) -> _PhraseRegex:
@@ -319,7 +365,10 @@ def _phrase_regex(phrase: str, normaliser: _Normaliser) -> _PhraseRegex:
     for options in elements:
         if options == ["*"]:
             pieces.append(_LATIN_GAP if normaliser.script == "latin" else _CJK_GAP)
-            leading, first = False, set()
+            if leading:
+                # A match may start inside a leading gap: its first character is unknown.
+                first = set()
+            leading = False
             continue
         regexes = {_option_regex(o, normaliser, leading) for o in options}
         ordered = sorted(regexes, key=len, reverse=True)
@@ -327,50 +376,322 @@ def _phrase_regex(phrase: str, normaliser: _Normaliser) -> _PhraseRegex:
         if leading:
             first |= {n[0] for n in (normaliser.base(o).replace(" ", "") for o in options) if n}
             leading = any(not o.strip() for o in options)
-    if normaliser.script == "cjk":
-        return _PhraseRegex("".join(pieces), False, frozenset(first))
+    anchors = _phrase_anchors(elements, normaliser)
+    latin = normaliser.script == "latin"
+    joiner = _SEP if latin else ""
+    last = [normaliser.base(o)[-1:] for o in elements[-1] if o.strip()]
+    tail = r"(?![a-z0-9])" if latin and last and all(c.isalnum() for c in last) else ""
+    rest = (joiner + joiner.join(pieces[1:]) if len(pieces) > 1 else "") + tail
+    heads = _heads(elements[0], normaliser, rest)
+    if not latin:
+        return _PhraseRegex("".join(pieces), False, frozenset(first), anchors, heads)
     body = _SEP.join(pieces)
     # Word boundaries only where the phrase starts/ends with a letter or digit (not emoji).
     head = [normaliser.base(o)[:1] for o in elements[0] if o.strip()]
-    last = [normaliser.base(o)[-1:] for o in elements[-1] if o.strip()]
     bounded = bool(head) and all(c.isalnum() for c in head)
-    tail = r"(?![a-z0-9])" if last and all(c.isalnum() for c in last) else ""
-    return _PhraseRegex(body + tail, bounded, frozenset(first))
+    return _PhraseRegex(body + tail, bounded, frozenset(first), anchors, heads)
+
+
+def _heads(options: list[str], normaliser: _Normaliser, rest: str) -> tuple[tuple[str, str], ...]:
+    """Split a required first element by first character: ((char, regex after it), ...)."""
+    if options == ["*"] or any(not o.strip() for o in options):
+        return ()
+    by_char: dict[str, set[str]] = {}
+    for option in options:
+        regex = _option_regex(option, normaliser, leading=True)
+        char = normaliser.base(option).replace(" ", "")[:1]
+        if not char or not regex.startswith(char) or re.escape(char) != char:
+            return ()
+        by_char.setdefault(char, set()).add(regex[1:])
+    return tuple(
+        (char, "(?:" + "|".join(sorted(tails, key=len, reverse=True)) + ")" + rest)
+        for char, tails in sorted(by_char.items())
+    )
+
+
+# Long messages are matched only against regexes whose anchor words occur in them; keys are
+# whole tokens and their first few letters (so "overdosed" opens the gate of "overdose").
+_KEY_LENGTH = 6
+_GATE_FROM = 300  # characters; shorter messages search every regex (glued words stay found)
+_TOKEN = re.compile(r"[a-z0-9]+")
+# Emoji and other symbols beyond Latin, Greek and Cyrillic letters, which emoji signals use.
+_SYMBOL = re.compile(r"[^\x00-\u052f]")
+
+
+# Words too frequent to make a useful gate; a phrase's anchor is taken from another element.
+_COMMON = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "i",
+        "im",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "by",
+        "from",
+        "about",
+        "as",
+        "into",
+        "over",
+        "and",
+        "or",
+        "but",
+        "if",
+        "so",
+        "not",
+        "no",
+        "do",
+        "dont",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "s",
+        "re",
+        "m",
+        "ve",
+        "ll",
+        "d",
+        "have",
+        "has",
+        "had",
+        "will",
+        "wil",
+        "would",
+        "could",
+        "can",
+        "should",
+        "get",
+        "got",
+        "go",
+        "going",
+        "gona",
+        "want",
+        "wana",
+        "just",
+        "realy",
+        "very",
+        "time",
+        "one",
+        "al",
+        "this",
+        "that",
+        "these",
+        "those",
+        "what",
+        "how",
+        "why",
+        "when",
+        "where",
+        "who",
+        "there",
+        "here",
+        "some",
+        "any",
+        "like",
+        "people",
+        "thing",
+        "things",
+        "make",
+        "now",
+        "then",
+    ]
+)
+
+
+def _anchor_key(word: str) -> str:
+    return word[:_KEY_LENGTH]
+
+
+def _phrase_anchors(
+    elements: list[list[str]], normaliser: _Normaliser
+) -> tuple[frozenset[str], ...] | None:
+    """Key sets for the two rarest required elements of a phrase, or None if none qualifies.
+
+    Every match contains one key of each set: an option contributes its longest uncommon word
+    (Latin) or its first character (CJK).
+    """
+    scored: list[tuple[int, frozenset[str]]] = []
+    for options in elements:
+        if options == ["*"] or any(not o.strip() for o in options):
+            continue
+        keys: set[str] = set()
+        score = 1_000
+        for option in options:
+            norm = normaliser.base(option)
+            if normaliser.script == "cjk":
+                char = norm.replace(" ", "")[:1]
+                if not char:
+                    keys = set()
+                    break
+                keys.add(char)
+                continue
+            words = _TOKEN.findall(norm)
+            if not words and _SYMBOL.fullmatch(norm[:1]):
+                keys.add(norm[:1])  # an emoji: its first character is the key
+                score = min(score, 1)
+                continue
+            if not words or "".join(words) != norm.replace(" ", ""):
+                keys = set()  # punctuation or mixed: no word to look for
+                break
+            longest = max(words, key=lambda w: (w not in _COMMON, len(w)))
+            keys.add(_anchor_key(longest))
+            score = min(score, len(longest) if longest not in _COMMON else 0)
+        if keys:
+            scored.append((score, frozenset(keys)))
+    if not scored:
+        return None
+    scored.sort(key=lambda item: -item[0])
+    return tuple(keys for _, keys in scored[:2])
+
+
+def _text_keys(text: str, script: str) -> frozenset[str]:
+    """The keys a long message offers to the anchor gates."""
+    if script == "cjk":
+        return frozenset(text)
+    tokens = set(_TOKEN.findall(text))
+    tokens |= {_anchor_key(t) for t in tokens if len(t) > _KEY_LENGTH}
+    return frozenset(tokens.union(_SYMBOL.findall(text)))
 
 
 def _compile(
-    phrases: Iterable[str], patterns: Iterable[str], normaliser: _Normaliser, where: str
-) -> tuple[re.Pattern[str], ...]:
+    phrases: Iterable[str],
+    patterns: Iterable[str],
+    normaliser: _Normaliser,
+    where: str,
+    anchors: Iterable[str] = (),
+) -> tuple[_Gated, ...]:
     """Compile a signal's phrases and patterns into as few regexes as search quickly."""
     compiled = [_phrase_regex(p, normaliser) for p in phrases if p.strip()]
     patterns = list(patterns)
     if not compiled and not patterns:
         raise ValueError(f"{where}: needs at least one phrase or pattern")
-    regexes: list[re.Pattern[str]] = []
+    regexes: list[_Gated] = []
+
+    def gate(group: list[_PhraseRegex]) -> _Gate:
+        if any(c.anchors is None for c in group):
+            return None
+        return tuple(c.anchors for c in group if c.anchors is not None)
+
     # Python's re tries every position; a leading boundary plus a lookahead on the possible
     # first characters lets almost every position fail at once (about 8x faster).
     for bounded in (True, False):
-        group = [c for c in compiled if c.bounded == bounded and c.first]
+        # Phrases with a required first element branch on their first character, so each
+        # position tries only the phrases that can start there (a trie of one level).
+        trie = [c for c in compiled if c.bounded == bounded and c.heads]
+        if trie:
+            by_char: dict[str, list[str]] = {}
+            for c in trie:
+                for char, after in c.heads:
+                    by_char.setdefault(char, []).append(after)
+            head = r"(?<![a-z0-9])" if bounded else ""
+            body = "|".join(f"{ch}(?:{'|'.join(alts)})" for ch, alts in sorted(by_char.items()))
+            regexes.append(_Gated(re.compile(f"{head}(?:{body})"), gate(trie)))
+        group = [c for c in compiled if c.bounded == bounded and c.first and not c.heads]
         if group:
             chars = "".join(re.escape(ch) for ch in sorted(set().union(*(c.first for c in group))))
             head = r"(?<![a-z0-9])" if bounded else ""
             body = "|".join(f"(?:{c.body})" for c in group)
-            regexes.append(re.compile(f"{head}(?=[{chars}])(?:{body})"))
-    rest = [c.body for c in compiled if not c.first] + patterns
+            regexes.append(_Gated(re.compile(f"{head}(?=[{chars}])(?:{body})"), gate(group)))
+    rest = [c for c in compiled if not c.first and not c.heads]
     if rest:
-        regexes.append(re.compile("|".join(f"(?:{r})" for r in rest)))
+        regexes.append(_Gated(re.compile("|".join(f"(?:{c.body})" for c in rest)), gate(rest)))
+    if patterns:
+        cjk = normaliser.script == "cjk"
+        keys = frozenset(
+            normaliser.base(a)[:1] if cjk else _anchor_key(normaliser.base(a))
+            for a in anchors
+            if a.strip()
+        )
+        # Patterns that start with a literal word (or a group of them) get their own gate;
+        # the others share one regex gated by the signal's declared anchors, if any.
+        shared: list[str] = []
+        for pattern in patterns:
+            own = None if cjk else _pattern_anchors(pattern)
+            if own:
+                regexes.append(_Gated(re.compile(pattern), ((own,),)))
+            else:
+                shared.append(pattern)
+        if shared:
+            gate_all = ((keys,),) if keys else None
+            regexes.append(_Gated(re.compile("|".join(f"(?:{r})" for r in shared)), gate_all))
     return tuple(regexes)
 
 
-def _signal_regexes(
-    spec: _SignalSpec, normaliser: _Normaliser, source: Path
-) -> tuple[re.Pattern[str], ...]:
+_LEADING_ASSERTIONS = re.compile(r"^(?:\(\?<!?[^()]*\)|\^\\W\*)*")
+_LITERAL_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
+_WORD_END = (" ", "\\W", "\\s", "(?!", "(?=", "$")
+
+
+def _pattern_anchors(pattern: str) -> frozenset[str] | None:
+    """Keys for a raw pattern that starts with literal words, e.g. ``(?<![a-z])(?:hope|wish)``.
+
+    The first word of every alternative must be followed by a space, a closing group or a
+    boundary in the pattern, so it is a whole token of any text the pattern matches.
+    """
+    rest = _LEADING_ASSERTIONS.sub("", pattern, count=1)
+    if rest.startswith("(?:"):
+        depth, end = 0, -1
+        for i, ch in enumerate(rest):
+            if ch in "()" and rest[i - 1 : i] == "\\":
+                continue
+            depth += 1 if ch == "(" else -1 if ch == ")" else 0
+            if depth == 0:
+                end = i
+                break
+        if end < 0 or rest[end + 1 : end + 2] in ("?", "*", "{", "+"):
+            return None
+        options = rest[3:end].split("|")
+        if not all(_LITERAL_WORDS.fullmatch(o) for o in options):
+            return None
+        after = rest[end + 1 :]
+        if after and not after.startswith(_WORD_END):
+            return None
+        return frozenset(_anchor_key(o.split(" ")[0]) for o in options)
+    match = _LITERAL_WORDS.match(rest)
+    if match is None:
+        return None
+    after = rest[match.end() :]
+    if after and not after.startswith(_WORD_END):
+        return None
+    return frozenset({_anchor_key(match.group(0).split(" ")[0])})
+
+
+def _signal_regexes(spec: _SignalSpec, normaliser: _Normaliser, source: Path) -> tuple[_Gated, ...]:
     where = f"{source.name}: signal {spec.name}"
     if not spec.stack:
-        return _compile(spec.phrases, spec.patterns, normaliser, where)
+        return _compile(spec.phrases, spec.patterns, normaliser, where, spec.anchors)
     # Stacking signals keep one regex per phrase so that distinct phrases can be counted.
     per_phrase = [_compile([p], [], normaliser, where) for p in spec.phrases if p.strip()]
-    per_phrase += [_compile([], [p], normaliser, where) for p in spec.patterns]
+    per_phrase += [_compile([], [p], normaliser, where, spec.anchors) for p in spec.patterns]
     if not per_phrase:
         raise ValueError(f"{where}: needs at least one phrase or pattern")
     return tuple(regex for regexes in per_phrase for regex in regexes)
@@ -414,7 +735,9 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
     exceptions = tuple(
         regex
         for e in spec.exceptions
-        for regex in _compile(e.phrases, e.patterns, plain, f"{source.name}: exception {e.name}")
+        for regex in _compile(
+            e.phrases, e.patterns, plain, f"{source.name}: exception {e.name}", e.anchors
+        )
     )
     return _Language(spec.lang, normaliser, signals, exceptions)
 
@@ -468,10 +791,14 @@ class Triage:
             norm = language.normaliser.full(text)
             if not norm:
                 continue
+            keys = None
+            if len(norm) >= _GATE_FROM:
+                keys = _text_keys(norm, language.normaliser.script)
             for exception in language.exceptions:
-                norm = exception.sub(" ¦ ", norm)
+                if exception.open(keys):
+                    norm = exception.regex.sub(" ¦ ", norm)
             for signal in language.signals:
-                hits = signal.hits(norm)
+                hits = signal.hits(norm, keys)
                 if hits and hits > matched.get(signal.name, (signal, 0))[1]:
                     matched[signal.name] = (signal, hits)
         for level in LEVELS[:-1]:

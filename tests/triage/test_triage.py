@@ -274,3 +274,52 @@ def test_stacking_signal_counts_distinct_phrases(tmp_path: Path) -> None:
     assert triage.classify("goodbye goodbye").level == "normal"  # same phrase counts once
     assert triage.classify("goodbye, love you all") == TriageResult("crisis", ("farewell",))
     assert triage.classify("tired and alone").level == "normal"  # not stacking: counts once
+
+
+# ---------------------------------------------------------------- long messages (anchor gates)
+_FILLER = "I renewed my ID card at the Example City office and the queue was short. "
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "I want to kill myself.",
+        "I have been cutting myself every night.",
+        "honestly I long so much for death.",
+        "I feel so alone and it is only going to get worse.",
+        "I took about 40 of my sleeping pills.",
+        "I cut again last night.",
+        "goodbye everyone, I love you all.",
+    ],
+)
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_crisis_inside_a_long_message_is_found(triage: Triage, sentence: str, where: str) -> None:
+    # Long messages skip regexes whose anchor words are absent; the crisis must still be seen
+    # wherever it sits.
+    filler = _FILLER * 50
+    half = _FILLER * 25
+    text = {
+        "start": sentence + " " + filler,
+        "middle": half + sentence + " " + half,
+        "end": filler + sentence,
+    }[where]
+    assert len(text) > 3000
+    assert triage.classify(text).level == "crisis"
+
+
+def test_long_benign_message_stays_normal(triage: Triage) -> None:
+    assert triage.classify(_FILLER * 60).level == "normal"
+
+
+def test_gated_and_full_search_agree_on_labelled_texts(triage: Triage) -> None:
+    # Padding a labelled message past the gate threshold with neutral text must not change
+    # its level: the anchor gates only skip regexes that cannot match.
+    import yaml
+
+    labelled = yaml.safe_load((Path(__file__).with_name("labelled.yaml")).read_text("utf-8"))
+    for item in labelled["items"]:
+        if item["kind"] in {"no_spaces", "emoji_alone", "traditional"}:
+            continue  # glued words are only promised for short messages
+        short = triage.classify(item["text"], item["lang"]).level
+        padded = triage.classify(item["text"] + ". " + _FILLER * 6, item["lang"]).level
+        assert padded == short, item["text"]
