@@ -56,7 +56,7 @@ async def test_unclaimed_urgent_case_is_repaged_escalated_and_citizen_reassured(
     await harness.emu.user(LI).send("/claim", chat_id=FORUM_ID, thread_id=tid)
     await bot_says(harness, FORUM_ID, "took this case", tid)
     before = len(await topic_messages(harness, tid))
-    await ann.silence(0.8)
+    await ann.silence(0.6)
     assert len(await topic_messages(harness, tid)) == before
     assert len([m for m in await harness.emu.transcript(BACKUP_ID)]) == 1
 
