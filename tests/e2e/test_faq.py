@@ -122,3 +122,10 @@ async def test_reload_keeps_last_good_knowledge_on_a_broken_file(
     assert "ID card" in (await ann.say("I lost my ID card, what should I do?"))["text"]
     outsider = await harness.new_citizen(512)
     assert (await outsider.say("/reload"))["text"] == "This command is for staff only."
+
+
+async def test_small_talk_is_not_matched(harness: Harness) -> None:
+    ann = await harness.new_citizen(507)
+    reply = await ann.say("thanks!")
+    assert reply["text"] == "You are welcome! Stay safe."
+    assert buttons(reply) == []
