@@ -18,6 +18,7 @@ import contextlib
 import html
 import logging
 import statistics
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -188,6 +189,8 @@ class HandoffService:
         self.clock = clock
         self.staff_lang = locales.default
         self._locks: dict[int, asyncio.Lock] = {}
+        # case id -> (failed loop retries in a row, monotonic time of the next retry)
+        self._backoff: dict[int, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -1060,7 +1063,16 @@ class HandoffService:
         for case_id in dict.fromkeys([*undelivered, *(c for c in pending if c is not None)]):
             if self._lock(case_id).locked():
                 continue  # an update is delivering it right now
-            await self.flush_case(case_id)
+            failures, next_try = self._backoff.get(case_id, (0, 0.0))
+            if time.monotonic() < next_try:
+                continue
+            if await self.flush_case(case_id):
+                self._backoff.pop(case_id, None)
+            else:
+                # Back off while the forum is down, up to 12 loop periods (a minute by default).
+                period = getattr(self.settings, "loop_seconds", 5.0)
+                delay = min(period * 2**failures, period * 12)
+                self._backoff[case_id] = (failures + 1, time.monotonic() + delay)
         await self._guarantees()
 
     async def _guarantees(self) -> None:
