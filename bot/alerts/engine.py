@@ -396,9 +396,11 @@ class Broadcaster:
                 if len(results) >= self.config.flush_max:
                     wake.set()
 
+        finishing = asyncio.Event()
+
         async def flusher() -> None:
             checked = time.monotonic()
-            while True:
+            while not finishing.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.config.flush_interval)
                 wake.clear()
@@ -419,9 +421,12 @@ class Broadcaster:
         finally:
             for task in (prod, *senders):
                 task.cancel()
-            flush_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flush_task
+            # Never cancel the flusher mid-write: the results it holds would be lost and their
+            # messages sent again after a restart. Let it finish its round instead.
+            finishing.set()
+            wake.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flush_task)
             # Items still queued were claimed but never sent: release them at once.
             while not queue.empty():
                 leftover = queue.get_nowait()
@@ -547,6 +552,14 @@ class Broadcaster:
             return
         batch = results[:]
         del results[: len(batch)]
+        try:
+            await self._write(batch, stats)
+        except BaseException:
+            results[:0] = batch  # not written: keep them for the next flush
+            raise
+
+    async def _write(self, batch: list[_Result], stats: RunStats) -> None:
+        """One transaction with every result of the batch."""
         sent = [
             {"b_id": r.item.delivery_id, "b_mid": r.message_id, "b_at": r.at}
             for r in batch

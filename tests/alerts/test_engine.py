@@ -297,6 +297,8 @@ async def test_pause_and_resume(
     await asyncio.wait_for(task, 3)  # promptly, not after the queued backlog is sent
     paused = await states(sessionmaker, alert_id)
     assert paused["sending"] == 0 and 0 < paused["sent"] < 40
+    # Every message that went out is recorded: none will be repeated on resume.
+    assert sum(len(texts_in(emulator, u)) for u in range(500, 540)) == paused["sent"]
     async with sessionmaker() as session:
         await service.set_paused(session, None, paused=False, actor_id=1)
         await session.commit()
