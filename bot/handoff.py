@@ -602,7 +602,8 @@ class HandoffService:
 
     async def _relay_one(self, session: AsyncSession, case: Case, row: Message) -> bool:
         """Copy one stored message to the other side; False to stop and retry later."""
-        assert row.telegram_message_id is not None
+        source_id = row.telegram_message_id
+        assert source_id is not None
         row.relay_attempts += 1
         if row.direction == Direction.CITIZEN:
             try:
@@ -610,7 +611,7 @@ class HandoffService:
                     session,
                     case,
                     lambda c, t: self.bot.copy_message(
-                        c, case.citizen_id, row.telegram_message_id, message_thread_id=t
+                        c, case.citizen_id, source_id, message_thread_id=t
                     ),
                 )
             except TelegramBadRequest as exc:
@@ -653,9 +654,7 @@ class HandoffService:
         # Officer -> citizen, as the bot.
         assert case.forum_chat_id is not None
         try:
-            copied = await self.bot.copy_message(
-                case.citizen_id, case.forum_chat_id, row.telegram_message_id
-            )
+            copied = await self.bot.copy_message(case.citizen_id, case.forum_chat_id, source_id)
         except TelegramForbiddenError as exc:
             row.relay_state = RelayState.FAILED
             await self._mark_blocked(session, case.citizen_id)

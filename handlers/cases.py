@@ -20,7 +20,7 @@ from bot.handoff import HandoffService, RateCb
 from bot.i18n import Locales
 from bot.triage import Triage
 from handlers.faq import answer_language
-from handlers.triage import LEVELS
+from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -74,11 +74,11 @@ async def relay_citizen(
             priority=CasePriority.URGENT,
             signals=signals,
             lang=lang,
-            trigger=(message.message_id, message.content_type.value, text),
+            trigger=(message.message_id, content_kind(message), text),
         )
     else:
         await handoff.store_citizen_message(
-            session, citizen.id, case, message.message_id, message.content_type.value, text
+            session, citizen.id, case, message.message_id, content_kind(message), text
         )
         await session.commit()
     try:

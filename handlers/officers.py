@@ -20,6 +20,7 @@ from bot.db import repo
 from bot.db.models import CasePriority, CaseStatus, Citizen, Role
 from bot.handoff import BADGE, HandoffService, citizen_label, topic_link
 from bot.i18n import Locales
+from handlers.triage import content_kind
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -194,7 +195,7 @@ async def topic_message(
 ) -> None:
     """A message in a case topic: an officer's is copied to the citizen as the bot."""
     user = message.from_user
-    if user is None or user.is_bot or message.content_type.value not in RELAYABLE:
+    if user is None or user.is_bot or content_kind(message) not in RELAYABLE:
         return
     case = await handoff.case_by_topic(session, message.chat.id, thread_of(message))
     if case is None:
@@ -219,7 +220,7 @@ async def topic_message(
         case,
         user.id,
         message.message_id,
-        message.content_type.value,
+        content_kind(message),
         message.text or message.caption,
     )
     if claimed:

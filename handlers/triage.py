@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
 
+
+def content_kind(message: Message) -> str:
+    """The message's content type as a plain string ("text", "photo"…).
+
+    aiogram types it as str but hands out a ContentType enum, whose str() is "ContentType.TEXT".
+    """
+    kind = message.content_type
+    return str(getattr(kind, "value", kind))
+
+
 # level -> (case reason, priority, reply text key)
 LEVELS: dict[str, tuple[CaseReason, CasePriority, str]] = {
     "crisis": (CaseReason.CRISIS, CasePriority.URGENT, "ho_crisis_reply"),
@@ -50,7 +60,7 @@ async def escalate(
     trigger = None
     if with_trigger:
         text = message.text or message.caption
-        trigger = (message.message_id, message.content_type.value, text)
+        trigger = (message.message_id, content_kind(message), text)
     case = None
     try:
         case = await handoff.open_case(
@@ -106,7 +116,7 @@ async def triage_message(
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).
         await handoff.store_citizen_message(
-            session, citizen.id, None, message.message_id, message.content_type.value, text
+            session, citizen.id, None, message.message_id, content_kind(message), text
         )
         raise SkipHandler
     await escalate(message, session, citizen, handoff, lang, result.level, result.signals, True)

@@ -76,7 +76,7 @@ def locales() -> Locales:
 @pytest.fixture
 def officers_settings() -> OfficersSettings:
     return OfficersSettings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         chat_id=FORUM,
         backup_chat_id=BACKUP,
         repage_minutes=5,

@@ -46,7 +46,7 @@ async def bot_says(
     """The next bot message in a chat (or topic) that matches, skipping others."""
     check = (lambda m: pred in text_of(m)) if isinstance(pred, str) else pred
     deadline = asyncio.get_running_loop().time() + within
-    seen = []
+    seen: list[str] = []
     while True:
         left = deadline - asyncio.get_running_loop().time()
         if left <= 0:
