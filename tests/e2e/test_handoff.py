@@ -291,6 +291,12 @@ async def test_non_officers_cannot_act_and_are_not_relayed(harness: Harness) -> 
     # The admin may act.
     await harness.emu.user(ADMIN_ID).send("/claim", chat_id=FORUM_ID, thread_id=tid)
     await bot_says(harness, FORUM_ID, "took this case", tid)
+    # General-topic messages carry no is_topic_message: chatter is ignored, case commands
+    # are explained, and nothing reaches the citizen.
+    await harness.emu.user(WANG).send("morning all", chat_id=FORUM_ID)
+    await harness.emu.user(WANG).send("/close", chat_id=FORUM_ID)
+    await bot_says(harness, FORUM_ID, "inside a case topic")
+    await bob.silence(0.25)
 
 
 async def test_long_texts_and_floods_still_relayed(harness: Harness) -> None:
