@@ -1083,7 +1083,7 @@ class HandoffService:
             waiting = (
                 await session.scalars(
                     select(Case.id)
-                    .where(Case.status == CaseStatus.OPEN, Case.delivered_at.is_not(None))
+                    .where(Case.status == CaseStatus.OPEN, Case.priority == CasePriority.URGENT)
                     .order_by(Case.id)
                 )
             ).all()
@@ -1109,8 +1109,10 @@ class HandoffService:
                     continue
                 try:
                     last = case.last_paged_at or case.opened_at
-                    if now - last >= repage:
+                    if case.delivered_at is not None and now - last >= repage:
                         await self._page(session, case)
+                    # Escalation does not wait for the forum: when the forum is what fails,
+                    # the backup desk is the one place left to hear about the case.
                     if case.escalated_at is None and now - case.opened_at >= escalate:
                         await self._escalate(session, case)
                 except TelegramAPIError as exc:
@@ -1128,6 +1130,16 @@ class HandoffService:
             "ho_escalated", case=f"#{case.id}", minutes=minutes, name=citizen_label(citizen)
         )
         text = text.replace(f"#{case.id}", ref, 1)
+        if case.delivered_at is None:
+            who = f"{citizen.full_name} (id {citizen.id}" + (
+                f", @{citizen.username})" if citizen.username else ")"
+            )
+            text += "\n" + self._st(
+                "ho_escalated_undelivered",
+                error=case.last_delivery_error or "?",
+                who=who,
+                reason=case.reason,
+            )
         backup = self.settings.backup_chat_id
         if backup is None:
             log.error("case %s: unclaimed and no OFFICERS_BACKUP_CHAT_ID to escalate to", case.id)

@@ -303,3 +303,25 @@ def test_cases_stats_cli(
     assert out[0].startswith("priority") and out[1].startswith("urgent")
     assert "2m00s" in out[1] and "4.00" in out[1]
     assert out[2].startswith("normal") and "—" in out[2]
+
+
+async def test_urgent_case_escalates_even_when_the_forum_never_got_it(
+    service: HandoffService,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emu: Emu,
+    clock: ManualClock,
+) -> None:
+    service.settings = service.settings.model_copy(update={"chat_id": None})
+    citizen, mid = await _citizen(sessionmaker, emu, 5007, "I want to die")
+    case = await _open(service, sessionmaker, citizen, mid)
+    await service.tick()
+    clock.advance(15.1)
+    await service.tick()
+    backup = _texts(await emu[1].transcript(BACKUP))
+    assert len(backup) == 1
+    assert "NOT received" in backup[0] and "OFFICERS_CHAT_ID" in backup[0]
+    assert "id 5007" in backup[0] and "@ann" in backup[0] and "crisis" in backup[0]
+    async with sessionmaker() as session:
+        row = await session.get(Case, case.id)
+        assert row is not None and row.escalated_at is not None and row.delivered_at is None
+    assert await emu[1].topics(FORUM) == []
