@@ -25,7 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.alerts_common import EmulatorProcess, fresh_database, peak_rss_mb, rss_mb, seed
+from benchmarks.alerts_common import (
+    EmulatorProcess,
+    cpu_seconds,
+    fresh_database,
+    peak_rss_mb,
+    rss_mb,
+    seed,
+)
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig
@@ -81,6 +88,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await engine.start_due()
         materialised = time.perf_counter() - start
         start = time.perf_counter()
+        cpu_bot, cpu_emu = cpu_seconds(), cpu_seconds(emulator.proc.pid)
         task = asyncio.create_task(engine.run(alert_id))
         if args.duration:
             done, _ = await asyncio.wait({task}, timeout=args.duration)
@@ -90,6 +98,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     await session.commit()
         stats = await task
         elapsed = time.perf_counter() - start
+        cpu_bot, cpu_emu = cpu_seconds() - cpu_bot, cpu_seconds(emulator.proc.pid) - cpu_emu
         counts = await emulator.counts()
         async with sessionmaker() as session:
             states = await service.alert_counts(session, alert_id)
@@ -105,6 +114,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "sent": stats.sent,
             "send_s": round(elapsed, 2),
             "msgs_per_s": round(stats.sent / elapsed, 1),
+            "bot_cpu_ms_per_msg": round(cpu_bot * 1000 / max(stats.sent, 1), 3),
+            "emulator_cpu_ms_per_msg": round(cpu_emu * 1000 / max(stats.sent, 1), 3),
             "bot_saw_429": stats.rate_limited,
             "emulator_429": counts["stats"].get("too_many_requests", 0),
             "copies_histogram": counts["histogram"],
