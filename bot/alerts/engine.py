@@ -368,9 +368,11 @@ class Broadcaster:
                         break
                     if alert.expires_at is not None and utcnow() >= alert.expires_at:
                         halt.set()
-                        await self._expire_pending(alert_id)
+                        await asyncio.shield(self._expire_pending(alert_id))
                         break
-                    batch = await self._claim(alert_id, alert.references_id)
+                    # A write cancelled half-way (shutdown) could leave SQLite's write lock held
+                    # by a connection nobody finishes; the claim always completes instead.
+                    batch = await asyncio.shield(self._claim(alert_id, alert.references_id))
                     if batch:
                         for item in batch:
                             await queue.put(item)
@@ -662,7 +664,7 @@ class Broadcaster:
         """True when no delivery of the alert is pending or claimed (by anyone)."""
         if results:
             return False
-        await self.recover(alert_id)
+        await asyncio.shield(self.recover(alert_id))
         async with self.sessionmaker() as session:
             left = await session.scalar(
                 select(func.count()).where(
