@@ -944,6 +944,7 @@ class Emulator:
                 text, entities = parser(text)
             except EntityParseError as error:
                 raise bad_request(f"can't parse entities: {error}") from None
+            entities = self._resolve_mentions(entities)
         elif params.has(entities_key):
             given = params.json(entities_key, "entities")
             if not isinstance(given, list):
@@ -957,6 +958,19 @@ class Emulator:
         if not caption and len(text) > MAX_TEXT:
             raise bad_request("message is too long")
         return text, detect_entities(text, entities) if text else []
+
+    def _resolve_mentions(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Telegram turns <a href="tg://user?id=N"> into a text_mention carrying the User
+        # object; a user the server does not know silently loses the link.
+        resolved = []
+        for entity in entities:
+            if entity.get("type") == "text_mention" and "user_id" in entity:
+                user = self.users.get(int(entity.pop("user_id")))
+                if user is None:
+                    continue
+                entity["user"] = user.to_api()
+            resolved.append(entity)
+        return resolved
 
     def _rate(self, state: BotState, chat: Chat, params: Params) -> None:
         retry = self.limiter.check(

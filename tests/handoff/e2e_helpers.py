@@ -19,8 +19,7 @@ def mentioned(message: dict[str, Any]) -> list[int]:
     ids = []
     for entity in message.get("entities", []):
         if entity["type"] == "text_mention":
-            # Telegram sends a User object; the emulator may send only its id.
-            ids.append(entity["user"]["id"] if "user" in entity else entity["user_id"])
+            ids.append(entity["user"]["id"])
     return ids
 
 
