@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+import pytest
 from aiogram import Bot
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -328,3 +329,24 @@ async def test_scheduled_waits_and_expired_never_starts(
         alert = await session.get(Alert, later, populate_existing=True)
         assert alert is not None and alert.status == AlertStatus.CANCELLED
     assert texts_in(emulator, 90) == []
+
+
+async def test_two_workers_share_one_broadcast_on_postgres(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+    db_url: str,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: one worker sends (no SKIP LOCKED)")
+    await add_subscribers(sessionmaker, emulator, range(3000, 3200))
+    alert_id = await queued_alert(sessionmaker)
+    one = make_engine(sessionmaker, tg, catalog, concurrency=4)
+    two = make_engine(sessionmaker, tg, catalog, concurrency=4)
+    await one.start_due()
+    first, second = await asyncio.gather(one.run(alert_id), two.run(alert_id))
+    assert first.sent > 0 and second.sent > 0  # both claimed batches
+    assert first.sent + second.sent == 200
+    assert all(len(texts_in(emulator, u)) == 1 for u in range(3000, 3200))
+    assert (await states(sessionmaker, alert_id))["sent"] == 200
