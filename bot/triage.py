@@ -30,18 +30,42 @@ How a message is classified, per language file:
    whatever its ``lang`` hint, because a citizen may write in a language other than the one
    their Telegram client reports; the hint only orders the reported signals.
 
+English crisis content is organised by clinical construct (Columbia scale; interpersonal
+theory; published suicide-risk lexicons), not by example sentences: strong signals (suicide
+words, killing oneself, death wishes, veiled plans and euphemisms, attempts including
+interrupted ones, lethality questions, "can't keep myself safe", indirect self-injury and
+eating disorders, first-person hopelessness/worthlessness/burden) fire alone; weighted
+families (hopelessness, loneliness, burden, exhaustion, emotional pain, entrapment, veiled
+acts, preparation, farewells, means, self-harm marks, harmful coping, eating restriction) fire
+in pairs; an "intent frame" pattern (first-person want/plan/hope + a death or self-harm act
+within four words) generalises across verbs and objects.
+
+Speed: on messages of 300+ characters each regex is searched only if its anchor words occur
+in the message (``_Gate``: per phrase, the two rarest required words; raw patterns that start
+with literal words get their own anchors, others the signal's ``anchors:`` list); phrase
+groups branch on their first character (a one-level trie), word gaps are possessive, and fuzzy
+corrections are cached. Outcomes equal the ungated search on the evaluation texts; glued words
+("iwanttodie") are only promised for messages under 300 characters. ``python -m
+benchmarks.triage_bench`` prints 4,000-character latency (median about 3-5 ms, p99 5-7 ms on
+the shared 2-core build machine).
+
 Tuning approach (kept honest): each external evaluation set under ``shared/eval`` is split by
 line position into dev (even positions) and test (odd positions). Signals and exceptions were
 written from general knowledge of how people express suicidal intent, danger and frustration,
-then adjusted by reading the *dev* misses and false positives only (``--show-dev-misses``,
-``--dev-only``); no evaluation text is copied into the content files. The test halves were
-run four times in all and their texts never read. The first run showed English recall far
-below dev, so English wording was broadened from the project's own brainstormed messages (now
-in ``tests/triage/labelled.yaml``), not from test texts; that moved test recall by only 0.01.
-Result (test): SOS-1K level >= 4 recall 0.900, OpenAI self-harm 0.759,
-short lexicon phrases 0.698, benign FAQ queries 0.03% escalated (0 crisis); dev is higher
-(0.916 / 0.864 / 0.911), so English indirect phrasing generalises worse than the dev numbers
-suggest: a lexical triage reaches a ceiling there, and a learned model would be the next step.
+then checked against the *dev* misses and false positives only (``--show-dev-misses``,
+``--dev-only``); no evaluation text is copied into the content files, and test texts were
+never read. First author: four test runs; result SOS-1K 0.900, OpenAI self-harm 0.759, short
+lexicon phrases 0.698, benign 0.03%. Second pass (issue 5 floors): English families were
+widened from six batches of the project's own brainstormed messages (about 450; representative
+ones, with look-alikes, are in ``tests/triage/labelled.yaml``), as the dev misses were few;
+the test halves were scored four more times (after each large step), with these results
+(test / dev):
+OpenAI self-harm 0.793 -> 0.793 -> 0.828 -> 0.862 (dev 1.000); short lexicon phrases 0.707 ->
+0.759 -> 0.759 -> 0.759 (dev 0.980; floor 0.90 still missed); SOS-1K level >= 4 0.900 (dev
+0.916, unchanged); benign FAQ queries 1 of 3,230 test (0.03%, not a crisis) and 0 of 3,233
+dev. The lexicon's test misses trigger no signal at all, so they are phrasings none of our own
+brainstorms anticipated: a lexical triage has reached its ceiling there, and a learned model
+(or a lexicon licensed for use as content) would be the next step.
 """
 
 from __future__ import annotations
