@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
@@ -54,13 +57,18 @@ async def language(message: Message, locales: Locales, lang: str) -> None:
 
 @router.callback_query(LanguageCb.filter())
 async def language_chosen(
-    query: CallbackQuery, callback_data: LanguageCb, citizen: Citizen | None, locales: Locales
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    citizen: Citizen | None,
+    locales: Locales,
+    session: AsyncSession,
 ) -> None:
     """A language button was pressed."""
     if citizen is None or callback_data.code not in locales.languages:
         await query.answer(locales.t(None, "button_expired"), show_alert=True)
         return
     citizen.language = callback_data.code
+    await session.commit()
     text = locales.t(callback_data.code, "language_set")
     await query.answer()
     if query.message is not None:
@@ -88,7 +96,8 @@ async def forget_confirmed(
     """Deletes what the bot stores, keeping only case records the bureau must retain."""
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.edit_reply_markup(reply_markup=None)
+        with contextlib.suppress(TelegramBadRequest):  # pressed twice: already removed
+            await query.message.edit_reply_markup(reply_markup=None)
     if citizen is None or not callback_data.confirm:
         await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_kept"))  # type: ignore[union-attr]
         return
@@ -111,6 +120,7 @@ async def forget_confirmed(
     else:
         citizen.first_name, citizen.last_name, citizen.username = "", None, None
         citizen.language = None
+    await session.commit()
     await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_done"))  # type: ignore[union-attr]
 
 

@@ -142,7 +142,7 @@ async def question(
         score=best.score if best else None,
     )
     session.add(query)
-    await session.flush()  # the id goes into the buttons
+    await session.commit()  # the id goes into the buttons; never hold a write across Telegram
     if result.outcome == "answer" and best is not None:
         await send_entry(message, faq.kb.entries[best.entry_id], query, lang, locales, faq)
         return
@@ -190,6 +190,7 @@ async def suggestion_picked(
     if query.outcome == "suggest":
         query.entry_id = entry.id  # the citizen told us what they meant: gold for calibration
         query.outcome = "picked"
+        await session.commit()
     await send_entry(callback.message, entry, query, query.language, locales, faq)
 
 
@@ -207,6 +208,7 @@ async def feedback(
         await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
         return
     query.feedback = "up" if callback_data.up else "down"
+    await session.commit()
     key = "faq_feedback_thanks" if callback_data.up else "faq_feedback_sorry"
     await callback.answer(locales.t(query.language, key), show_alert=not callback_data.up)
     if isinstance(callback.message, Message) and callback.message.reply_markup is not None:
@@ -217,6 +219,7 @@ async def feedback(
                 b.callback_data and b.callback_data.startswith(FeedbackCb.__prefix__) for b in row
             )
         ]
-        await callback.message.edit_reply_markup(
-            reply_markup=InlineKeyboardMarkup(inline_keyboard=kept) if kept else None
-        )
+        if kept != callback.message.reply_markup.inline_keyboard:  # unchanged: pressed twice
+            await callback.message.edit_reply_markup(
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=kept) if kept else None
+            )

@@ -26,6 +26,11 @@ async def claim_update(session: AsyncSession, update_id: int) -> bool:
     return bool(cast(CursorResult[Any], result).rowcount)
 
 
+async def release_update(session: AsyncSession, update_id: int) -> None:
+    """Forget an update id whose handling failed, so a redelivery is handled."""
+    await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id))
+
+
 async def prune_processed_updates(session: AsyncSession, older_than: timedelta) -> int:
     """Forget update ids older than Telegram would ever redeliver."""
     cutoff = utcnow() - older_than
