@@ -187,11 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=roles)
     staff.set_defaults(func=_cmd_staff)
 
+    from bot.alerts.cli import add_commands as add_alert_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
     from bot.handoff_cli import add_commands as add_cases_commands
     from bot.triage_cli import add_commands as add_triage_commands
 
     add_knowledge_commands(sub)
+    add_alert_commands(sub)
     add_triage_commands(sub)
     add_cases_commands(sub)
     return parser
