@@ -27,6 +27,8 @@ if __package__ in (None, ""):
     # Allow `python benchmarks/triage_bench.py` as well as `python -m benchmarks.triage_bench`.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import yaml
+
 from bot.triage import Triage, TriageResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -203,8 +205,13 @@ _LONG_CRISIS = "I feel so alone and tired of everything, nobody would notice if 
 
 def latency(triage: Triage, runs: int = 200) -> dict[str, tuple[float, float]]:
     """Median and p99 classify time in ms for 4,000-character messages."""
+    labelled = yaml.safe_load((REPO_ROOT / "tests/triage/labelled.yaml").read_text("utf-8"))
+    varied = " ".join(
+        str(i["text"]) for i in labelled["items"] if i["level"] == "normal" and i["lang"] == "en"
+    )
     samples = {
         "benign 4000 chars": (_LONG_BENIGN * 20)[:4000],
+        "varied own benign 4000": (varied * 2)[:4000],
         "crisis inside 4000": (_LONG_BENIGN * 10)[:2000]
         + _LONG_CRISIS
         + (_LONG_BENIGN * 10)[:1900],

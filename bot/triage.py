@@ -672,7 +672,7 @@ def _compile(
 
 _LEADING_ASSERTIONS = re.compile(r"^(?:\(\?<!?[^()]*\)|\^\\W\*)*")
 _LITERAL_WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
-_WORD_END = (" ", "\\W", "\\s", "(?!", "(?=", "$")
+_WORD_END = (" ", "\\W", "\\s", "(?!", "(?=", "$", "(?: ", "(?:\\W", "(?:\\s")
 
 
 def _pattern_anchors(pattern: str) -> frozenset[str] | None:
