@@ -46,8 +46,9 @@ with literal words get their own anchors, others the signal's ``anchors:`` list)
 groups branch on their first character (a one-level trie), word gaps are possessive, and fuzzy
 corrections are cached. Outcomes equal the ungated search on the evaluation texts; glued words
 ("iwanttodie") are only promised for messages under 300 characters. ``python -m
-benchmarks.triage_bench`` prints 4,000-character latency (median about 3-5 ms, p99 5-7 ms on
-the shared 2-core build machine).
+benchmarks.triage_bench`` prints 4,000-character latency on the shared 2-core build machine:
+about 3-6 ms for an ordinary long message, but about 16 ms for 4,000 characters packed with
+our own crisis look-alikes (most gates open), no faster than the first version was.
 
 Tuning approach (kept honest): each external evaluation set under ``shared/eval`` is split by
 line position into dev (even positions) and test (odd positions). Signals and exceptions were
