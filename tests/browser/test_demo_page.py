@@ -143,3 +143,21 @@ async def test_add_a_citizen_and_officer_writes_in_forum(page: Page) -> None:
     await say(page, "forum", "Morning shift on duty")
     message = forum.get_by_test_id("forum-messages").locator(".msg.own").last
     await expect(message).to_contain_text("Morning shift on duty")
+
+
+async def test_case_handoff_both_ways_on_the_page(page: Page) -> None:
+    citizens = page.get_by_test_id("citizens")
+    await say(page, "citizens", "/human")
+    await expect(citizens.locator(".msg.bot").last).to_contain_text("person from our team")
+    forum = page.get_by_test_id("forum")
+    await forum.locator("button.topic:not([data-thread-id=general])").first.click()
+    await expect(forum.locator(".msg.bot").first).to_contain_text("Case #1")
+    await say(page, "forum", "/claim")
+    await expect(forum.locator(".msg.bot").last).to_contain_text("took this case")
+    await say(page, "forum", "Hello, this is the duty desk")
+    # The officer's words reach the citizen as the bot, without the officer's name.
+    reply = citizens.locator(".msg.bot").last
+    await expect(reply).to_contain_text("Hello, this is the duty desk")
+    assert "Officer" not in await reply.inner_text()
+    await say(page, "citizens", "Thank you, my bike was stolen")
+    await expect(forum.locator(".msg.bot").last).to_contain_text("my bike was stolen")
