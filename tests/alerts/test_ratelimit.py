@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -20,7 +21,8 @@ from bot.alerts.ratelimit import (
     build_rate_limiter,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("SAFEWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("SAFEWELL_REQUIRE_REDIS") == "1"
 
 
 class VirtualClock:
@@ -247,7 +249,13 @@ async def redis_factory() -> AsyncIterator[Callable[[], Redis]]:
         await probe.ping()
     except Exception as exc:  # any connection failure means "no Redis here"
         await probe.aclose()
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); shared limiter untested")
+        message = (
+            f"Redis not reachable at SAFEWELL_TEST_REDIS_URL ({REDIS_URL}: {exc}); start one "
+            "there to test the shared limiter"
+        )
+        if REQUIRE_REDIS:
+            pytest.fail(message)
+        pytest.skip(message)
     clients: list[Redis] = [probe]
 
     def make() -> Redis:
