@@ -131,10 +131,20 @@ def build_faq(settings: Settings) -> FaqService:
     return faq
 
 
-async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
-    """Build the whole application from settings (migrating the database first)."""
+async def build(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    faq: FaqService | None = None,
+    triage: Triage | None = None,
+) -> Safewell:
+    """Build the whole application from settings (migrating the database first).
+
+    `faq` and `triage` may be passed in already loaded (both are safe to share): loading the
+    triage content takes seconds, which a test suite starting hundreds of apps should pay once.
+    """
     bot = build_bot(settings)  # fails fast on a missing token, before touching the database
-    faq = build_faq(settings)
+    faq = faq or build_faq(settings)
     if migrate:
         await upgrade_async(settings.database.url)
     engine = create_engine(settings.database.url, echo=settings.database.echo)
@@ -167,7 +177,7 @@ async def build(settings: Settings, *, migrate: bool = True) -> Safewell:
         settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
     )
     dp.workflow_data.update(
-        triage=Triage.load(settings.faq.knowledge_dir / "triage"),
+        triage=triage or Triage.load(settings.faq.knowledge_dir / "triage"),
         handoff=HandoffService(bot, sessionmaker, locales, settings.officers),
     )
     app.workers.append(run_handoff_worker)

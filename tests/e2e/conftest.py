@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from bot.app import Safewell, build, run_polling
+from bot.app import Safewell, build, build_faq, run_polling
 from bot.config import Settings, load_settings
 from bot.db import repo
 from bot.db.models import Role
@@ -27,6 +28,8 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
+from bot.faq.service import FaqService
+from bot.triage import Triage
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +40,18 @@ OFFICERS = {9001: "Officer Wang", 9002: "Officer Li"}
 STAFF = {9201: "Comms Chen", 9202: "Comms Zhao"}
 ADMIN_ID = 9100
 OUTSIDER_ID = 9300  # a forum member with no role
+
+
+@functools.cache
+def shared_triage() -> Triage:
+    """The triage classifier, loaded once per test process (it is immutable)."""
+    return Triage.load(KNOWLEDGE / "triage")
+
+
+@functools.cache
+def shared_faq() -> FaqService:
+    """The FAQ service with the sample knowledge, loaded once (tests that reload restore it)."""
+    return build_faq(load_settings(env_file=None, faq={"knowledge_dir": KNOWLEDGE}))
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +180,7 @@ class Harness:
 
     async def start(self) -> Safewell:
         """Build the app (migrating), register the staff, start polling and the workers."""
-        app = await build(self.settings)
+        app = await build(self.settings, faq=shared_faq(), triage=shared_triage())
         async with app.sessionmaker() as session:
             for user_id, name in OFFICERS.items():
                 await repo.add_role(session, user_id, Role.OFFICER, display_name=name)

@@ -112,7 +112,16 @@ async def test_reload_keeps_last_good_knowledge_on_a_broken_file(
     assert harness.app is not None
     live = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE, live)
+    original = harness.app.faq.path
     harness.app.faq.path = live
+    try:
+        await _reload_scenario(harness, live)
+    finally:  # the FAQ service is shared by the whole test session
+        harness.app.faq.path = original
+        assert not [p for p in await harness.app.faq.areload() if p.severity == "error"]
+
+
+async def _reload_scenario(harness: Harness, live: Path) -> None:
     admin = await harness.new_citizen(9100, "Admin")
     assert "Knowledge reloaded" in (await admin.say("/reload"))["text"]
     (live / "faq" / "broken.yaml").write_text("entries:\n  - id: [unclosed\n")
