@@ -60,6 +60,8 @@ class Safewell:
     # Coroutines started as background tasks once the bot runs (delivery loops and the like);
     # features append to it in `build`.
     workers: list[Callable[[Safewell], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Other resources features opened (a second bot session, a Redis client), closed last.
+    closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def start_workers(self) -> None:
         """Start every registered background worker (idempotent per process run)."""
@@ -77,6 +79,8 @@ class Safewell:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.bot.session.close()
+        for close in self.closers:
+            await close()
         await self.dispatcher.storage.close()
         await self.engine.dispose()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -12,6 +13,15 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods.base import TelegramMethod, TelegramType
 
 log = logging.getLogger(__name__)
+
+# Methods that put a new message into a chat: what Telegram's flood limits count.
+MESSAGE_METHODS = ("Send", "Copy", "Forward")
+
+
+class UrgentLimiter(Protocol):
+    """The part of `bot.alerts.ratelimit.RateLimiter` this module needs."""
+
+    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float: ...
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -24,9 +34,15 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     every sender at once instead of retrying one message.
     """
 
-    def __init__(self, attempts: int = 3, max_wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        attempts: int = 3,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
+        self.sleep = sleep
 
     async def __call__(
         self,
@@ -43,5 +59,27 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 log.warning(
                     "%s: flood limit, retrying in %ss", type(method).__name__, exc.retry_after
                 )
-                await asyncio.sleep(exc.retry_after)
+                await self.sleep(exc.retry_after)
         raise AssertionError("unreachable")
+
+
+class UrgentLimitMiddleware(BaseRequestMiddleware):
+    """Counts every message the conversational bot sends against the global send limit.
+
+    Uses the limiter's urgent path, which never waits behind broadcast senders, so a crisis
+    reply or an officer's relay goes out at once while a broadcast runs at the remaining rate.
+    """
+
+    def __init__(self, limiter: UrgentLimiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Any:
+        name = type(method).__name__
+        if name.startswith(MESSAGE_METHODS) and name != "SendChatAction":
+            await self.limiter.acquire(urgent=True)
+        return await make_request(bot, method)

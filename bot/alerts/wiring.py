@@ -15,6 +15,7 @@ from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
 from bot.alerts.ratelimit import RateLimiter, build_rate_limiter
 from bot.db.models import Alert, AlertKind
 from bot.i18n import Locales
+from bot.telegram import UrgentLimitMiddleware
 
 if TYPE_CHECKING:
     from bot.app import Safewell
@@ -113,9 +114,18 @@ def setup_alerts(app: Safewell) -> Broadcaster:
     config = EngineConfig(
         concurrency=settings.alerts.concurrency, paid_broadcast=settings.alerts.paid_broadcast
     )
+    # Broadcasts get their own session without the retry-after middleware: the engine pauses
+    # every sender on a 429 instead of one request sleeping while the others carry on.
+    from bot.app import build_bot  # the composition root imports this module
+
+    broadcast_bot = build_bot(settings, retry_after=False)
+    app.closers.append(broadcast_bot.session.close)
+    # Conversational traffic (answers, crisis replies, officer relays) takes the limiter's
+    # urgent path: counted in the one global rate, never queued behind a broadcast.
+    app.bot.session.middleware(UrgentLimitMiddleware(limiter))
     broadcaster = Broadcaster(
         app.sessionmaker,
-        app.bot,
+        broadcast_bot,
         limiter,
         catalog,
         default,
