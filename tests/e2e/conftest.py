@@ -210,6 +210,23 @@ class Harness:
         await self.stop()
         return await self.start()
 
+    async def settle(self, seconds: float = 10.0) -> None:
+        """Wait until the bot has fetched every update and finished handling them.
+
+        For actions whose effect is an edit, a refusal or nothing at all: there is no new
+        message to wait for, and a fixed sleep is either slow or flaky.
+        """
+        assert self.app is not None
+        state = self.emulator.emulator.bots[self.emulator.token]
+        quiet = 0
+        deadline = asyncio.get_running_loop().time() + seconds
+        while quiet < 3:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the bot did not settle within {seconds}s")
+            busy = bool(state.updates) or self.app.inflight.count > 0
+            quiet = 0 if busy else quiet + 1
+            await asyncio.sleep(0.02)
+
     def citizen(self, user_id: int) -> CitizenActor:
         """A citizen actor (create it first with `new_citizen` to set names and language)."""
         return CitizenActor(self.emu, user_id)

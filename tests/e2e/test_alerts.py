@@ -60,14 +60,14 @@ async def compose(
     msg = await author.say("/alert")
     assert "New alert" in msg["text"]
     await author.press(msg, "Traffic")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, author.id, msg["message_id"])
     await author.press(msg, "All districts")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, author.id, msg["message_id"])
     assert "Severity" in msg["text"]
     await author.press(msg, severity)
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, author.id, msg["message_id"])
     await author.press(msg, "Immediate")
     assert "Headline in <b>English" not in (ask := await author.next())["text"]
@@ -161,21 +161,21 @@ async def test_invalid_input_is_explained_and_asked_again(harness: Harness) -> N
     msg = await author.say("/alert")
     assert "buttons" in (await author.say("traffic please"))["text"]
     await author.press(msg, "Traffic")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     await author.press(msg, "Done ✔")  # nothing selected yet: refused, the step stays
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     assert "districts" in msg["text"]
     await author.press(msg, "Harbour")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     assert "Harbour" in msg["text"]
     await author.press(msg, "Done ✔")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     await author.press(msg, "Severe")
-    await asyncio.sleep(0.2)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     await author.press(msg, "Expected")
     await author.next()
@@ -219,7 +219,7 @@ async def test_two_person_rule(harness: Harness) -> None:
         preview["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
         chat_id=REVIEWER,
     )
-    await asyncio.sleep(0.5)
+    await harness.settle()
     assert harness.app is not None
     async with harness.app.sessionmaker() as session:
         alert = (await session.scalars(select(Alert))).one()
@@ -239,14 +239,14 @@ async def test_wizard_survives_a_restart(harness: Harness) -> None:
     author = await staff(harness, AUTHOR)
     msg = await author.say("/alert")
     await author.press(msg, "Traffic")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     await author.press(msg, "All districts")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     await harness.restart()
     msg = await current(harness, AUTHOR, msg["message_id"])
     await author.press(msg, "Moderate")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     msg = await current(harness, AUTHOR, msg["message_id"])
     assert "Urgency" in msg["text"]
 

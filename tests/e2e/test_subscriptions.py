@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -34,20 +33,20 @@ async def test_picker_subscribes_and_unsubscribes(harness: Harness) -> None:
     assert "Choose a category" in picker["text"]
     assert "Traffic" in buttons(picker)
     await ann.press(picker, "Traffic")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     shown = await current(harness, 601, picker["message_id"])
     assert "Traffic" in shown["text"] and "All districts" in buttons(shown)
     await ann.press(shown, "Harbour")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     shown = await current(harness, 601, picker["message_id"])
     assert "✅ Harbour" in buttons(shown)
     assert await subscriptions(harness, 601) == {("traffic", "harbour")}
     await ann.press(shown, "✅ Harbour")  # a second tap removes it
-    await asyncio.sleep(0.3)
+    await harness.settle()
     assert await subscriptions(harness, 601) == set()
     shown = await current(harness, 601, picker["message_id"])
     await ann.press(shown, "All districts")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     assert await subscriptions(harness, 601) == {("traffic", "*")}
 
     listing = await ann.say("/mysubscriptions")
@@ -55,7 +54,7 @@ async def test_picker_subscribes_and_unsubscribes(harness: Harness) -> None:
     menu = await ann.say("/unsubscribe")
     assert buttons(menu) == ["❌ Traffic · All districts", "Unsubscribe from everything"]
     await ann.press(menu, "Unsubscribe from everything")
-    await asyncio.sleep(0.3)
+    await harness.settle()
     assert await subscriptions(harness, 601) == set()
     assert "no alert subscriptions" in (await ann.say("/mysubscriptions"))["text"]
 
@@ -88,7 +87,7 @@ async def test_forged_callbacks_change_nothing(harness: Harness) -> None:
     await harness.emu.inject_callback(604, picker["message_id"], "sub:toggle:evil:harbour")
     await harness.emu.inject_callback(604, picker["message_id"], "sub:toggle:traffic:atlantis")
     await harness.emu.inject_callback(604, picker["message_id"], "unsub:-5")
-    await asyncio.sleep(0.5)
+    await harness.settle()
     assert await subscriptions(harness, 604) == set()
     # Someone else's subscription id cannot be removed.
     other = await harness.new_citizen(605)
@@ -98,7 +97,7 @@ async def test_forged_callbacks_change_nothing(harness: Harness) -> None:
         sub_id = await session.scalar(select(Subscription.id).where(Subscription.citizen_id == 605))
     menu = await ann.say("/subscribe")
     await harness.emu.inject_callback(604, menu["message_id"], f"unsub:{sub_id}")
-    await asyncio.sleep(0.5)
+    await harness.settle()
     assert await subscriptions(harness, 605) == {("traffic", "*")}
 
 
