@@ -205,6 +205,16 @@ async def run_polling(app: Safewell, *, handle_signals: bool = True) -> None:
         await app.close()
 
 
+async def wait_for_stop(stop: asyncio.Event | None = None) -> None:
+    """Return on SIGINT or SIGTERM (or when `stop` is set by the caller)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
     """Serve the webhook and /healthz until SIGINT/SIGTERM (or `stop` is set)."""
     from bot.web import create_web_app
@@ -224,13 +234,8 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
     )
     log.info("webhook server listening on %s:%s%s", settings.host, settings.port, settings.path)
     app.start_workers()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop(stop)
     finally:
         # The webhook stays registered: Telegram queues updates while we restart.
         await runner.cleanup()

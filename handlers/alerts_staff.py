@@ -703,38 +703,22 @@ def _target(command: CommandObject) -> int | None:
     return int(args) if args.isdigit() else None
 
 
-@router.message(Command("stop"))
-async def stop(
+@router.message(Command("stop", "resume"))
+async def stop_or_resume(
     message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
 ) -> None:
-    """/stop [id]: pause running broadcasts (in-flight messages finish)."""
+    """/stop [id] pauses running broadcasts (in-flight messages finish); /resume continues."""
+    verb = command.command  # "stop" or "resume": also the prefix of the reply texts
     alerts = await service.set_paused(
         session,
         _target(command),
-        paused=True,
+        paused=verb == "stop",
         actor_id=message.from_user.id,  # type: ignore[union-attr]
     )
     if not alerts:
-        await message.answer(locales.t(lang, "stop_none"))
+        await message.answer(locales.t(lang, f"{verb}_none"))
         return
-    await message.answer(locales.t(lang, "stop_done", ids=", ".join(f"#{a.id}" for a in alerts)))
-
-
-@router.message(Command("resume"))
-async def resume(
-    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
-) -> None:
-    """/resume [id]: continue paused broadcasts."""
-    alerts = await service.set_paused(
-        session,
-        _target(command),
-        paused=False,
-        actor_id=message.from_user.id,  # type: ignore[union-attr]
-    )
-    if not alerts:
-        await message.answer(locales.t(lang, "resume_none"))
-        return
-    await message.answer(locales.t(lang, "resume_done", ids=", ".join(f"#{a.id}" for a in alerts)))
+    await message.answer(locales.t(lang, f"{verb}_done", ids=", ".join(f"#{a.id}" for a in alerts)))
 
 
 # ----------------------------------------------------------------------------- update / cancel

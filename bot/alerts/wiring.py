@@ -141,12 +141,9 @@ def setup_alerts(app: Safewell) -> Broadcaster:
 
 async def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
     """`safewell api`: the aiohttp app (healthz, /api/cap) without polling or webhook."""
-    import asyncio
-    import signal
-
     from aiohttp import web
 
-    from bot.app import build
+    from bot.app import build, wait_for_stop
     from bot.web import create_web_app
 
     app = await build(settings)
@@ -155,13 +152,8 @@ async def serve_api(settings: Settings, host: str | None, port: int | None) -> N
     site = web.TCPSite(runner, host or settings.webhook.host, port or settings.webhook.port)
     await site.start()
     log.info("API listening on %s:%s", host or settings.webhook.host, port or settings.webhook.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop()
     finally:
         await runner.cleanup()
         await app.close()
