@@ -101,3 +101,25 @@ async def test_scheduled_waits_and_expired_is_withdrawn(harness: Harness) -> Non
         expires_at=utcnow() + timedelta(seconds=1),
     )
     await wait_status(harness, gone, AlertStatus.CANCELLED)
+
+
+async def test_staff_stop_pauses_and_resume_finishes_without_loss(harness: Harness) -> None:
+    await subscribe_all(harness)
+    comms = await harness.new_citizen(9201, "Comms Chen")
+    await comms.say("/start")
+    assert (await comms.say("/stop"))["text"] == "No broadcast is running."
+    alert_id = await queue(harness)
+    for _ in range(100):
+        if sum(await copies(harness)) > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await comms.say("/stop"))["text"] == f"Paused: #{alert_id}. /resume continues."
+    await wait_status(harness, alert_id, AlertStatus.PAUSED)
+    await asyncio.sleep(0.5)  # in-flight messages finish
+    paused_at = sum(await copies(harness))
+    assert paused_at < len(PEOPLE)
+    await asyncio.sleep(1.0)
+    assert sum(await copies(harness)) == paused_at  # nothing more while paused
+    assert (await comms.say("/resume"))["text"] == f"Resumed: #{alert_id}."
+    await wait_status(harness, alert_id, AlertStatus.SENT)
+    assert await copies(harness) == [1] * len(PEOPLE)
