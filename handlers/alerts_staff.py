@@ -8,6 +8,7 @@ restart mid-wizard continues where the staff member was.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,7 +88,7 @@ def _lang_name(lang: str) -> str:
     return LANGUAGE_NAMES.get(lang, lang)
 
 
-def _kb(buttons: list[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
+def _kb(buttons: Sequence[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for text, data in buttons:
         kb.button(text=text, callback_data=data)
@@ -405,9 +406,10 @@ async def typed_schedule(
         await message.answer(locales.t(lang, "wiz_bad_time"))
         return
     await state.update_data(scheduled=when.isoformat())
+    assert message.from_user is not None  # private-chat messages always have a sender
     await _preview_new(
         message, message.from_user.id, state, session, settings, catalog, locales, lang
-    )  # type: ignore[union-attr]
+    )
 
 
 @router.message(

@@ -27,10 +27,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -42,7 +42,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import ReplyParameters
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
@@ -67,7 +67,7 @@ HOST = socket.gethostname()
 # Worker ids of this process that are still running; a claim by an id of this process that
 # is not here belongs to an application instance that was stopped (a restart in-process).
 _LIVE: set[str] = set()
-_DT = AlertDelivery.__table__
+_DT = cast(Table, AlertDelivery.__table__)
 
 
 @dataclass
@@ -245,7 +245,9 @@ class Broadcaster:
                 return False
             alert = await service.get_alert(session, alert_id)
             if alert.kind == AlertKind.ALERT:
-                source = service.recipients_select(alert.id, alert.category, alert.districts)
+                source: Select[Any, int] = service.recipients_select(
+                    alert.id, alert.category, alert.districts
+                )
                 source = source.with_only_columns(
                     text(str(alert.id)), Subscription.citizen_id
                 ).distinct()
@@ -728,14 +730,14 @@ class Broadcaster:
                     actor_id=None,
                     target_type="alert",
                     target_id=alert_id,
-                    **counts,
+                    **cast(dict[str, Any], counts),
                 )
             await session.commit()
         if done.rowcount:  # type: ignore[attr-defined]
             await self._report(alert_id, state, done=True)
 
 
-def run_forever(broadcaster: Broadcaster) -> Callable[[Any], Awaitable[None]]:
+def run_forever(broadcaster: Broadcaster) -> Callable[[Any], Coroutine[Any, Any, None]]:
     """A worker for `Safewell.workers` that runs the scheduler of this broadcaster."""
 
     async def alerts_worker(_app: Any) -> None:
