@@ -167,6 +167,7 @@ class FloodMiddleware(BaseMiddleware):
         seen.append(now)
         if len(self._seen) > 50_000:  # bound memory under a flood of distinct users
             self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.window}
+            self._warned = {k: t for k, t in self._warned.items() if now - t <= self.window}
         if len(seen) > self.limit:
             data["throttled"] = True
             if now - self._warned.get(citizen.id, -1e18) > self.window:
