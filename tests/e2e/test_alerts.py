@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditLog, Subscription
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import STAFF, CitizenActor, Harness, buttons
+from tests.e2e.conftest import STAFF, CitizenActor, Harness, bot_message, buttons
 
 AUTHOR, REVIEWER = list(STAFF)
 
@@ -20,14 +20,6 @@ def emulator_limits() -> Limits:
     """Telegram's global limit, but a fast per-chat one: a wizard is many messages in one chat,
     and waiting one second for each is not what these tests are about."""
     return Limits(private_per_second=50.0, private_burst=50)
-
-
-async def current(harness: Harness, chat_id: int, message_id: int) -> dict[str, Any]:
-    """A bot message as it is now (after edits)."""
-    for entry in await harness.emu.transcript(chat_id):
-        if entry["message"]["message_id"] == message_id:
-            return dict(entry["message"])
-    raise AssertionError(f"no message {message_id} in chat {chat_id}")
 
 
 async def bot_messages(harness: Harness, chat_id: int) -> list[dict[str, Any]]:
@@ -61,14 +53,14 @@ async def compose(
     assert "New alert" in msg["text"]
     await author.press(msg, "Traffic")
     await harness.settle()
-    msg = await current(harness, author.id, msg["message_id"])
+    msg = await bot_message(harness.emu, author.id, msg["message_id"])
     await author.press(msg, "All districts")
     await harness.settle()
-    msg = await current(harness, author.id, msg["message_id"])
+    msg = await bot_message(harness.emu, author.id, msg["message_id"])
     assert "Severity" in msg["text"]
     await author.press(msg, severity)
     await harness.settle()
-    msg = await current(harness, author.id, msg["message_id"])
+    msg = await bot_message(harness.emu, author.id, msg["message_id"])
     await author.press(msg, "Immediate")
     assert "Headline in <b>English" not in (ask := await author.next())["text"]
     assert "Headline in English" in ask["text"]
@@ -124,7 +116,7 @@ async def test_send_update_and_cancel_reach_the_same_people(harness: Harness) ->
     assert len(await bot_messages(harness, 713)) == 1  # only the deep-link confirmation
     # The progress message becomes the final report with Update / Cancel buttons.
     for _ in range(50):
-        report = await current(harness, AUTHOR, status["message_id"])
+        report = await bot_message(harness.emu, AUTHOR, status["message_id"])
         if "finished" in report["text"]:
             break
         await asyncio.sleep(0.2)
@@ -162,21 +154,21 @@ async def test_invalid_input_is_explained_and_asked_again(harness: Harness) -> N
     assert "buttons" in (await author.say("traffic please"))["text"]
     await author.press(msg, "Traffic")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "Done ✔")  # nothing selected yet: refused, the step stays
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     assert "districts" in msg["text"]
     await author.press(msg, "Harbour")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     assert "Harbour" in msg["text"]
     await author.press(msg, "Done ✔")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "Severe")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "Expected")
     await author.next()
     reply = await author.say("x" * 201)
@@ -240,14 +232,14 @@ async def test_wizard_survives_a_restart(harness: Harness) -> None:
     msg = await author.say("/alert")
     await author.press(msg, "Traffic")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "All districts")
     await harness.settle()
     await harness.restart()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "Moderate")
     await harness.settle()
-    msg = await current(harness, AUTHOR, msg["message_id"])
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     assert "Urgency" in msg["text"]
 
 

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from bot.db.models import Subscription
-from tests.e2e.conftest import Harness, buttons
-
-
-async def current(harness: Harness, chat_id: int, message_id: int) -> dict[str, Any]:
-    """A bot message as it is now (after edits)."""
-    for entry in await harness.emu.transcript(chat_id):
-        if entry["message"]["message_id"] == message_id:
-            return dict(entry["message"])
-    raise AssertionError(f"no message {message_id} in chat {chat_id}")
+from tests.e2e.conftest import Harness, bot_message, buttons
 
 
 async def subscriptions(harness: Harness, citizen_id: int) -> set[tuple[str, str]]:
@@ -34,17 +24,17 @@ async def test_picker_subscribes_and_unsubscribes(harness: Harness) -> None:
     assert "Traffic" in buttons(picker)
     await ann.press(picker, "Traffic")
     await harness.settle()
-    shown = await current(harness, 601, picker["message_id"])
+    shown = await bot_message(harness.emu, 601, picker["message_id"])
     assert "Traffic" in shown["text"] and "All districts" in buttons(shown)
     await ann.press(shown, "Harbour")
     await harness.settle()
-    shown = await current(harness, 601, picker["message_id"])
+    shown = await bot_message(harness.emu, 601, picker["message_id"])
     assert "✅ Harbour" in buttons(shown)
     assert await subscriptions(harness, 601) == {("traffic", "harbour")}
     await ann.press(shown, "✅ Harbour")  # a second tap removes it
     await harness.settle()
     assert await subscriptions(harness, 601) == set()
-    shown = await current(harness, 601, picker["message_id"])
+    shown = await bot_message(harness.emu, 601, picker["message_id"])
     await ann.press(shown, "All districts")
     await harness.settle()
     assert await subscriptions(harness, 601) == {("traffic", "*")}
