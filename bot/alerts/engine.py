@@ -41,14 +41,13 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import ReplyParameters
 from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
 from bot.alerts.ratelimit import RateLimiter
-from bot.alerts.render import RenderedAlert
+from bot.alerts.transport import BroadcastTransport, PreparedMessage
 from bot.db import repo
 from bot.db.models import (
     Alert,
@@ -197,6 +196,7 @@ class Broadcaster:
         self.config = config or EngineConfig()
         self.on_progress = on_progress
         self.worker_id = worker_id or new_worker_id()
+        self.transport = BroadcastTransport(bot, paid_broadcast=self.config.paid_broadcast)
         self._running: dict[int, asyncio.Task[RunStats]] = {}
         _LIVE.add(self.worker_id)
 
@@ -350,9 +350,11 @@ class Broadcaster:
         await self.recover(alert_id)
         async with self.sessionmaker() as session:
             alert = await service.get_alert(session, alert_id)
-        rendered: dict[str, RenderedAlert] = {}
+        rendered: dict[str, PreparedMessage] = {}
         for lang in {*alert.content, self.default_lang}:
-            rendered[lang] = service.render_for(alert, lang, self.catalog, self.default_lang)
+            rendered[lang] = self.transport.prepare(
+                service.render_for(alert, lang, self.catalog, self.default_lang)
+            )
 
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=self.config.batch_size * 2)
         results: list[_Result] = []
@@ -501,23 +503,12 @@ class Broadcaster:
             items.append(_Item(delivery_id, citizen_id, attempts, lang, reply_to))
         return items
 
-    async def _send(self, item: _Item, message: RenderedAlert, stats: RunStats) -> _Result:
-        reply = (
-            ReplyParameters(message_id=item.reply_to, allow_sending_without_reply=True)
-            if item.reply_to
-            else None
-        )
+    async def _send(self, item: _Item, message: PreparedMessage, stats: RunStats) -> _Result:
         rate_limited = 0
         while True:
             await self.limiter.acquire()
             try:
-                sent = await self.bot.send_message(
-                    item.citizen_id,
-                    message.text,
-                    disable_notification=message.disable_notification or None,
-                    reply_parameters=reply,
-                    allow_paid_broadcast=True if self.config.paid_broadcast else None,
-                )
+                message_id = await self.transport.send(item.citizen_id, message, item.reply_to)
             except TelegramRetryAfter as exc:
                 # Telegram is unhappy with all our traffic: everyone waits, then this retries.
                 stats.rate_limited += 1
@@ -541,7 +532,7 @@ class Broadcaster:
             except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
                 return self._retry(item, f"{type(exc).__name__}: {exc}", stats)
             stats.sent += 1
-            return _Result(item, "sent", message_id=sent.message_id)
+            return _Result(item, "sent", message_id=message_id)
 
     def _retry(self, item: _Item, error: str, stats: RunStats) -> _Result:
         if item.attempts + 1 >= self.config.max_attempts:
