@@ -119,6 +119,9 @@ class _SignalSpec(BaseModel):
     context: bool = False
     #: each distinct phrase that matches adds the weight again (e.g. two different goodbyes).
     stack: bool = False
+    #: the signal only counts in messages of at most this many words (a bare means or
+    #: euphemism sent alone, such as "noose", has no benign context around it).
+    max_words: int | None = Field(default=None, ge=1)
     note: str = ""
     phrases: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
@@ -233,9 +236,12 @@ class _Signal:
     context: bool
     regexes: tuple[_Gated, ...]
     stack: bool = False
+    max_words: int | None = None
 
-    def hits(self, text: str, keys: frozenset[str] | None = None) -> int:
+    def hits(self, text: str, keys: frozenset[str] | None = None, words: int = 0) -> int:
         """How many times the signal counts: 0 or 1, or one per matching phrase if stacking."""
+        if self.max_words is not None and words > self.max_words:
+            return 0
         if self.stack:
             return sum(1 for regex in self.regexes if regex.search(text, keys))
         return 1 if any(regex.search(text, keys) for regex in self.regexes) else 0
@@ -754,6 +760,7 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
             context=s.context,
             regexes=_signal_regexes(s, plain, source),
             stack=s.stack,
+            max_words=s.max_words,
         )
         for s in spec.signals
     )
@@ -816,6 +823,7 @@ class Triage:
             norm = language.normaliser.full(text)
             if not norm:
                 continue
+            words = len(_TOKEN.findall(norm))  # counted before idioms are blanked
             keys = None
             if len(norm) >= _GATE_FROM:
                 keys = _text_keys(norm, language.normaliser.script)
@@ -823,7 +831,7 @@ class Triage:
                 if exception.open(keys):
                     norm = exception.regex.sub(" ¦ ", norm)
             for signal in language.signals:
-                hits = signal.hits(norm, keys)
+                hits = signal.hits(norm, keys, words)
                 if hits and hits > matched.get(signal.name, (signal, 0))[1]:
                     matched[signal.name] = (signal, hits)
         for level in LEVELS[:-1]:

@@ -276,6 +276,26 @@ def test_stacking_signal_counts_distinct_phrases(tmp_path: Path) -> None:
     assert triage.classify("tired and alone").level == "normal"  # not stacking: counts once
 
 
+def test_max_words_signal_counts_only_in_short_messages(tmp_path: Path) -> None:
+    body = """
+        lang: xx
+        signals:
+          - name: bare
+            level: crisis
+            max_words: 3
+            phrases: ["noose"]
+        exceptions:
+          - name: idiom
+            phrases: ["dying to know"]
+    """
+    triage = Triage.load(_write(tmp_path, body))
+    assert triage.classify("noose").level == "crisis"
+    assert triage.classify("a noose tonight").level == "crisis"
+    assert triage.classify("where can I buy a noose knot guide").level == "normal"
+    # Words are counted before idioms are blanked, so an idiom cannot shorten a message.
+    assert triage.classify("dying to know noose").level == "normal"
+
+
 # ---------------------------------------------------------------- long messages (anchor gates)
 _FILLER = "I renewed my ID card at the Example City office and the queue was short. "
 
@@ -318,8 +338,8 @@ def test_gated_and_full_search_agree_on_labelled_texts(triage: Triage) -> None:
 
     labelled = yaml.safe_load((Path(__file__).with_name("labelled.yaml")).read_text("utf-8"))
     for item in labelled["items"]:
-        if item["kind"] in {"no_spaces", "emoji_alone", "traditional"}:
-            continue  # glued words are only promised for short messages
+        if item["kind"] in {"no_spaces", "emoji_alone", "traditional", "frame_bare"}:
+            continue  # glued words and bare means are only promised for short messages
         short = triage.classify(item["text"], item["lang"]).level
         padded = triage.classify(item["text"] + ". " + _FILLER * 6, item["lang"]).level
         assert padded == short, item["text"]
