@@ -339,6 +339,10 @@ class RedisRateLimiter:
         self._urgent_lock = asyncio.Lock()
         self._broadcast_lock = asyncio.Lock()
 
+    async def close(self) -> None:
+        """Close the Redis client (the application does this when it stops)."""
+        await self._redis.aclose()
+
     @property
     def rate(self) -> float:
         """Global messages per second for all traffic together."""

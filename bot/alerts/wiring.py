@@ -12,7 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
-from bot.alerts.ratelimit import RateLimiter, build_rate_limiter
+from bot.alerts.ratelimit import RateLimiter, RedisRateLimiter, build_rate_limiter
 from bot.db.models import Alert, AlertKind
 from bot.i18n import Locales
 from bot.telegram import UrgentLimitMiddleware
@@ -110,6 +110,8 @@ def setup_alerts(app: Safewell) -> Broadcaster:
     settings = app.settings
     catalog = Catalog.load(settings.faq.knowledge_dir)
     limiter = build_limiter(settings)
+    if isinstance(limiter, RedisRateLimiter):
+        app.closers.append(limiter.close)
     default = settings.bot.default_language
     config = EngineConfig(
         concurrency=settings.alerts.concurrency, paid_broadcast=settings.alerts.paid_broadcast

@@ -387,3 +387,19 @@ async def test_redis_down_falls_back_to_local_limit(caplog: pytest.LogCaptureFix
         assert await limiter.acquire(urgent=True) >= 0.25
     finally:
         await client.aclose()
+
+
+async def test_redis_close_disconnects(redis_factory: Callable[[], Redis], prefix: str) -> None:
+    name = f"safewell-test-{uuid.uuid4().hex[:12]}"
+    client: Redis = Redis.from_url(REDIS_URL, client_name=name)
+    limiter = build_rate_limiter(client, 100, prefix=prefix)
+    await limiter.acquire()
+    observer = redis_factory()
+
+    async def connected() -> bool:
+        return any(c.get("name") == name for c in await observer.client_list())
+
+    assert await connected()
+    assert isinstance(limiter, RedisRateLimiter)
+    await limiter.close()
+    assert not await connected()
