@@ -27,6 +27,8 @@ router = Router(name=__name__)
 
 TOPIC_COMMANDS = ("claim", "close", "note", "ban", "unban", "transfer")
 GROUP_COMMANDS = ("cases", "onduty", "offduty")
+# /cases lists this many open cases (oldest urgent first), in as many messages as needed.
+MAX_LISTED = 200
 # What an officer can send a citizen; service messages (topic edits, joins…) are not relayed.
 RELAYABLE = {
     "text",
@@ -106,7 +108,7 @@ async def group_command(
         return
     now = datetime.now(UTC)
     lines = [locales.t(lang, "ho_cases_title", count=len(cases))]
-    for case in cases[:50]:
+    for case in cases[:MAX_LISTED]:
         citizen = await session.get(Citizen, case.citizen_id)
         line = locales.t(
             lang,
@@ -121,8 +123,34 @@ async def group_command(
         if link:
             line = line.replace(f"#{case.id}", f'<a href="{link}">#{case.id}</a>', 1)
         lines.append(line)
-    text = "\n".join(lines)
-    await message.reply(text[:4096], disable_web_page_preview=True)
+    if len(cases) > MAX_LISTED:
+        lines.append(locales.t(lang, "ho_cases_more", count=len(cases) - MAX_LISTED))
+    for i, text in enumerate(pack_lines(lines)):
+        if i == 0:
+            await message.reply(text, disable_web_page_preview=True)
+        else:
+            await message.answer(text, disable_web_page_preview=True)
+
+
+def pack_lines(lines: list[str], limit: int = 4096) -> list[str]:
+    """Whole lines packed into as few messages as fit Telegram's length (UTF-16 units).
+
+    Lines are never cut, so no HTML tag is split; a single over-long line is left to fail
+    loudly rather than be truncated mid-tag (a case line is short).
+    """
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        units = len(line.encode("utf-16-le")) // 2
+        if current and size + 1 + units > limit:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        size += units + (1 if current else 0)
+        current.append(line)
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
 
 
 @router.message(Command(*TOPIC_COMMANDS))

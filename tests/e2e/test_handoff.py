@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import AuditLog, Case
+from bot.db import repo
+from bot.db.models import AuditLog, Case, CasePriority, CaseReason, utcnow
 from bot.emulator.limits import Limits
 from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, OUTSIDER_ID, Harness, buttons
 from tests.handoff.e2e_helpers import (
@@ -118,6 +119,45 @@ async def test_human_command_and_faq_button_open_normal_cases(harness: Harness) 
     assert "#1" in lines[2] and "#2" in lines[3]
     links = [e["url"] for e in listing.get("entities", []) if e["type"] == "text_link"]
     assert len(links) == 3 and all(link.startswith("https://t.me/c/") for link in links)
+
+
+async def test_cases_lists_many_open_cases_in_several_whole_messages(harness: Harness) -> None:
+    # 230 open cases (delivered to topics already): more than one message holds, more than
+    # the listing shows. Every listed line arrives whole; none is cut at 4,096 characters.
+    assert harness.app is not None
+    async with harness.app.sessionmaker() as session:
+        for n in range(230):
+            citizen = await repo.upsert_citizen(
+                session,
+                800_000 + n,
+                first_name=f"Resident{n:03d} of Example City",
+                last_name=None,
+                username=None,
+                telegram_language="en",
+            )
+            session.add(
+                Case(
+                    citizen_id=citizen.id,
+                    priority=CasePriority.NORMAL,
+                    reason=CaseReason.HUMAN,
+                    forum_chat_id=FORUM_ID,
+                    forum_topic_id=50_000 + n,
+                    delivered_at=utcnow(),
+                )
+            )
+        await session.commit()
+
+    await harness.emu.user(WANG).send("/cases", chat_id=FORUM_ID)
+    first = await bot_says(harness, FORUM_ID, "Open cases (230)")
+    parts = [first]
+    while "and 30 more" not in text_of(parts[-1]):
+        parts.append(await bot_says(harness, FORUM_ID, lambda m: "Resident" in text_of(m)))
+    assert len(parts) > 1
+    assert all(len(text_of(p).encode("utf-16-le")) // 2 <= 4096 for p in parts)
+    lines = [line for p in parts for line in text_of(p).splitlines() if "Resident" in line]
+    assert [line.split("Resident")[1][:3] for line in lines] == [f"{n:03d}" for n in range(200)]
+    links = [e for p in parts for e in p.get("entities", []) if e["type"] == "text_link"]
+    assert len(links) == 200
 
 
 async def test_claim_relay_both_ways_edits_and_notes(harness: Harness) -> None:
