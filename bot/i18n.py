@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.faq.normalize import detect_script
+
+if TYPE_CHECKING:
+    from bot.db.models import Citizen
 
 
 class Locales:
@@ -50,6 +56,22 @@ class Locales:
             if base in self.texts:
                 return base
         return self.default
+
+    def for_citizen(self, citizen: Citizen | None, text: str = "") -> str:
+        """A person's language: their /language choice, else the script of what they just
+        wrote (if anything), else Telegram's language code, else the default."""
+        if citizen is not None and citizen.language:
+            return self.resolve(citizen.language)
+        script = detect_script(text) if text else None
+        if script in self.texts:
+            return str(script)
+        return self.resolve(citizen.telegram_language if citizen else None)
+
+    async def for_user(self, session: AsyncSession, user_id: int) -> str:
+        """The language to write to someone in who is not writing now (staff, authors)."""
+        from bot.db.models import Citizen
+
+        return self.for_citizen(await session.get(Citizen, user_id))
 
     def t(self, lang: str | None, key: str, **kwargs: Any) -> str:
         """The text for key in lang (or the default language), arguments HTML-escaped."""

@@ -588,7 +588,7 @@ async def _ask_approvers(
     for user_id in await service.staff_ids(session, settings.bot.admin_ids):
         if user_id == alert.created_by:
             continue
-        lang = default
+        lang = await locales.for_user(session, user_id)
         rendered = service.render_for(alert, lang, catalog, default)
         buttons = [
             (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
@@ -652,8 +652,11 @@ async def approval(
         await query.message.edit_reply_markup(reply_markup=None)
         await query.message.answer(text)
     if alert.created_by:
+        author_lang = await locales.for_user(session, alert.created_by)
         with contextlib.suppress(TelegramAPIError):
-            await bot.send_message(alert.created_by, text)
+            await bot.send_message(
+                alert.created_by, locales.t(author_lang, key, id=alert.id, name=name)
+            )
 
 
 @router.message(Command("pending"))

@@ -19,7 +19,6 @@ from bot.db.models import Case, CasePriority, CaseStatus, Citizen
 from bot.handoff import HandoffService, RateCb
 from bot.i18n import Locales
 from bot.triage import Triage
-from handlers.faq import answer_language
 from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ async def relay_citizen(
     level = "normal"
     signals: tuple[str, ...] = ()
     if text and not (message.text and text.startswith("/")):
-        lang = answer_language(citizen, text, locales)
+        lang = locales.for_citizen(citizen, text)
         result = triage.classify(text, lang)
         level, signals = result.level, result.signals
     upgraded = False

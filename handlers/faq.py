@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db import repo
 from bot.db.models import Citizen, FaqQuery, Role
 from bot.faq.models import FaqEntry
-from bot.faq.normalize import detect_script
 from bot.faq.service import FaqService
 from bot.i18n import Locales
 from handlers.callbacks import FeedbackCb, HumanCb, PickCb
@@ -26,16 +25,6 @@ router.message.filter(F.chat.type == "private")
 # Matching reads the start of a message; a 4,000-character story is a report, not a question.
 MAX_QUERY_CHARS = 500
 MAX_RELATED_BUTTONS = 3
-
-
-def answer_language(citizen: Citizen | None, text: str, locales: Locales) -> str:
-    """The citizen's /language choice, else the script they wrote in, else Telegram's code."""
-    if citizen is not None and citizen.language:
-        return locales.resolve(citizen.language)
-    script = detect_script(text)
-    if script in locales.languages:
-        return script
-    return locales.resolve(citizen.telegram_language if citizen else None)
 
 
 def render_entry(entry: FaqEntry, lang: str, locales: Locales) -> str:
@@ -121,7 +110,7 @@ async def question(
 ) -> None:
     """Any other text from a citizen: small talk, or a question for the FAQ."""
     text = (message.text or "").strip()
-    lang = answer_language(citizen, text, locales)
+    lang = locales.for_citizen(citizen, text)
     citizen_id = citizen.id if citizen else None
     if throttled:
         # Kept for curators; the flood notice was already sent once by the middleware.

@@ -21,7 +21,6 @@ from bot.handoff import HandoffService
 from bot.i18n import Locales
 from bot.triage import Triage
 from handlers.callbacks import HumanCb
-from handlers.faq import answer_language
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -111,7 +110,7 @@ async def triage_message(
     text = message.text or message.caption or ""
     if citizen is None or (message.text is not None and text.startswith("/")):
         raise SkipHandler
-    lang = answer_language(citizen, text, locales)
+    lang = locales.for_citizen(citizen, text)
     result = triage.classify(text, lang)
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
@@ -63,13 +64,18 @@ def format_progress(progress: Progress, locales: Locales, lang: str) -> str:
     )
 
 
-def progress_sink(bot: Bot, locales: Locales, lang: str) -> Any:
-    """Edits the staff member's progress message; the final one gets Update/Cancel buttons."""
+def progress_sink(
+    bot: Bot, locales: Locales, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Any:
+    """Edits the staff member's progress message (in their language); the final one gets
+    Update/Cancel buttons."""
     from handlers.alerts_staff import AlertActCb
 
     async def sink(alert: Alert, progress: Progress) -> None:
         if alert.progress_chat_id is None or alert.progress_message_id is None:
             return
+        async with sessionmaker() as session:
+            lang = await locales.for_user(session, alert.progress_chat_id)
         markup = None
         if progress.done and alert.kind == AlertKind.ALERT:
             kb = InlineKeyboardBuilder()
@@ -132,7 +138,7 @@ def setup_alerts(app: Safewell) -> Broadcaster:
         catalog,
         default,
         config,
-        on_progress=progress_sink(app.bot, app.locales, default),
+        on_progress=progress_sink(app.bot, app.locales, app.sessionmaker),
     )
     app.dispatcher.workflow_data.update(
         catalog=catalog, rate_limiter=limiter, broadcaster=broadcaster

@@ -111,8 +111,7 @@ async def test_send_update_and_cancel_reach_the_same_people(harness: Harness) ->
     ann = harness.citizen(711)
     alert = await ann.next(timeout=10)
     assert "Bridge closed" in alert["text"] and "MINOR" in alert["text"]
-    zh_user = await bot_messages(harness, 712)
-    assert "Bridge closed" in zh_user[-1]["text"]
+    assert "Bridge closed" in (await harness.citizen(712).next(timeout=10))["text"]
     assert len(await bot_messages(harness, 713)) == 1  # only the deep-link confirmation
     # The progress message becomes the final report with Update / Cancel buttons.
     for _ in range(50):
@@ -273,3 +272,25 @@ async def test_unreachable_citizen_is_unsubscribed(harness: Harness) -> None:
             break
         await asyncio.sleep(0.1)
     assert left == []
+
+
+async def test_approval_messages_reach_each_colleague_in_their_language(
+    harness: Harness,
+) -> None:
+    await subscribers(harness, 722)
+    author = await staff(harness, AUTHOR)
+    reviewer = await harness.new_citizen(REVIEWER, STAFF[REVIEWER], language_code="zh-hans")
+    await reviewer.say("/start")
+    summary = await compose(harness, author, severity="Extreme", headline="Gas leak")
+    await author.press(summary, "✅ Send")
+    await author.next()
+    request = await reviewer.next()
+    assert "需要审批" in request["text"] and "Comms Chen" in request["text"]
+    preview = await reviewer.next()
+    assert "大桥封闭" in preview["text"]  # the Chinese version of the alert
+    await reviewer.press(preview, buttons(preview)[0])
+    assert "已由 Comms Zhao 批准" in (await reviewer.next())["text"]
+    await harness.settle()
+    told = [m["text"] for m in await bot_messages(harness, AUTHOR)]
+    assert "approved by Comms Zhao" in told[-1]  # the author reads English
+    assert any("approved by Comms Zhao" in text for text in told), told
