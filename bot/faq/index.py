@@ -27,7 +27,16 @@ from functools import lru_cache
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from bot.faq.normalize import _WORD_RE, EN_STOPWORDS, normalize, split_runs, stem_en
+from bot.faq.normalize import (
+    _WORD_RE,
+    EN_STOPWORDS,
+    han_numerals_to_digits,
+    normalize,
+    number_units,
+    numbers_conflict,
+    split_runs,
+    stem_en,
+)
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,28 @@ class IndexParams:
     fuzzy_scorer: str = "token_sort_ratio"
     # Similarity to the raw phrasing as typed (punctuation and all). Tiny: a tie-breaker.
     w_raw: float = 1e-4
+    # Besides the rare terms' postings, also seed candidates from the shortest phrasings holding
+    # this many of the rarest common terms. Without it a phrasing that shares only common terms
+    # with the question ("孩子 支原体 肺炎 怎么 治疗") is never scored whenever the question
+    # also has one rare word the phrasing lacks.
+    seed_common: int = 0
+    seed_size: int = 30
+    # Subtracted when question and phrasing give different numbers for the same measure word
+    # (3岁 vs 8岁, 13价 vs 23价, 110 vs 119): a different number is a different question. Off
+    # for English, where numbers are mostly parts of names ("COVID-19" vs "day 1").
+    number_conflict: float = 0.0
 
 
 LANG_PARAMS: dict[str, IndexParams] = {
-    "zh": IndexParams(w_lex=0.8, w_fuzzy=0.1, w_answer=0.1, query_side=0.7, unigram_weight=1.0),
+    "zh": IndexParams(
+        w_lex=0.8,
+        w_fuzzy=0.1,
+        w_answer=0.1,
+        query_side=0.7,
+        unigram_weight=1.0,
+        number_conflict=0.3,
+        seed_common=1,
+    ),
 }
 
 
@@ -164,10 +191,13 @@ class LangIndex:
         self.entry_of: list[str] = []
         self.content: list[str] = []
         self.raw: list[str] = []
+        # Numbers with their measure words, per phrasing (only kept when compared).
+        self.numbers: list[frozenset[tuple[str, str]]] = []
         docs: list[set[str]] = []
         for entry_id, text in phrasings:
-            norm = self.synonyms.apply(normalize(text))
+            norm = self.prepare(text)
             docs.append(set(self._terms(norm)))
+            self.numbers.append(self._numbers(norm) if p.number_conflict else frozenset())
             self.entry_of.append(entry_id)
             self.content.append(content_string(norm))
             self.raw.append(text)
@@ -176,7 +206,7 @@ class LangIndex:
         adocs: list[set[str]] = []
         for entry_id, text in answers.items():
             self.answer_entries.append(entry_id)
-            adocs.append(set(self._terms(self.synonyms.apply(normalize(text)))))
+            adocs.append(set(self._terms(self.prepare(text))))
         self.answer_idf = self._idf(adocs)
         self.answer_terms: dict[str, set[str]] = dict(zip(self.answer_entries, adocs, strict=True))
         self.idf = self._idf(docs)
@@ -215,6 +245,16 @@ class LangIndex:
 
     def __len__(self) -> int:
         return len(self.entry_of)
+
+    def prepare(self, text: str) -> str:
+        """Normalised text with synonyms replaced."""
+        return self.synonyms.apply(normalize(text))
+
+    @staticmethod
+    def _numbers(norm: str) -> frozenset[tuple[str, str]]:
+        # Compared by value (两个月 = 2个月), but not turned into terms: "满十六岁" would then
+        # match "未满16周岁" on its number, and on the eval dev sets that gained nothing.
+        return number_units(han_numerals_to_digits(norm))
 
     def _terms(self, norm: str) -> list[str]:
         return self.synonyms.map_terms(terms(norm))
@@ -264,7 +304,7 @@ class LangIndex:
 
     def query_terms(self, text: str) -> tuple[str, dict[str, float], list[str], set[str]]:
         """Normalise a query: text, term -> match factor (fuzzy < 1), unknown and extra terms."""
-        norm = self.synonyms.apply(normalize(text))
+        norm = self.prepare(text)
         qterms: dict[str, float] = {}
         unknown: list[str] = []
         extra: set[str] = set()
@@ -304,18 +344,22 @@ class LangIndex:
         # Walk rare terms' postings first (cheap, and they make the candidates); common terms
         # are then only checked against those candidates, which keeps the cost per query flat
         # as the knowledge base grows.
+        seeded = 0
         for t, factor in sorted(qterms.items(), key=lambda kv: len(self.postings.get(kv[0], ()))):
             w = self._w(t) * factor
             if t not in extra:
                 q_weight += w
             plist: Sequence[int] = self.postings.get(t, [])
             if len(plist) > self.common_df:
-                if overlap:
-                    common.append((t, w))
-                    continue
-                # Every query term is common: seed candidates from the shortest phrasings
-                # holding the rarest one, so the work per query stays bounded.
-                plist = plist[: self.common_df]
+                common.append((t, w))
+                if not overlap or seeded < p.seed_common:
+                    # Seed candidates from the shortest phrasings holding the rarest common
+                    # term(s); a truncated walk keeps the work per query bounded. Their weight
+                    # is added with the other common terms below.
+                    seeded += 1
+                    for i in plist[: self.common_df if not overlap else p.seed_size]:
+                        overlap.setdefault(i, 0.0)
+                continue
             for i in plist:
                 overlap[i] = overlap.get(i, 0.0) + w
         for t, w in common:
@@ -338,9 +382,21 @@ class LangIndex:
         a_total = max(a_total, 1e-9)
         a_share: dict[str, float] = {}
         qs = p.query_side
+        qnumbers = self._numbers(norm) if p.number_conflict else frozenset()
         pre: dict[int, float] = {}
         for i, ov in overlap.items():
             lex = min(ov / (qs * q_weight + (1 - qs) * self.doc_weight[i]), 1.0)
+            pre[i] = p.w_lex * lex
+            if qnumbers and numbers_conflict(qnumbers, self.numbers[i]):
+                pre[i] -= p.number_conflict
+        # The answer share adds at most ``w_answer``: a phrasing that cannot reach the
+        # ``rerank``-th best score even with a full share is not worth the set intersection.
+        floor = -math.inf
+        if len(pre) > p.rerank:
+            floor = heapq.nlargest(p.rerank, pre.values())[-1] - p.w_answer
+        for i, base in pre.items():
+            if base < floor:
+                continue
             eid = self.entry_of[i]
             share = a_share.get(eid)
             if share is None:
@@ -348,7 +404,7 @@ class LangIndex:
                 # Set intersection runs in C; the Python loop only sees the shared terms.
                 share = sum(a_terms[t] for t in a_keys & aset) / a_total if aset else 0.0
                 a_share[eid] = share
-            pre[i] = p.w_lex * lex + p.w_answer * share
+            pre[i] = base + p.w_answer * share
         best_by_entry: dict[str, float] = {}
         top = heapq.nlargest(p.rerank, pre.items(), key=lambda kv: kv[1])
         qcontent = content_string(norm) if top else ""

@@ -207,3 +207,92 @@ def words(text: str) -> list[str]:
         if not han:
             out.extend(_WORD_RE.findall(run))
     return out
+
+
+_HAN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+_HAN_DIGITS.update({"六": 6, "七": 7, "八": 8, "九": 9})
+_HAN_POWERS = {"十": 10, "百": 100, "千": 1000}
+# Measure words after which a Chinese numeral is a quantity (两个月, 三岁, 十三价). Words that
+# also mean "a bit" / "a kind of" (一点, 一种, 一片) are left out: there 一 is not a count.
+_MEASURES = (
+    "小时|分钟|星期|个|岁|天|日|周|月|年|次|针|价|秒|斤|克|度|号|级|期|位|名|元|块|张|辆|倍|遍|"
+    "颗|粒|瓶|盒|层|户|套"
+)
+_HAN_NUMBER_RE = re.compile(rf"([零〇一二两三四五六七八九十百千]+)(?={_MEASURES})")
+# A number and the measure word after it, if any (for comparing quantities): "3 个月" ->
+# ("3", "个月"), "拨打110" -> ("110", "").
+# A bound (满16周岁, 超过3天, 16岁以下, 7天内) is a range, not a value, and is skipped.
+_NUMBER_UNIT_RE = re.compile(
+    r"(满|超过|超出|不到|不足|低于|高于|大于|小于|少于|多于)? ?(?<![a-z\d])(?<![a-z] )(\d+) ?"
+    rf"(个月|周岁|{_MEASURES})?(以下|以上|以内|之内|内|之前|之后|以前|以后|多)?"
+)
+_UNIT_ALIASES = {"周岁": "岁"}
+
+
+def _han_number(numeral: str) -> str | None:
+    """Value of a Chinese numeral ("十三" -> "13", "二〇二四" -> "2024"), None if ambiguous."""
+    if not any(ch in _HAN_POWERS for ch in numeral):
+        if len(numeral) == 1:
+            return str(_HAN_DIGITS[numeral])
+        if len(numeral) >= 3 or "零" in numeral or "〇" in numeral:
+            # Read digit by digit, like a year.
+            return "".join(str(_HAN_DIGITS[ch]) for ch in numeral)
+        # "三四天", "一两个": an approximate range, not a number.
+        return None
+    total = digit = 0
+    for ch in numeral:
+        if ch in _HAN_POWERS:
+            total += (digit or 1) * _HAN_POWERS[ch]
+            digit = 0
+        else:
+            digit = _HAN_DIGITS[ch]
+    return str(total + digit)
+
+
+def han_numerals_to_digits(text: str) -> str:
+    """Write Chinese numerals that count something as digits: "两个月" -> "2 个月".
+
+    Only numerals followed by a measure word are converted, so words that merely contain a
+    numeral character (一直, 一般, 统一, 十分) stay as they are. The digits are spaced off so
+    they become a term of their own, like "3" in "3个月".
+    """
+    if not any(ch in _HAN_DIGITS or ch in _HAN_POWERS for ch in text):
+        return text
+
+    def repl(m: re.Match[str]) -> str:
+        value = _han_number(m.group(1))
+        return m.group(0) if value is None else f" {value} "
+
+    return _SPACE_RE.sub(" ", _HAN_NUMBER_RE.sub(repl, text)).strip()
+
+
+def number_units(text: str) -> frozenset[tuple[str, str]]:
+    """Numbers in normalised text with the Han measure word after each ("" if none).
+
+    ``"孩子 3 岁 发烧 2 天"`` -> ``{("3", "岁"), ("2", "天")}``. Digits in or after Latin
+    words ("covid19", "covid 19") are not numbers here, and bounds ("16 岁以下", "满 3 个月")
+    are left out: a question about a 10-year-old does not contradict one about children under
+    16.
+    """
+    out: set[tuple[str, str]] = set()
+    for m in _NUMBER_UNIT_RE.finditer(text):
+        bound_before, number, unit, bound_after = m.groups()
+        if bound_before or bound_after:
+            continue
+        unit = unit or ""
+        out.add((number, _UNIT_ALIASES.get(unit, unit)))
+    return frozenset(out)
+
+
+def numbers_conflict(
+    query: frozenset[tuple[str, str]], phrasing: frozenset[tuple[str, str]]
+) -> bool:
+    """True when both give a number for the same unit and none of those numbers agree."""
+    if not query or not phrasing:
+        return False
+    for unit in {u for _, u in query}:
+        q = {n for n, u in query if u == unit}
+        p = {n for n, u in phrasing if u == unit}
+        if p and not q & p:
+            return True
+    return False

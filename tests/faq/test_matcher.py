@@ -118,3 +118,35 @@ def test_synonyms_map_words_and_phrases() -> None:
 def test_empty_and_punctuation_only_queries_are_none(matcher: Matcher) -> None:
     assert matcher.match("", "en").outcome == "none"
     assert matcher.match("?!?! 😀", "en").outcome == "none"
+
+
+def test_chinese_numerals_compare_with_digits() -> None:
+    kb = make_kb({"three": ["护照三个月后过期要换吗"], "six": ["护照六个月后过期要换吗"]}, "zh")
+    results = Matcher(kb).match("护照3个月后过期要换吗", "zh").results
+    assert results[0].entry_id == "three"
+    assert results[0].score - results[1].score > 0.05
+
+
+def test_a_different_number_is_a_different_question() -> None:
+    # The first phrasing shares more words, but 110 is not 119.
+    kb = make_kb({"police": ["110是报警电话吗"], "fire": ["119是火警电话吗"]}, "zh")
+    assert Matcher(kb).match("119是报警电话吗", "zh").results[0].entry_id == "fire"
+
+
+def test_a_bound_is_not_a_conflicting_number() -> None:
+    kb = make_kb({"minor": ["未满十六岁可以办身份证吗"], "online": ["身份证可以网上办吗"]}, "zh")
+    assert Matcher(kb).match("孩子十岁可以办身份证吗", "zh").results[0].entry_id == "minor"
+
+
+def test_phrasing_sharing_only_common_terms_is_still_found() -> None:
+    # 55 longer phrasings make every term of "身份证怎么补办" a common one (walked only for
+    # candidates found otherwise); the query's rare word (急用) only occurs in another entry.
+    # The short phrasing must still be scored.
+    pool = "甲乙丙丁戊己庚辛壬癸"
+    names = [a + b for a in pool for b in pool]
+    phrasings = {f"f{i}": [f"{names[i]}区居民身份证怎么补办要带什么证明"] for i in range(55)}
+    phrasings.update({f"p{i}": [f"{names[i]}区公园几点开门"] for i in range(100)})
+    phrasings["target"] = ["身份证怎么补办"]
+    phrasings["decoy"] = ["急用钱被骗了怎么办"]
+    result = Matcher(make_kb(phrasings, "zh")).match("急用 身份证怎么补办", "zh")
+    assert result.results[0].entry_id == "target"

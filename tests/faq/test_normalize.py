@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bot.faq.index import terms
-from bot.faq.normalize import detect_script, normalize, split_runs, stem_en
+from bot.faq.normalize import (
+    detect_script,
+    han_numerals_to_digits,
+    normalize,
+    number_units,
+    numbers_conflict,
+    split_runs,
+    stem_en,
+)
 
 
 def test_nfkc_fullwidth_and_casefold() -> None:
@@ -62,3 +70,42 @@ def test_chinese_terms_are_unigrams_and_bigrams() -> None:
 
 def test_english_terms_drop_single_letters_and_stem() -> None:
     assert terms("what s my passports") == ["what", "my", "passport"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("两个月", "2 个月"),
+        ("十三岁", "13 岁"),
+        ("二十三周六天", "23 周 6 天"),
+        ("一百零五元", "105 元"),
+        ("二〇二四年", "2024 年"),
+        ("第一次办理", "第 1 次办理"),
+        # Not counts: left alone.
+        ("一直咳嗽", "一直咳嗽"),
+        ("一般", "一般"),
+        ("十分严重", "十分严重"),
+        ("有一点", "有一点"),
+        ("三四天", "三四天"),  # a range
+    ],
+)
+def test_counted_chinese_numerals_become_digits(text: str, expected: str) -> None:
+    assert han_numerals_to_digits(text) == expected
+
+
+def test_number_units_pair_numbers_with_measure_words() -> None:
+    assert number_units("孩子 3 岁 发烧 2 天") == {("3", "岁"), ("2", "天")}
+    assert number_units("2 个月 3个孩子") == {("2", "个月"), ("3", "个")}
+    assert number_units("拨打110") == {("110", "")}
+    assert number_units("16 周岁") == {("16", "岁")}
+    # Digits inside Latin words and bounds are not values.
+    assert number_units("covid19") == frozenset()
+    assert number_units("16岁以下 满3个月 超过 7 天 3天内") == frozenset()
+
+
+def test_numbers_conflict_only_on_the_same_unit() -> None:
+    assert numbers_conflict(number_units("13价"), number_units("23价"))
+    assert numbers_conflict(number_units("110"), number_units("119"))
+    assert not numbers_conflict(number_units("13价"), number_units("13价 2 针"))
+    assert not numbers_conflict(number_units("3岁"), number_units("2 天"))
+    assert not numbers_conflict(number_units("3岁"), frozenset())
