@@ -19,7 +19,7 @@ from aiogram.types import Chat, TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
-from bot.db.models import Role
+from bot.db.models import CasePriority, CaseStatus, Role
 from bot.i18n import Locales
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,12 @@ class FloodMiddleware(BaseMiddleware):
 
 
 class BanMiddleware(BaseMiddleware):
-    """A banned citizen gets one polite notice, then silence."""
+    """A banned citizen gets one polite notice, then silence, except in danger.
+
+    A ban stops abuse, never help: a message that triages as crisis or emergency still goes
+    through (the safe-messaging reply, an urgent case), and so does everything the citizen
+    writes while such an urgent case is open, so the officers handling it hear them.
+    """
 
     def __init__(self, locales: Locales) -> None:
         self.locales = locales
@@ -186,9 +191,33 @@ class BanMiddleware(BaseMiddleware):
         citizen = data.get("citizen")
         if citizen is None or not citizen.banned:
             return await handler(event, data)
+        if isinstance(event, Update) and await self._in_danger(event, data):
+            return await handler(event, data)
         if not citizen.ban_notified and isinstance(event, Update) and event.message is not None:
             citizen.ban_notified = True
             await event.message.answer(self.locales.t(data["lang"], "banned"))
         if isinstance(event, Update) and event.callback_query is not None:
             await event.callback_query.answer()
         return None
+
+    async def _in_danger(self, event: Update, data: dict[str, Any]) -> bool:
+        message = event.message
+        if message is None:
+            return False
+        citizen = data["citizen"]
+        text = message.text or message.caption or ""
+        triage = data.get("triage")
+        if triage is not None and text and not text.startswith("/"):
+            level = triage.classify(text, self.locales.for_citizen(citizen, text)).level
+            if level in ("crisis", "emergency"):
+                log.warning("banned citizen %s: %s message let through", citizen.id, level)
+                return True
+        handoff, session = data.get("handoff"), data.get("session")
+        if handoff is None or session is None:
+            return False
+        case = await handoff.active_case(session, citizen.id)
+        return bool(
+            case is not None
+            and case.status != CaseStatus.CLOSED
+            and case.priority == CasePriority.URGENT
+        )

@@ -313,6 +313,25 @@ async def test_ban_unban_and_block(harness: Harness) -> None:
     await bot_says(harness, FORUM_ID, "has blocked the bot", tid)
 
 
+async def test_a_banned_citizen_in_crisis_still_reaches_the_officers(harness: Harness) -> None:
+    bob, tid = await open_human_case(harness, 745)
+    await officer_says(harness, WANG, tid, "/ban")
+    await bot_says(harness, FORUM_ID, "is banned", tid)
+    assert "not available to you" in (await bob.say("you are useless"))["text"]
+    await bob.send("answer me")
+    await bob.silence(0.25)
+    # Danger overrides the ban: the crisis reply, and the case becomes urgent.
+    reply = await bob.say("I am going to kill myself")
+    assert "A person from our team is joining you" in reply["text"]
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "I am going to kill myself", tid)
+    assert "URGENT" in (await topic_of(harness, 1))["name"]
+    # While the urgent case is open, everything the citizen says reaches the officers.
+    await bob.send("I am on the bridge")
+    await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "I am on the bridge", tid)
+    await officer_says(harness, WANG, tid, "Stay where you are, we are coming.")
+    assert (await bob.next())["text"] == "Stay where you are, we are coming."
+
+
 async def test_non_officers_cannot_act_and_are_not_relayed(harness: Harness) -> None:
     bob, tid = await open_human_case(harness, 750)
     for command in ("/claim", "/close", "/cases", "/onduty"):
