@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.db import repo
 from bot.db.models import CasePriority, CaseStatus, Citizen, Role
-from bot.handoff import BADGE, HandoffService, citizen_label, topic_link
+from bot.handoff import BADGE, HandoffService, citizen_label, split_html_lines, topic_link
 from bot.i18n import Locales
 from handlers.triage import content_kind
 
@@ -125,32 +125,11 @@ async def group_command(
         lines.append(line)
     if len(cases) > MAX_LISTED:
         lines.append(locales.t(lang, "ho_cases_more", count=len(cases) - MAX_LISTED))
-    for i, text in enumerate(pack_lines(lines)):
+    for i, text in enumerate(split_html_lines(lines)):
         if i == 0:
             await message.reply(text, disable_web_page_preview=True)
         else:
             await message.answer(text, disable_web_page_preview=True)
-
-
-def pack_lines(lines: list[str], limit: int = 4096) -> list[str]:
-    """Whole lines packed into as few messages as fit Telegram's length (UTF-16 units).
-
-    Lines are never cut, so no HTML tag is split; a single over-long line is left to fail
-    loudly rather than be truncated mid-tag (a case line is short).
-    """
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        units = len(line.encode("utf-16-le")) // 2
-        if current and size + 1 + units > limit:
-            chunks.append("\n".join(current))
-            current, size = [], 0
-        size += units + (1 if current else 0)
-        current.append(line)
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
 
 
 @router.message(Command(*TOPIC_COMMANDS))
