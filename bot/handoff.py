@@ -434,9 +434,16 @@ class HandoffService:
         try:
             if case.forum_topic_id is None or case.forum_chat_id != chat_id:
                 await self._create_topic(session, case, chat_id)
-            await self._topic_call(session, case, lambda c, t: self._post_card(session, case, c, t))
+            # An urgent case's first page rides on its card: a group takes only 20 messages a
+            # minute, and every message saved is room for the next case.
+            page = None
             if case.priority == CasePriority.URGENT and case.status == CaseStatus.OPEN:
-                await self._page(session, case, first=True)
+                page = await self._page_text(session, case, first=True)
+            await self._topic_call(
+                session, case, lambda c, t: self._post_card(session, case, c, t, page=page)
+            )
+            if page is not None:
+                self._paged(case)
         except TelegramAPIError as exc:
             case.last_delivery_error = str(exc)[:1000]
             await session.commit()
@@ -496,16 +503,17 @@ class HandoffService:
         chat_id: int,
         thread_id: int | None,
         recreated: bool = False,
+        page: str | None = None,
     ) -> None:
-        for part in await self.render_card(session, case, recreated=recreated):
+        for part in await self.render_card(session, case, recreated=recreated, page=page):
             await self.bot.send_message(
                 chat_id, part, message_thread_id=thread_id, disable_web_page_preview=True
             )
 
     async def render_card(
-        self, session: AsyncSession, case: Case, recreated: bool = False
+        self, session: AsyncSession, case: Case, recreated: bool = False, page: str | None = None
     ) -> list[str]:
-        """The case card as HTML messages (split below Telegram's limit)."""
+        """The case card as HTML messages (split below Telegram's limit), led by `page`."""
         citizen = await session.get(Citizen, case.citizen_id)
         assert citizen is not None
         e = html.escape
@@ -523,7 +531,7 @@ class HandoffService:
         lang = case.language or citizen.language or citizen.telegram_language or "?"
         who.append(self._st("ho_card_language", code=lang))
         badge = BADGE.get(CasePriority(case.priority), case.priority)
-        lines = []
+        lines = [*page.splitlines(), ""] if page else []
         if recreated:
             lines.append(self._st("ho_card_recreated"))
         lines.append(
@@ -571,18 +579,25 @@ class HandoffService:
         lines.append(self._st("ho_card_commands"))
         return split_html_lines(lines)
 
-    async def _page(self, session: AsyncSession, case: Case, first: bool = False) -> None:
+    async def _page_text(self, session: AsyncSession, case: Case, first: bool) -> str:
+        """The page: what is urgent, and mentions of the officers to notify."""
         mentions = await self._page_mentions(session)
         key = "ho_page_first" if first else "ho_page_again"
         waited = int((self.clock() - case.opened_at).total_seconds() // 60)
-        text = self._st(key, id=case.id, minutes=waited) + "\n" + mentions
+        return self._st(key, id=case.id, minutes=waited) + "\n" + mentions
+
+    def _paged(self, case: Case) -> None:
+        case.last_paged_at = self.clock()
+        case.page_count += 1
+
+    async def _page(self, session: AsyncSession, case: Case, first: bool = False) -> None:
+        text = await self._page_text(session, case, first)
         await self._topic_call(
             session,
             case,
             lambda c, t: self.bot.send_message(c, text, message_thread_id=t),
         )
-        case.last_paged_at = self.clock()
-        case.page_count += 1
+        self._paged(case)
         await session.commit()
 
     async def _relay_pending(self, session: AsyncSession, case: Case) -> bool:

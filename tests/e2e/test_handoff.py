@@ -62,12 +62,13 @@ async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
     topic = await topic_of(harness, 1)
     assert topic["name"] == "#1 🔴 URGENT · Ann L."
     tid = topic["message_thread_id"]
+    # One message opens the topic: the page (it notifies, so it comes first) and the card.
+    # A group takes 20 messages a minute; each saved one is room for the next case.
     card = await harness.emu.wait_bot_message(FORUM_ID, tid)
+    assert card["text"].startswith("📣 Urgent case #1")
+    assert mentioned(card) == [WANG]  # only the officer on duty
     assert "Case #1" in card["text"] and "@annlee" in card["text"]
     assert "crisis" in card["text"] and "URGENT" in card["text"]
-    page = await harness.emu.wait_bot_message(FORUM_ID, tid)
-    assert "Urgent case #1" in page["text"]
-    assert mentioned(page) == [WANG]  # only the officer on duty
     copied = await harness.emu.wait_bot_message(FORUM_ID, tid)
     assert copied["text"] == "I want to kill myself tonight"
     await ann.silence(0.25)  # no FAQ answer follows the crisis reply
