@@ -1,5 +1,6 @@
 """`safewell alert import FILE.xml`, `safewell alert export ID`, `safewell alert list`,
-and `safewell api` (the HTTP API without the webhook)."""
+`safewell alert worker` (extra broadcast senders) and `safewell api` (the HTTP API without
+the webhook)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,18 @@ def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_session(settings, work))
 
 
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.alerts.wiring import serve_worker, worker_refusal
+
+    settings.require_token()
+    refusal = worker_refusal(settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    asyncio.run(serve_worker(settings))
+    return 0
+
+
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from bot.alerts.wiring import serve_api
 
@@ -117,6 +130,10 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_export)
     p = alert_sub.add_parser("list", help="the 50 newest alerts")
     p.set_defaults(func=_cmd_list)
+    p = alert_sub.add_parser(
+        "worker", help="send broadcasts only: more sender processes (PostgreSQL and Redis)"
+    )
+    p.set_defaults(func=_cmd_worker)
     p = sub.add_parser("api", help="serve the HTTP API (POST /api/cap, /healthz) only")
     p.add_argument("--host", default=None, help="default: WEBHOOK_HOST")
     p.add_argument("--port", type=int, default=None, help="default: WEBHOOK_PORT")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -165,3 +166,40 @@ async def serve_api(settings: Settings, host: str | None, port: int | None) -> N
     finally:
         await runner.cleanup()
         await app.close()
+
+
+def worker_refusal(settings: Settings) -> str | None:
+    """Why `safewell alert worker` cannot run with these settings, or None."""
+    if not settings.database.url.startswith("postgresql"):
+        return (
+            "safewell alert worker: extra broadcast workers need PostgreSQL (DATABASE_URL); "
+            "on SQLite the bot's own worker sends"
+        )
+    if not settings.redis.url:
+        return (
+            "safewell alert worker: set REDIS_URL, so that every sending process shares one "
+            "rate limit (ALERTS_RATE) instead of each sending at the full rate"
+        )
+    return None
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """`safewell alert worker`: the broadcast engine alone, beside a running bot.
+
+    It claims batches of the same broadcasts (`SELECT … FOR UPDATE SKIP LOCKED`) and shares
+    the rate limit through Redis, so throughput grows with processes, not the send rate.
+    """
+    from bot.app import build, wait_for_stop
+
+    app = await build(settings)
+    broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
+    task = asyncio.create_task(broadcaster.serve(), name="alerts-worker")
+    log.info("broadcast worker %s started", broadcaster.worker_id)
+    try:
+        await wait_for_stop(stop)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await app.close()
+        log.info("broadcast worker %s stopped", broadcaster.worker_id)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
@@ -19,6 +21,8 @@ from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+REDIS_URL = os.environ.get("SAFEWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("SAFEWELL_REQUIRE_REDIS") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +87,30 @@ def texts_in(emulator: EmulatorServer, chat_id: int) -> list[dict[str, object]]:
         for e in emulator.emulator.transcript(chat_id)
         if e["message"].get("from", {}).get("is_bot")
     ]
+
+
+@pytest.fixture
+async def redis_factory() -> AsyncIterator[Callable[[], Redis]]:
+    probe: Redis = Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        await probe.ping()
+    except Exception as exc:  # any connection failure means "no Redis here"
+        await probe.aclose()
+        message = (
+            f"Redis not reachable at SAFEWELL_TEST_REDIS_URL ({REDIS_URL}: {exc}); start one "
+            "there to test the shared limiter"
+        )
+        if REQUIRE_REDIS:
+            pytest.fail(message)
+        pytest.skip(message)
+    clients: list[Redis] = [probe]
+
+    def make() -> Redis:
+        # A separate client (own connection pool) per simulated process.
+        client: Redis = Redis.from_url(REDIS_URL)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()

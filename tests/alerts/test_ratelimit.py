@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -20,9 +19,7 @@ from bot.alerts.ratelimit import (
     RedisRateLimiter,
     build_rate_limiter,
 )
-
-REDIS_URL = os.environ.get("SAFEWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REQUIRE_REDIS = os.environ.get("SAFEWELL_REQUIRE_REDIS") == "1"
+from tests.alerts.conftest import REDIS_URL
 
 
 class VirtualClock:
@@ -240,33 +237,6 @@ def test_build_without_redis_is_local() -> None:
 
 
 # --- Redis -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis_factory() -> AsyncIterator[Callable[[], Redis]]:
-    probe: Redis = Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
-    try:
-        await probe.ping()
-    except Exception as exc:  # any connection failure means "no Redis here"
-        await probe.aclose()
-        message = (
-            f"Redis not reachable at SAFEWELL_TEST_REDIS_URL ({REDIS_URL}: {exc}); start one "
-            "there to test the shared limiter"
-        )
-        if REQUIRE_REDIS:
-            pytest.fail(message)
-        pytest.skip(message)
-    clients: list[Redis] = [probe]
-
-    def make() -> Redis:
-        # A separate client (own connection pool) per simulated process.
-        client: Redis = Redis.from_url(REDIS_URL)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture
