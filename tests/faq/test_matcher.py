@@ -115,6 +115,18 @@ def test_synonyms_map_words_and_phrases() -> None:
     assert syn.map_terms(["licens", "x"]) == ["licenc", "x"]
 
 
+def test_synonyms_replace_in_one_pass_and_keep_canonical_phrases_whole() -> None:
+    syn = Synonyms.from_groups(
+        [["怎么办", "怎么处理"], ["办理", "办"], ["id card", "id", "identity card"]]
+    )
+    assert syn.apply("身份证丢了怎么处理") == "身份证丢了怎么办"  # not 怎么办理: no chains
+    assert syn.apply("怎么办") == "怎么办"  # a canonical phrase is not cut up by a shorter source
+    assert syn.apply("去派出所办") == "去派出所办理"
+    assert syn.apply("lost my id card") == "lost my id card"  # not "id card card"
+    assert syn.apply("lost my id at the bank") == "lost my id card at the bank"
+    assert syn.apply("my identity card idea") == "my id card idea"  # whole words for Latin
+
+
 def test_empty_and_punctuation_only_queries_are_none(matcher: Matcher) -> None:
     assert matcher.match("", "en").outcome == "none"
     assert matcher.match("?!?! 😀", "en").outcome == "none"
