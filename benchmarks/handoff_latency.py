@@ -125,10 +125,16 @@ async def bench(citizens: int, concurrency: int, database_url: str | None) -> No
                     await one(emu, user_id)
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+            # The last citizens' messages may still be on their way into their topics.
             events: list[dict[str, Any]] = []
-            while batch := await emu.events(after=len(events)):
-                events += batch
-            results = measure(events)
+            deadline = time.monotonic() + 30
+            while True:
+                while batch := await emu.events(after=len(events)):
+                    events += batch
+                results = measure(events)
+                if len(results) == citizens or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             with contextlib.suppress(RuntimeError):
                 await app.dispatcher.stop_polling()
