@@ -76,12 +76,14 @@ OpenAI self-harm 0.793 -> 0.793 -> 0.828 -> 0.862 (dev 1.000); short lexicon phr
 0.759 -> 0.759 -> 0.759 (dev 0.980; floor 0.90 still missed); SOS-1K level >= 4 0.900 (dev
 0.916, unchanged); benign FAQ queries 1 of 3,230 test (0.03%, not a crisis) and 0 of 3,233
 dev. The lexicon's test misses trigger no signal at all, so they are phrasings none of our own
-brainstorms anticipated. Third pass (construct frames): written from fourteen fresh batches of
-our own short messages (about 1,000, not evaluation text), each first scored as written and then
-used to find the construct the rules missed; representative ones are in the labelled set. Scored
-as written, before any rule was fitted to them, the batches rose from 409/622 caught by the
-second-pass rules to 427/622 by the rules of the moment (+3 points): new wordings of the same
-thought still escape a lexical triage often, so expect modest gains on unseen text. Dev numbers
+brainstorms anticipated. Third pass (construct frames): written from batches of our own short
+messages (about 1,070, not evaluation text), each batch first scored as written and then used to
+find the constructs the rules missed; representative ones are in the labelled set. All batches
+together: 56% caught by the second-pass rules, 92% now (tuned on them). The honest figure is the
+score of each batch as written, before any rule was fitted to it: over fourteen batches, 430/692
+(62%) for the second-pass rules against 451/692 (65%) for the rules of that moment, +3 points.
+New wordings of the same thought still escape a lexical triage often, so expect modest gains
+on unseen text. Dev numbers
 did not move (lexicon 0.980, OpenAI 1.000, SOS-1K 0.916, benign 0 of 3,233); the test halves
 were scored once more at the end (the ninth scoring), see the README for the result.
 """
