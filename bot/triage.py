@@ -84,8 +84,12 @@ score of each batch as written, before any rule was fitted to it: over fourteen 
 (62%) for the second-pass rules against 451/692 (65%) for the rules of that moment, +3 points.
 New wordings of the same thought still escape a lexical triage often, so expect modest gains
 on unseen text. Dev numbers
-did not move (lexicon 0.980, OpenAI 1.000, SOS-1K 0.916, benign 0 of 3,233); the test halves
-were scored once more at the end (the ninth scoring), see the README for the result.
+did not move (lexicon 0.980, OpenAI 1.000, SOS-1K 0.916, benign 0 of 3,233). The test halves
+were scored once more at the end (the ninth scoring): short lexicon phrases 0.759 (88 of 116,
+unchanged; floor 0.90 still missed), OpenAI self-harm 0.862, SOS-1K level >= 4 0.900, benign FAQ
+queries 1 of 3,230 (0.03%, not a crisis); the lexicon's negated controls now escalate more often
+(29% of the test half, 17% of dev). The frames catch our own new wordings but none of the
+lexicon's remaining test misses: their phrasing lies outside what these rules describe.
 """
 
 from __future__ import annotations
