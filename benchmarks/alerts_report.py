@@ -139,13 +139,13 @@ def main() -> None:
     ]  # fmt: skip
     machine = f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}"
     print(f"alert benchmarks, {datetime.now(UTC):%Y-%m-%d}, {machine}")
-    print(f"{'measurement':<48} {'floor':<14} {'ok':<4} result")
+    print(f"{'measurement':<62} {'floor':<14} {'ok':<4} result")
     failed = False
     for step in steps:
         row = step()
         mark = {True: "yes", False: "NO", None: "-"}[row.ok]
         failed |= row.ok is False
-        print(f"{row.measurement:<48} {row.floor:<14} {mark:<4} {row.result}", flush=True)
+        print(f"{row.measurement:<62} {row.floor:<14} {mark:<4} {row.result}", flush=True)
     sys.exit(1 if failed else 0)
 
 
