@@ -652,18 +652,7 @@ class HandoffService:
                 await session.commit()
                 log.error("case %s: relay to the forum failed: %s", case.id, exc)
                 return False
-            assert case.forum_chat_id is not None
-            session.add(
-                MessagePair(
-                    case_id=case.id,
-                    citizen_chat_id=case.citizen_id,
-                    citizen_message_id=row.telegram_message_id,
-                    topic_chat_id=case.forum_chat_id,
-                    topic_message_id=copied.message_id,
-                    direction=Direction.CITIZEN,
-                )
-            )
-            row.relay_state = RelayState.DONE
+            self._relayed(session, case, row, source_id, copied.message_id)
             await session.commit()
             return True
         # Officer -> citizen, as the bot.
@@ -685,17 +674,7 @@ class HandoffService:
             await session.commit()
             log.error("case %s: relay to the citizen failed: %s", case.id, exc)
             return False
-        session.add(
-            MessagePair(
-                case_id=case.id,
-                citizen_chat_id=case.citizen_id,
-                citizen_message_id=copied.message_id,
-                topic_chat_id=case.forum_chat_id,
-                topic_message_id=row.telegram_message_id,
-                direction=Direction.OFFICER,
-            )
-        )
-        row.relay_state = RelayState.DONE
+        self._relayed(session, case, row, copied.message_id, source_id)
         repo.audit(
             session,
             "case.relay",
@@ -708,6 +687,24 @@ class HandoffService:
         )
         await session.commit()
         return True
+
+    @staticmethod
+    def _relayed(
+        session: AsyncSession, case: Case, row: Message, citizen_msg: int, topic_msg: int
+    ) -> None:
+        """Mark a message relayed and remember the pair of copies, so edits follow."""
+        assert case.forum_chat_id is not None
+        session.add(
+            MessagePair(
+                case_id=case.id,
+                citizen_chat_id=case.citizen_id,
+                citizen_message_id=citizen_msg,
+                topic_chat_id=case.forum_chat_id,
+                topic_message_id=topic_msg,
+                direction=row.direction,
+            )
+        )
+        row.relay_state = RelayState.DONE
 
     async def _mark_blocked(self, session: AsyncSession, citizen_id: int) -> None:
         citizen = await session.get(Citizen, citizen_id)
