@@ -585,50 +585,46 @@ class Broadcaster:
         mine = _DT.c.claimed_by == self.worker_id
         async with self.sessionmaker() as session:
             conn = await session.connection()
-            if sent:
-                await conn.execute(
-                    update(_DT)
-                    .where(_DT.c.id == bindparam("b_id"), mine)
-                    .values(
-                        state=DeliveryState.SENT,
-                        telegram_message_id=bindparam("b_mid"),
-                        sent_at=bindparam("b_at"),
-                        attempts=_DT.c.attempts + 1,
-                        error=None,
-                    ),
+            # One executemany per kind of result, each row only if this worker still owns it.
+            for rows, values in (
+                (
                     sent,
-                )
-            if final:
-                await conn.execute(
-                    update(_DT)
-                    .where(_DT.c.id == bindparam("b_id"), mine)
-                    .values(
-                        state=bindparam("b_state"),
-                        error=bindparam("b_err"),
-                        attempts=_DT.c.attempts + 1,
-                    ),
+                    {
+                        "state": DeliveryState.SENT,
+                        "telegram_message_id": bindparam("b_mid"),
+                        "sent_at": bindparam("b_at"),
+                        "attempts": _DT.c.attempts + 1,
+                        "error": None,
+                    },
+                ),
+                (
                     final,
-                )
-            if retry:
-                await conn.execute(
-                    update(_DT)
-                    .where(_DT.c.id == bindparam("b_id"), mine)
-                    .values(
-                        state=DeliveryState.PENDING,
-                        error=bindparam("b_err"),
-                        next_attempt_at=bindparam("b_next"),
-                        attempts=_DT.c.attempts + 1,
-                        claimed_by=None,
-                    ),
+                    {
+                        "state": bindparam("b_state"),
+                        "error": bindparam("b_err"),
+                        "attempts": _DT.c.attempts + 1,
+                    },
+                ),
+                (
                     retry,
-                )
-            if release:
-                await conn.execute(
-                    update(_DT)
-                    .where(_DT.c.id == bindparam("b_id"), mine)
-                    .values(state=DeliveryState.PENDING, claimed_by=None, claimed_at=None),
+                    {
+                        "state": DeliveryState.PENDING,
+                        "error": bindparam("b_err"),
+                        "next_attempt_at": bindparam("b_next"),
+                        "attempts": _DT.c.attempts + 1,
+                        "claimed_by": None,
+                    },
+                ),
+                (
                     release,
-                )
+                    {"state": DeliveryState.PENDING, "claimed_by": None, "claimed_at": None},
+                ),
+            ):
+                if rows:
+                    await conn.execute(
+                        update(_DT).where(_DT.c.id == bindparam("b_id"), mine).values(values),
+                        rows,
+                    )
             if blocked_citizens:
                 # Unreachable citizens: stop counting them as subscribers.
                 await session.execute(
