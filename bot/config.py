@@ -23,7 +23,12 @@ class ConfigError(Exception):
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
-        env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `NAME=` (as in .env.example) means "not set": the default applies.
+        env_ignore_empty=True,
     )
 
 

@@ -53,6 +53,19 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     assert s.webhook.port == 9000
 
 
+def test_the_shipped_env_example_works_once_a_token_is_filled_in(tmp_path: Path) -> None:
+    # The newcomer's path: `cp .env.example .env`, put the token in, run. Empty values such as
+    # `WEBHOOK_SECRET=` mean "not set", not "set to the empty string".
+    example = (REPO / ".env.example").read_text("utf-8")
+    env = tmp_path / ".env"
+    env.write_text(example.replace("BOT_TOKEN=\n", f"BOT_TOKEN={TOKEN}\n"), "utf-8")
+    s = load_settings(env_file=env)
+    assert s.require_token().get_secret_value() == TOKEN
+    assert s.webhook.secret is None and s.webhook.url is None and s.redis.url is None
+    assert s.officers.chat_id is None and s.alerts.api_token is None
+    assert s.faq.answer_threshold is None
+
+
 @pytest.mark.parametrize(
     ("var", "value", "expected"),
     [
