@@ -120,3 +120,11 @@ def test_bad_token_is_never_printed(tmp_path: Path) -> None:
     assert "BOT_TOKEN" in result.stderr
     assert secret not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_list_is_written_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `NAME=` means "not set" (the default); turning the two-person rule off takes `[]`.
+    monkeypatch.setenv("ALERTS_APPROVAL_SEVERITIES", "")
+    assert load_settings(env_file=None).alerts.approval_severities == ["Extreme", "Severe"]
+    monkeypatch.setenv("ALERTS_APPROVAL_SEVERITIES", "[]")
+    assert load_settings(env_file=None).alerts.approval_severities == []
