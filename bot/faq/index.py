@@ -52,7 +52,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -160,31 +159,24 @@ class Synonyms:
             return found
         return [self.words.get(t, t) for t in found]
 
+    def __post_init__(self) -> None:
+        # Canonical forms match too (as themselves), so a longer canonical phrase is not cut
+        # up by a shorter source inside it ("id card" must not become "id card card").
+        self._table = {c: c for c in self.phrases.values() if c not in self.phrases}
+        self._table.update(self.phrases)
+        alternatives = []
+        for src in sorted(self._table, key=len, reverse=True):
+            escaped = re.escape(src)
+            alternatives.append(f"(?<![a-z0-9]){escaped}(?![a-z0-9])" if src.isascii() else escaped)
+        self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+
     def apply(self, text: str) -> str:
         """Replace synonyms in normalised text in one pass, longest phrase first, whole words
         for Latin. Replaced text is never scanned again, so one group's canonical form cannot
         be rewritten by another group (怎么处理 -> 怎么办 must not go on to 怎么办理)."""
-        if not self.phrases:
+        if self._pattern is None:
             return text
-        # Canonical forms match too (as themselves), so a longer canonical phrase is not cut
-        # up by a shorter source inside it ("id card" must not become "id card card").
-        keep = {c: c for c in self.phrases.values() if c not in self.phrases}
-        return _apply_synonyms(text, tuple(sorted({**keep, **self.phrases}.items())))
-
-
-@lru_cache(maxsize=64)
-def _synonym_pattern(pairs: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
-    alternatives = []
-    for src, _ in sorted(pairs, key=lambda kv: -len(kv[0])):
-        escaped = re.escape(src)
-        alternatives.append(f"(?<![a-z0-9]){escaped}(?![a-z0-9])" if src.isascii() else escaped)
-    return re.compile("|".join(alternatives))
-
-
-@lru_cache(maxsize=4096)
-def _apply_synonyms(text: str, pairs: tuple[tuple[str, str], ...]) -> str:
-    table = dict(pairs)
-    return _synonym_pattern(pairs).sub(lambda m: table[m.group(0)], text)
+        return self._pattern.sub(lambda m: self._table[m.group(0)], text)
 
 
 def terms(text: str) -> list[str]:
