@@ -125,7 +125,7 @@ class IdentityMiddleware(BaseMiddleware):
                 telegram_language=user.language_code,
             )
             data["citizen"] = citizen
-            data["lang"] = self.locales.resolve(citizen.language or user.language_code)
+            data["lang"] = self.locales.for_citizen(citizen)
         else:
             data["lang"] = self.locales.resolve(user.language_code)
         # Commit the bookkeeping before any handler waits on Telegram (see DbSessionMiddleware).
