@@ -350,9 +350,9 @@ class Broadcaster:
         await self.recover(alert_id)
         async with self.sessionmaker() as session:
             alert = await service.get_alert(session, alert_id)
-        rendered: dict[str, PreparedMessage] = {}
+        prepared: dict[str, PreparedMessage] = {}
         for lang in {*alert.content, self.default_lang}:
-            rendered[lang] = self.transport.prepare(
+            prepared[lang] = self.transport.prepare(
                 service.render_for(alert, lang, self.catalog, self.default_lang)
             )
 
@@ -398,7 +398,7 @@ class Broadcaster:
                     results.append(_Result(item, "release"))
                     continue
                 show = service.pick_language(alert.content, item.lang, self.default_lang)
-                results.append(await self._send(item, rendered[show], stats))
+                results.append(await self._send(item, prepared[show], stats))
                 if len(results) >= self.config.flush_max:
                     wake.set()
 
