@@ -50,7 +50,7 @@ from bot.db.models import (
     StaffRole,
     utcnow,
 )
-from bot.i18n import Locales
+from bot.i18n import Locales, format_duration
 
 if TYPE_CHECKING:
     from bot.app import Safewell
@@ -1246,17 +1246,6 @@ async def case_stats(session: AsyncSession) -> list[StatsRow]:
     return result
 
 
-def _duration(value: float | None) -> str:
-    if value is None:
-        return "—"
-    seconds = round(value)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 def format_stats(rows: Sequence[StatsRow]) -> str:
     """A plain-text table for the terminal."""
     header = ("priority", "cases", "closed", "1st reply p50", "p90", "close p50", "p90", "rating")
@@ -1265,10 +1254,10 @@ def format_stats(rows: Sequence[StatsRow]) -> str:
             r.priority,
             str(r.cases),
             str(r.closed),
-            _duration(r.first_reply_median),
-            _duration(r.first_reply_p90),
-            _duration(r.close_median),
-            _duration(r.close_p90),
+            *(
+                format_duration(v, sep="", missing="—")  # compact columns
+                for v in (r.first_reply_median, r.first_reply_p90, r.close_median, r.close_p90)
+            ),
             "—" if r.rating_avg is None else f"{r.rating_avg:.2f}",
         )
         for r in rows

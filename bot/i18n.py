@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from bot.db.models import Citizen
 
 
+def format_duration(seconds: float | None, *, sep: str = " ", missing: str = "–") -> str:
+    """12s, 4m 05s, 3h 12m (``sep`` between the parts); ``missing`` when unknown."""
+    if seconds is None:
+        return missing
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{sep}{s % 60:02d}s"
+    return f"{s // 3600}h{sep}{s % 3600 // 60:02d}m"
+
+
 class Locales:
     """All interface texts, loaded once."""
 

@@ -16,7 +16,7 @@ from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
 from bot.alerts.ratelimit import RateLimiter, RedisRateLimiter, build_rate_limiter
 from bot.db.models import Alert, AlertKind
-from bot.i18n import Locales
+from bot.i18n import Locales, format_duration
 from bot.telegram import UrgentLimitMiddleware
 
 if TYPE_CHECKING:
@@ -25,18 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BAR_WIDTH = 16
-
-
-def format_eta(seconds: float | None) -> str:
-    """12s, 4m 05s, 3h 12m; an unknown ETA is a dash."""
-    if seconds is None:
-        return "–"
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 def format_progress(progress: Progress, locales: Locales, lang: str) -> str:
@@ -60,7 +48,7 @@ def format_progress(progress: Progress, locales: Locales, lang: str) -> str:
         bar="█" * filled + "░" * (BAR_WIDTH - filled),
         percent=int(share * 100),
         rate=f"{progress.rate:.1f}",
-        eta=format_eta(progress.eta_seconds),
+        eta=format_duration(progress.eta_seconds),
         **values,
     )
 
