@@ -17,12 +17,31 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.alerts import service
 from bot.db.migrate import upgrade_async
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_ID = 1_000_000
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+CONTENT = {
+    "en": {
+        "headline": "Benchmark: road closed",
+        "description": "Bridge works on the ring road.",
+        "instruction": "Use the tunnel.",
+    }
+}
+
+
+async def queue_alert(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """A Moderate traffic alert for every district, submitted without approval; its id."""
+    async with sessionmaker() as session:
+        draft = service.AlertDraft(category="traffic", severity="Moderate", content=CONTENT)
+        alert = await service.create_draft(session, draft, author_id=1)
+        await service.submit(session, alert.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        return alert.id
 
 
 def peak_rss_mb() -> float:

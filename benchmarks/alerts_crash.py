@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.alerts_common import REPO, EmulatorProcess, fresh_database, seed
-from benchmarks.alerts_throughput import CONTENT
+from benchmarks.alerts_common import REPO, EmulatorProcess, fresh_database, queue_alert, seed
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster
@@ -41,11 +40,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     await seed(db, args.subscribers)
     emulator = EmulatorProcess(args.subscribers, args.port, limits=False)
     try:
-        async with sessionmaker() as session:
-            draft = service.AlertDraft(category="traffic", severity="Moderate", content=CONTENT)
-            alert = await service.create_draft(session, draft, author_id=1)
-            await service.submit(session, alert.id, actor_id=1, approval_severities=[])
-            await session.commit()
+        alert_id = await queue_alert(sessionmaker)
         materialiser = Broadcaster(
             sessionmaker, emulator.bot(4), LocalRateLimiter(10), Catalog.load(KNOWLEDGE), "en"
         )
@@ -55,7 +50,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         cmd = [
             sys.executable, "-m", "benchmarks.alerts_throughput",
             "--worker", url, "--emulator", emulator.url, "--token", emulator.token,
-            "--alert", str(alert.id), "--rate", str(args.rate),
+            "--alert", str(alert_id), "--rate", str(args.rate),
             "--concurrency", str(args.concurrency), "--batch", str(args.batch),
         ]  # fmt: skip
         rng = random.Random(args.seed)
@@ -65,18 +60,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             proc = await asyncio.create_subprocess_exec(*cmd, cwd=REPO, stdout=subprocess.DEVNULL)
             # Python start-up takes a while: kill at a random moment after sending began.
             async with sessionmaker() as session:
-                before = (await service.alert_counts(session, alert.id))["sent"]
+                before = (await service.alert_counts(session, alert_id))["sent"]
             for _ in range(600):
                 await asyncio.sleep(0.1)
                 async with sessionmaker() as session:
-                    if (await service.alert_counts(session, alert.id))["sent"] > before:
+                    if (await service.alert_counts(session, alert_id))["sent"] > before:
                         break
             delay = rng.uniform(0.3, 3.0)
             await asyncio.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             async with sessionmaker() as session:
-                states = await service.alert_counts(session, alert.id)
+                states = await service.alert_counts(session, alert_id)
             kills.append({"after_sending_began_s": round(delay, 2), "states_at_kill": states})
         last = await asyncio.create_subprocess_exec(
             *cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -85,7 +80,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         counts = await emulator.counts()
         async with sessionmaker() as session:
-            states = await service.alert_counts(session, alert.id)
+            states = await service.alert_counts(session, alert_id)
         histogram = counts["histogram"]
         return {
             "db": args.db,

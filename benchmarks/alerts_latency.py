@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.alerts_common import EmulatorProcess, fresh_database, seed
-from benchmarks.alerts_throughput import CONTENT
+from benchmarks.alerts_common import EmulatorProcess, fresh_database, queue_alert, seed
 from benchmarks.handoff_latency import percentile
 from bot.alerts import service
 from bot.app import build, run_polling
@@ -116,25 +115,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 await asyncio.sleep(0.5)
                 idle = await sample(emu, forum, FIRST_CITIZEN, args.citizens)
-                async with app.sessionmaker() as session:
-                    draft = service.AlertDraft(
-                        category="traffic", severity="Moderate", content=CONTENT
-                    )
-                    alert = await service.create_draft(session, draft, author_id=1)
-                    await service.submit(session, alert.id, actor_id=1, approval_severities=[])
-                    await session.commit()
+                alert_id = await queue_alert(app.sessionmaker)
                 for _ in range(300):  # until the broadcast is under way
                     await asyncio.sleep(0.1)
                     async with app.sessionmaker() as session:
-                        if (await service.alert_counts(session, alert.id))["sent"] > 50:
+                        if (await service.alert_counts(session, alert_id))["sent"] > 50:
                             break
                 async with app.sessionmaker() as session:
-                    sent_before = (await service.alert_counts(session, alert.id))["sent"]
+                    sent_before = (await service.alert_counts(session, alert_id))["sent"]
                 began = time.perf_counter()
                 busy = await sample(emu, forum, FIRST_CITIZEN + 1000, args.citizens)
                 took = time.perf_counter() - began
                 async with app.sessionmaker() as session:
-                    counts = await service.alert_counts(session, alert.id)
+                    counts = await service.alert_counts(session, alert_id)
                 stats = await emu.stats()
             finally:
                 forum.task.cancel()

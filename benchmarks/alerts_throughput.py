@@ -30,6 +30,7 @@ from benchmarks.alerts_common import (
     cpu_seconds,
     fresh_database,
     peak_rss_mb,
+    queue_alert,
     rss_mb,
     seed,
 )
@@ -41,13 +42,6 @@ from bot.db.models import AlertStatus
 from bot.db.session import create_engine, create_sessionmaker
 
 KNOWLEDGE = Path(__file__).resolve().parents[1] / "knowledge"
-CONTENT = {
-    "en": {
-        "headline": "Benchmark: road closed",
-        "description": "Bridge works on the ring road.",
-        "instruction": "Use the tunnel.",
-    }
-}
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
@@ -74,12 +68,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     emulator = EmulatorProcess(args.subscribers, args.port, limits=not args.no_limits)
     bot = emulator.bot(args.concurrency)
     try:
-        async with sessionmaker() as session:
-            draft = service.AlertDraft(category="traffic", severity="Moderate", content=CONTENT)
-            alert = await service.create_draft(session, draft, author_id=1)
-            await service.submit(session, alert.id, actor_id=1, approval_severities=[])
-            await session.commit()
-            alert_id = alert.id
+        alert_id = await queue_alert(sessionmaker)
         engine = Broadcaster(
             sessionmaker, bot, limiter(args), Catalog.load(KNOWLEDGE), "en", engine_config(args)
         )
