@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -22,6 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade
 from bot.db.session import create_engine, create_sessionmaker
+
+if TYPE_CHECKING:
+    from bot.demo import Demo
 
 PG_URL = os.environ.get(
     "SAFEWELL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -124,3 +128,17 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Session factory on the test database."""
     return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+    """`safewell demo` as a whole (emulator, bot, page) on free loopback ports."""
+    from bot.demo import DemoOptions, start_demo
+
+    running = await start_demo(
+        DemoOptions(port=0, database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}")
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import Demo, DemoOptions, start_demo
+from bot.demo import Demo
 
 pytestmark = pytest.mark.browser
 
@@ -36,18 +36,6 @@ if not CHROMIUM.exists():
     pytest.skip(message, allow_module_level=True)
 
 from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    """The whole demo on free loopback ports."""
-    running = await start_demo(
-        DemoOptions(port=0, database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}")
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

@@ -22,18 +22,6 @@ OFFICER = 9001
 
 
 @pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    """The whole demo on free loopback ports."""
-    running = await start_demo(
-        DemoOptions(port=0, database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}")
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
