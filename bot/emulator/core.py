@@ -1366,81 +1366,58 @@ class Emulator:
         stored.message["edit_date"] = now()
         self._emit("edited", chat, message=stored.message, from_bot=True)
 
-    async def m_editMessageText(self, state: BotState, params: Params) -> Any:
-        """editMessageText (chat messages; inline messages are not emulated)."""
+    def _edit_target(self, state: BotState, params: Params) -> tuple[Chat, StoredMessage]:
+        """The chat and the bot's own message an edit method names."""
         if params.has("inline_message_id") and not params.has("chat_id"):
             raise bad_request("MESSAGE_ID_INVALID")
         chat = self._resolve_chat(state, params)
-        stored = self._bot_message(state, chat, params)
-        if "text" not in stored.message:
-            raise bad_request("there is no text in the message to edit")
-        text, entities = self._format(params, "text", "entities")
+        return chat, self._bot_message(state, chat, params)
+
+    def _edit_markup(self, params: Params) -> dict[str, Any] | None:
+        """The inline keyboard an edit sets (an empty one removes it)."""
         inline, _ = self._markup(params)
-        markup = inline if inline and inline.get("inline_keyboard") else None
-        if (
-            stored.message.get("text") == text
-            and stored.message.get("entities", []) == entities
-            and stored.message.get("reply_markup") == markup
-        ):
+        return inline if inline and inline.get("inline_keyboard") else None
+
+    def _apply_edit(self, chat: Chat, stored: StoredMessage, changes: dict[str, Any]) -> Any:
+        """Record an edit, refusing one that changes nothing, as Telegram does. An empty value
+        (no entities, no caption, no keyboard) removes the field."""
+        changes = {k: v or None for k, v in changes.items()}
+        if all((stored.message.get(k) or None) == v for k, v in changes.items()):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are "
                 "exactly the same as a current content and reply markup of the message"
             )
-        self._record_edit(
-            chat,
-            stored,
-            {"text": text, "entities": entities or None, "reply_markup": markup},
-        )
+        self._record_edit(chat, stored, changes)
         return stored.message
+
+    async def m_editMessageText(self, state: BotState, params: Params) -> Any:
+        """editMessageText (chat messages; inline messages are not emulated)."""
+        chat, stored = self._edit_target(state, params)
+        if "text" not in stored.message:
+            raise bad_request("there is no text in the message to edit")
+        text, entities = self._format(params, "text", "entities")
+        changes = {"text": text, "entities": entities, "reply_markup": self._edit_markup(params)}
+        return self._apply_edit(chat, stored, changes)
 
     async def m_editMessageCaption(self, state: BotState, params: Params) -> Any:
         """editMessageCaption."""
-        if params.has("inline_message_id") and not params.has("chat_id"):
-            raise bad_request("MESSAGE_ID_INVALID")
-        chat = self._resolve_chat(state, params)
-        stored = self._bot_message(state, chat, params)
+        chat, stored = self._edit_target(state, params)
         if "text" in stored.message or not any(
             k in stored.message for k in ("photo", "document", "voice")
         ):
             raise bad_request("there is no caption in the message to edit")
         caption, entities = self._format(params, "caption", "caption_entities", caption=True)
-        inline, _ = self._markup(params)
-        markup = inline if inline and inline.get("inline_keyboard") else None
-        if (
-            stored.message.get("caption", "") == caption
-            and stored.message.get("caption_entities", []) == entities
-            and stored.message.get("reply_markup") == markup
-        ):
-            raise bad_request(
-                "message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message"
-            )
-        self._record_edit(
-            chat,
-            stored,
-            {
-                "caption": caption or None,
-                "caption_entities": entities or None,
-                "reply_markup": markup,
-            },
-        )
-        return stored.message
+        changes = {
+            "caption": caption,
+            "caption_entities": entities,
+            "reply_markup": self._edit_markup(params),
+        }
+        return self._apply_edit(chat, stored, changes)
 
     async def m_editMessageReplyMarkup(self, state: BotState, params: Params) -> Any:
         """editMessageReplyMarkup."""
-        if params.has("inline_message_id") and not params.has("chat_id"):
-            raise bad_request("MESSAGE_ID_INVALID")
-        chat = self._resolve_chat(state, params)
-        stored = self._bot_message(state, chat, params)
-        inline, _ = self._markup(params)
-        markup = inline if inline and inline.get("inline_keyboard") else None
-        if stored.message.get("reply_markup") == markup:
-            raise bad_request(
-                "message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message"
-            )
-        self._record_edit(chat, stored, {"reply_markup": markup})
-        return stored.message
+        chat, stored = self._edit_target(state, params)
+        return self._apply_edit(chat, stored, {"reply_markup": self._edit_markup(params)})
 
     async def m_deleteMessage(self, state: BotState, params: Params) -> bool:
         """deleteMessage."""
