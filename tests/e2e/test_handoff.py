@@ -74,6 +74,22 @@ async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
     await ann.silence(0.25)  # no FAQ answer follows the crisis reply
 
 
+async def test_a_crisis_only_the_embedding_model_recognises_still_reaches_officers(
+    harness: Harness,
+) -> None:
+    # No rule matches this third-party alarm; the examples' nearest neighbours do.
+    text = "my son sent a message saying sorry for everything and now his phone is off"
+    mia = await harness.new_citizen(705, "Mia")
+    reply = await mia.say(text)
+    assert "A person from our team is joining you" in reply["text"]
+    assert not buttons(reply)
+    topic = await topic_of(harness, 1)
+    assert "🔴 URGENT" in topic["name"]
+    card = await harness.emu.wait_bot_message(FORUM_ID, topic["message_thread_id"])
+    assert "model_en" in card["text"]
+    await mia.silence(0.25)
+
+
 async def test_emergency_first_then_a_case_and_chinese_crisis_in_chinese(
     harness: Harness,
 ) -> None:

@@ -1,0 +1,138 @@
+"""The triage's second opinion (bot/triage_model.py): nearest examples in embedding space."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.triage import DEFAULT_DIRECTORY, Triage
+from bot.triage_model import CrisisModel, Embedder
+
+EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
+
+# Our own new wordings that the rules in en.yaml do not catch and the examples do not contain:
+# a third party's goodbye, giving things away "for good", a height question with no stated
+# intent but a clear shape. The shipped model must add crisis for each.
+UNSEEN_CRISIS = [
+    "my daughter texted that she loves us and is sorry, and now she won't answer",
+    "my flatmate gave away all his things this week and said he's leaving for good",
+    "my son sent a message saying sorry for everything and now his phone is off",
+    "what's the highest building in Example City that has roof access",
+]
+CITIZEN_QUESTIONS = [
+    "How do I renew my passport at the Example City office?",
+    "The queue at the station is killing me",
+    "my grandmother died last week, what do I do with her ID card?",
+    "I'm so tired after work, can I book an appointment online?",
+    "where do I pay a parking fine",
+]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Triage:
+    return Triage.load(DEFAULT_DIRECTORY)
+
+
+def rules_only(triage: Triage) -> Triage:
+    return Triage(triage._languages)
+
+
+def test_the_model_adds_crisis_for_wordings_the_rules_miss(shipped: Triage) -> None:
+    rules = rules_only(shipped)
+    for text in UNSEEN_CRISIS:
+        assert rules.classify(text).level == "normal", text  # else this test proves nothing
+        result = shipped.classify(text)
+        assert result.level == "crisis", text
+        assert result.signals[-1] == "model_en"
+
+
+def test_citizen_questions_and_idioms_stay_normal(shipped: Triage) -> None:
+    for text in CITIZEN_QUESTIONS:
+        assert shipped.classify(text).level == "normal", text
+
+
+def test_examples_are_consistent_and_apart_from_the_labelled_set() -> None:
+    data = yaml.safe_load(EXAMPLES.read_text("utf-8"))
+    crisis = {t.casefold() for t in data["crisis"]}
+    not_crisis = {t.casefold() for t in data["not_crisis"]}
+    assert not crisis & not_crisis
+    assert len(crisis) == len(data["crisis"]) and len(not_crisis) == len(data["not_crisis"])
+    # The labelled set measures the whole triage; an example equal to one of its texts would
+    # turn that measurement into a lookup.
+    labelled = yaml.safe_load((Path(__file__).parent / "labelled.yaml").read_text("utf-8"))
+    texts = {str(i["text"]).casefold() for i in labelled["items"]}
+    assert not texts & (crisis | not_crisis)
+    for text in UNSEEN_CRISIS + CITIZEN_QUESTIONS:
+        assert text.casefold() not in crisis | not_crisis
+
+
+def _mini(tmp_path: Path, **settings: object) -> Path:
+    rules = """
+        lang: xx
+        signals:
+          - name: fire
+            level: emergency
+            phrases: ["on fire"]
+          - name: person
+            level: human
+            phrases: ["real person"]
+    """
+    (tmp_path / "xx.yaml").write_text(textwrap.dedent(rules), encoding="utf-8")
+    crisis = [f"I can't go on living like this, night {n}" for n in range(12)] + [
+        f"I want to end my life, day {n}" for n in range(12)
+    ]
+    benign = [f"How do I renew my passport, question {n}" for n in range(12)] + [
+        f"where can I pay my parking fine, ticket {n}" for n in range(12)
+    ]
+    spec = {
+        "lang": "en",
+        "script": "latin",
+        "min_similarity": 0.5,
+        "crisis": crisis,
+        "not_crisis": benign,
+        **settings,
+    }
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return tmp_path
+
+
+def test_a_small_examples_file_decides_by_nearest_examples(tmp_path: Path) -> None:
+    triage = Triage.load(_mini(tmp_path))
+    assert triage.classify("i cant go on living like this anymore").level == "crisis"
+    assert triage.classify("how do i renew my passport").level == "normal"
+    # One word is left to the rules; so is text in another script.
+    assert triage.classify("living").level == "normal"
+    model = CrisisModel.load(tmp_path / "examples" / "en.yaml", Embedder.shared())
+    assert model.applies("I want to end my life") and not model.applies("我真的不想活了 my life")
+    assert not model.judge("我真的不想活了 my life").crisis
+    verdict = model.judge("I can't go on living like this")
+    assert verdict.crisis and verdict.nearest.startswith("I can't go on living like this")
+    assert verdict.similarity > 0.7 and verdict.margin > 0.3
+
+
+def test_the_model_never_lowers_or_replaces_what_the_rules_decided(tmp_path: Path) -> None:
+    triage = Triage.load(_mini(tmp_path))
+    # Human + a crisis wording: crisis wins, the rules' signal is kept.
+    result = triage.classify("I want to end my life, I need a real person")
+    assert result.level == "crisis" and result.signals == ("person", "model_en")
+    # Danger now stays an emergency ("call 110" first).
+    assert triage.classify("I want to end my life, the house is on fire").level == "emergency"
+
+
+def test_a_long_message_is_read_sentence_by_sentence(tmp_path: Path) -> None:
+    triage = Triage.load(_mini(tmp_path, whole_words=20))
+    filler = "My passport renewal form is attached and the office was helpful. " * 30
+    assert triage.classify(filler).level == "normal"
+    text = filler + "I can't go on living like this. " + filler
+    assert triage.classify(text).level == "crisis"
+
+
+def test_a_broken_examples_file_is_refused_with_its_folder(tmp_path: Path) -> None:
+    directory = _mini(tmp_path)
+    (directory / "examples" / "en.yaml").write_text("lang: en\ncrisis: [x]\n", "utf-8")
+    with pytest.raises(ValueError, match="examples"):
+        Triage.load(directory)
