@@ -353,11 +353,6 @@ class _Language:
     signals: tuple[_Signal, ...]
     exceptions: tuple[_Gated, ...]
 
-    def excepted(self, text: str) -> bool:
-        """True if one of this language's exceptions (idioms, negations) occurs in ``text``."""
-        norm = self.normaliser.full(text)
-        return any(exception.regex.search(norm) for exception in self.exceptions)
-
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
 # Separator between phrase words: any non-word run, none included, but never across a blanked
@@ -887,7 +882,6 @@ class Triage:
             return decided
         # The model only adds crisis: it never lowers the rules' level (see triage_model).
         for model in self._models:
-            rules = next((x for x in self._languages if x.lang == model.lang), None)
-            if model.is_crisis(text, rules.excepted if rules else None):
+            if model.is_crisis(text):
                 return TriageResult("crisis", (*decided.signals, f"model_{model.lang}"))
         return decided

@@ -24,17 +24,15 @@ The model only ever *adds* crisis (a missed crisis is the worst error); it never
 the rules decided, and it does not override ``emergency`` (danger now gets "call 110" first).
 Static embeddings do not understand negation well ("I don't want to die" sits next to "I
 want to die"), which is why negations are among the ``not_crisis`` examples; a negated
-statement still escalates more often than with the rules alone. A sentence in which the rules
-found one of their exceptions (an idiom, a stated wish to live) is left to the rules. The
-examples file says how the settings were chosen. Cost: loading embeds about 3,300 examples
-(~0.5 s, once per process); a short message takes ~0.1 ms, 4,000 characters a few ms.
+statement still escalates more often than with the rules alone. The examples file says how the
+settings were chosen. Cost: loading embeds about 3,300 examples (~0.5 s, once per process);
+a short message takes ~0.1 ms, 4,000 characters a few milliseconds.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -176,13 +174,8 @@ class CrisisModel:
         own = counts[self.script]
         return own > 0 and own * 2 >= sum(counts.values())
 
-    def judge(self, text: str, leave: Callable[[str], bool] | None = None) -> Verdict:
-        """Score every part against the examples; a part that passes both bars decides.
-
-        ``leave(part)`` true means the part is left to the rules (the triage passes "the rules
-        found an idiom or a negation here": static embeddings read "I don't want to die" close
-        to "I want to die"). It is asked only about parts that pass, which are few.
-        """
+    def judge(self, text: str) -> Verdict:
+        """Score every part against the examples; a part that passes both bars decides."""
         parts = self.parts(text) if self.applies(text) else []
         if not parts:
             return Verdict(False, 0.0, 0.0, "")
@@ -194,15 +187,12 @@ class CrisisModel:
         other = -np.partition(-(x @ self.not_crisis.T), k - 1, axis=1)[:, :k].mean(axis=1)
         margin = similarity - other
         passes = (similarity >= self.min_similarity) & (margin >= self.min_margin)
-        if leave is not None:
-            for row in np.flatnonzero(passes):
-                passes[row] = not leave(parts[row])
         best = int(np.argmax(np.where(passes, margin, similarity - 2.0)))
         nearest = self.crisis_texts[int(top[best][np.argmax(to_crisis[best, top[best]])])]
         return Verdict(bool(passes[best]), float(similarity[best]), float(margin[best]), nearest)
 
-    def is_crisis(self, text: str, leave: Callable[[str], bool] | None = None) -> bool:
-        return self.judge(text, leave).crisis
+    def is_crisis(self, text: str) -> bool:
+        return self.judge(text).crisis
 
 
 def load_models(directory: Path) -> tuple[CrisisModel, ...]:

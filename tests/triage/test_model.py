@@ -71,7 +71,7 @@ def test_examples_are_consistent_and_apart_from_the_labelled_set() -> None:
 
 def _mini(tmp_path: Path, **settings: object) -> Path:
     rules = """
-        lang: en
+        lang: xx
         signals:
           - name: fire
             level: emergency
@@ -79,9 +79,6 @@ def _mini(tmp_path: Path, **settings: object) -> Path:
           - name: person
             level: human
             phrases: ["real person"]
-        exceptions:
-          - name: wish_to_live
-            phrases: ["dont want to end my life"]
     """
     (tmp_path / "xx.yaml").write_text(textwrap.dedent(rules), encoding="utf-8")
     crisis = [f"I can't go on living like this, night {n}" for n in range(12)] + [
@@ -139,13 +136,3 @@ def test_a_broken_examples_file_is_refused_with_its_folder(tmp_path: Path) -> No
     (directory / "examples" / "en.yaml").write_text("lang: en\ncrisis: [x]\n", "utf-8")
     with pytest.raises(ValueError, match="examples"):
         Triage.load(directory)
-
-
-def test_a_sentence_with_a_rules_exception_is_left_to_the_rules(tmp_path: Path) -> None:
-    triage = Triage.load(_mini(tmp_path))
-    model = CrisisModel.load(tmp_path / "examples" / "en.yaml", Embedder.shared())
-    assert model.is_crisis("I don't want to end my life")  # what the guard is for
-    assert triage.classify("I don't want to end my life").level == "normal"
-    # The other sentences are still read.
-    text = "I don't want to end my life. I can't go on living like this, every night"
-    assert triage.classify(text).level == "crisis"
