@@ -208,7 +208,8 @@ class BanMiddleware(BaseMiddleware):
         text = message.text or message.caption or ""
         triage = data.get("triage")
         if triage is not None and text and not text.startswith("/"):
-            level = triage.classify(text, self.locales.for_citizen(citizen, text)).level
+            lang = self.locales.for_citizen(citizen, text)
+            level = (await triage.aclassify(text, lang)).level
             if level in ("crisis", "emergency"):
                 log.warning("banned citizen %s: %s message let through", citizen.id, level)
                 return True

@@ -101,6 +101,7 @@ for the model, reverted as it lost one self-harm positive): short lexicon phrase
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -117,6 +118,9 @@ from rapidfuzz.process import extractOne
 from bot.triage_model import CrisisModel, load_models
 
 Level = Literal["crisis", "emergency", "human", "normal"]
+
+#: Messages at least this long are classified off the event loop (:meth:`Triage.aclassify`).
+_OFFLOAD_FROM = 500
 
 #: The content shipped with the repository (``knowledge/triage``).
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "knowledge" / "triage"
@@ -851,6 +855,17 @@ class Triage:
             if language.lang == lang:
                 return language.normaliser.full(text)
         raise KeyError(lang)
+
+    async def aclassify(self, text: str, lang: str | None = None) -> TriageResult:
+        """:meth:`classify` for handlers: long messages are classified in a worker thread.
+
+        A short chat message takes well under a millisecond, but 4,000 characters take tens of
+        milliseconds (rules and embedding model); off the event loop, a flood of long messages
+        does not stall every other chat. The classifier is immutable, so threads may share it.
+        """
+        if len(text) < _OFFLOAD_FROM:
+            return self.classify(text, lang)
+        return await asyncio.to_thread(self.classify, text, lang)
 
     def classify(self, text: str, lang: str | None = None) -> TriageResult:
         """Classify one citizen message; ``lang`` orders, never limits, the languages."""

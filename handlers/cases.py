@@ -60,7 +60,7 @@ async def relay_citizen(
     signals: tuple[str, ...] = ()
     if text and not (message.text and text.startswith("/")):
         lang = locales.for_citizen(citizen, text)
-        result = triage.classify(text, lang)
+        result = await triage.aclassify(text, lang)
         level, signals = result.level, result.signals
     upgraded = False
     if level in ("crisis", "emergency"):

@@ -111,7 +111,7 @@ async def triage_message(
     if citizen is None or (message.text is not None and text.startswith("/")):
         raise SkipHandler
     lang = locales.for_citizen(citizen, text)
-    result = triage.classify(text, lang)
+    result = await triage.aclassify(text, lang)
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).
         await handoff.store_citizen_message(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -343,3 +344,22 @@ def test_gated_and_full_search_agree_on_labelled_texts(triage: Triage) -> None:
         short = triage.classify(item["text"], item["lang"]).level
         padded = triage.classify(item["text"] + ". " + _FILLER * 6, item["lang"]).level
         assert padded == short, item["text"]
+
+
+async def test_long_messages_are_classified_off_the_event_loop() -> None:
+    threads: list[int] = []
+
+    class Probe(Triage):
+        def classify(self, text: str, lang: str | None = None) -> TriageResult:
+            threads.append(threading.get_ident())
+            return super().classify(text, lang)
+
+    base = Triage.load(DEFAULT_DIRECTORY)
+    probe = Probe(base._languages, base._models)
+    short = "I want to kill myself"
+    long = "My passport renewal is attached and the office was helpful. " * 12 + short
+    assert (await probe.aclassify(short, "en")) == base.classify(short, "en")
+    assert (await probe.aclassify(long, "en")) == base.classify(long, "en")
+    assert (await probe.aclassify(long, "en")).level == "crisis"
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread and threads[1] != loop_thread
