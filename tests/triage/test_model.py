@@ -31,27 +31,22 @@ CITIZEN_QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Triage:
-    return Triage.load(DEFAULT_DIRECTORY)
-
-
 def rules_only(triage: Triage) -> Triage:
     return Triage(triage._languages)
 
 
-def test_the_model_adds_crisis_for_wordings_the_rules_miss(shipped: Triage) -> None:
-    rules = rules_only(shipped)
+def test_the_model_adds_crisis_for_wordings_the_rules_miss(triage: Triage) -> None:
+    rules = rules_only(triage)
     for text in UNSEEN_CRISIS:
         assert rules.classify(text).level == "normal", text  # else this test proves nothing
-        result = shipped.classify(text)
+        result = triage.classify(text)
         assert result.level == "crisis", text
         assert result.signals[-1] == "model_en"
 
 
-def test_citizen_questions_and_idioms_stay_normal(shipped: Triage) -> None:
+def test_citizen_questions_and_idioms_stay_normal(triage: Triage) -> None:
     for text in CITIZEN_QUESTIONS:
-        assert shipped.classify(text).level == "normal", text
+        assert triage.classify(text).level == "normal", text
 
 
 def test_examples_are_consistent_and_apart_from_the_labelled_set() -> None:

@@ -346,7 +346,7 @@ def test_gated_and_full_search_agree_on_labelled_texts(triage: Triage) -> None:
         assert padded == short, item["text"]
 
 
-async def test_long_messages_are_classified_off_the_event_loop() -> None:
+async def test_long_messages_are_classified_off_the_event_loop(triage: Triage) -> None:
     threads: list[int] = []
 
     class Probe(Triage):
@@ -354,12 +354,12 @@ async def test_long_messages_are_classified_off_the_event_loop() -> None:
             threads.append(threading.get_ident())
             return super().classify(text, lang)
 
-    base = Triage.load(DEFAULT_DIRECTORY)
-    probe = Probe(base._languages, base._models)
+    probe = Probe(triage._languages, triage._models)
     short = "I want to kill myself"
     long = "My passport renewal is attached and the office was helpful. " * 12 + short
-    assert (await probe.aclassify(short, "en")) == base.classify(short, "en")
-    assert (await probe.aclassify(long, "en")) == base.classify(long, "en")
-    assert (await probe.aclassify(long, "en")).level == "crisis"
+    assert (await probe.aclassify(short, "en")) == triage.classify(short, "en")
+    result = await probe.aclassify(long, "en")
+    assert result == triage.classify(long, "en")
+    assert result.level == "crisis"
     loop_thread = threading.get_ident()
     assert threads[0] == loop_thread and threads[1] != loop_thread
