@@ -861,7 +861,8 @@ class Triage:
 
         A short chat message takes well under a millisecond, but 4,000 characters take tens of
         milliseconds (rules and embedding model); off the event loop, a flood of long messages
-        does not stall every other chat. The classifier is immutable, so threads may share it.
+        does not stall every other chat. Threads may share the classifier: it is immutable
+        apart from its cache of spelling corrections, whose dict operations are atomic.
         """
         if len(text) < _OFFLOAD_FROM:
             return self.classify(text, lang)

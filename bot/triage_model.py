@@ -25,8 +25,8 @@ the rules decided, and it does not override ``emergency`` (danger now gets "call
 Static embeddings do not understand negation well ("I don't want to die" sits next to "I
 want to die"), which is why negations are among the ``not_crisis`` examples; a negated
 statement still escalates more often than with the rules alone. The examples file says how the
-settings were chosen. Cost: loading embeds about 3,300 examples (~0.5 s, once per process);
-a short message takes ~0.1 ms, 4,000 characters a few milliseconds.
+settings were chosen. Cost: the 32 MB table is read once per process (~0.5 s) and each load
+embeds the ~3,300 examples (~0.4 s); a short message takes ~0.1 ms, 4,000 characters a few ms.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Verdict:
     crisis: bool
     similarity: float  # mean cosine similarity to the nearest crisis examples
     margin: float  # ... minus the same for the nearest not-crisis examples
-    nearest: str  # the closest crisis example, for the officers' card and for curators
+    nearest: str  # the closest crisis example: why it escalated, for curators and tests
 
 
 @dataclass(frozen=True)
