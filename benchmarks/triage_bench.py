@@ -203,13 +203,14 @@ _LONG_BENIGN = (
 _LONG_CRISIS = "I feel so alone and tired of everything, nobody would notice if I was gone. "
 
 
-def latency(triage: Triage, runs: int = 200) -> dict[str, tuple[float, float]]:
-    """Median and p99 classify time in ms for 4,000-character messages."""
+def latency(triage: Triage, runs: int = 50) -> dict[str, tuple[float, float]]:
+    """Median and p99 classify time in ms: a short ordinary message, 4,000-character ones."""
     labelled = yaml.safe_load((REPO_ROOT / "tests/triage/labelled.yaml").read_text("utf-8"))
     varied = " ".join(
         str(i["text"]) for i in labelled["items"] if i["level"] == "normal" and i["lang"] == "en"
     )
     samples = {
+        "short ordinary": "I renewed my passport today and the queue was short.",
         "benign 4000 chars": (_LONG_BENIGN * 20)[:4000],
         "varied own benign 4000": (varied * 2)[:4000],
         "crisis inside 4000": (_LONG_BENIGN * 10)[:2000]

@@ -30,9 +30,10 @@ How a message is classified, per language file:
 5. Priority: crisis > emergency > human > normal. All languages run on every message,
    whatever its ``lang`` hint, because a citizen may write in a language other than the one
    their Telegram client reports; the hint only orders the reported signals.
-6. If the rules decided neither crisis nor emergency, the embedding model
-   (``bot/triage_model.py``, examples in ``knowledge/triage/examples/``) may add crisis for a
-   wording no rule foresaw.
+6. If the rules decided neither crisis nor emergency, the embedding models
+   (``bot/triage_model.py``, examples in ``knowledge/triage/examples/``: static word vectors,
+   then a small transformer) may add crisis for a wording no rule foresaw. Handlers call
+   :meth:`Triage.aclassify`, which runs the models in a worker thread.
 
 English crisis content is organised by clinical construct (Columbia scale; interpersonal
 theory; published suicide-risk lexicons), not by example sentences: strong signals (suicide
@@ -115,7 +116,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import extractOne
 
-from bot.triage_model import CrisisModel, load_models
+from bot.triage_model import DEFAULT_CACHE_DIR, CrisisModel, load_models
 
 Level = Literal["crisis", "emergency", "human", "normal"]
 
@@ -822,8 +823,15 @@ class Triage:
             raise ValueError("triage needs at least one language file")
 
     @classmethod
-    def load(cls, directory: Path) -> Triage:
-        """Load every ``*.yaml`` language file in ``directory``."""
+    def load(
+        cls, directory: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR, models: bool = True
+    ) -> Triage:
+        """Load every ``*.yaml`` language file in ``directory`` and its ``examples/``.
+
+        ``cache_dir`` keeps the embedded examples between starts (None: embed at every load);
+        ``models=False`` loads the rules alone, for a process that never triages (the extra
+        broadcast worker).
+        """
         languages: list[_Language] = []
         files = sorted(Path(directory).glob("*.yaml"))
         if not files:
@@ -838,11 +846,13 @@ class Triage:
                 languages.append(_build_language(spec, path))
             except re.error as exc:
                 raise ValueError(f"{path}: bad pattern: {exc}") from exc
+        if not models:
+            return cls(languages)
         try:
-            models = load_models(directory)
+            loaded = load_models(directory, cache_dir)
         except ValidationError as exc:
             raise ValueError(f"{directory}/examples: invalid examples file:\n{exc}") from exc
-        return cls(languages, models)
+        return cls(languages, loaded)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -857,19 +867,32 @@ class Triage:
         raise KeyError(lang)
 
     async def aclassify(self, text: str, lang: str | None = None) -> TriageResult:
-        """:meth:`classify` for handlers: long messages are classified in a worker thread.
+        """:meth:`classify` for handlers: the slow parts run in a worker thread.
 
-        A short chat message takes well under a millisecond, but 4,000 characters take tens of
-        milliseconds (rules and embedding model); off the event loop, a flood of long messages
-        does not stall every other chat. Threads may share the classifier: it is immutable
-        apart from its cache of spelling corrections, whose dict operations are atomic.
+        The rules take well under a millisecond for a chat message but tens of milliseconds
+        for 4,000 characters, so long messages are matched off the event loop; the embedding
+        models (10-20 ms per sentence for the contextual encoder) always are. A flood of
+        messages then does not stall every other chat. Threads may share the classifier: it
+        is immutable apart from its cache of spelling corrections, whose dict operations are
+        atomic, and the contextual encoder serialises its own calls.
         """
         if len(text) < _OFFLOAD_FROM:
-            return self.classify(text, lang)
-        return await asyncio.to_thread(self.classify, text, lang)
+            decided = self.rules(text, lang)
+        else:
+            decided = await asyncio.to_thread(self.rules, text, lang)
+        if decided.level in ("crisis", "emergency") or not self._models:
+            return decided
+        return await asyncio.to_thread(self.second_opinion, text, decided)
 
     def classify(self, text: str, lang: str | None = None) -> TriageResult:
         """Classify one citizen message; ``lang`` orders, never limits, the languages."""
+        decided = self.rules(text, lang)
+        if decided.level in ("crisis", "emergency"):
+            return decided
+        return self.second_opinion(text, decided)
+
+    def rules(self, text: str, lang: str | None = None) -> TriageResult:
+        """The level the content's signals decide, before any embedding model."""
         languages = sorted(self._languages, key=lambda item: item.lang != lang)
         matched: dict[str, tuple[_Signal, int]] = {}
         for language in languages:
@@ -895,10 +918,20 @@ class Triage:
             if sum(s.weight * n for s, n in at_level) + _EPSILON >= _THRESHOLD:
                 decided = TriageResult(level, tuple(s.name for s, _ in at_level))
                 break
-        if decided.level in ("crisis", "emergency"):
-            return decided
-        # The model only adds crisis: it never lowers the rules' level (see triage_model).
+        return decided
+
+    def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
+        """Crisis if an embedding model says so, else the rules' ``decided`` level.
+
+        Models only add crisis: they never lower the rules' level, and the caller does not ask
+        them once the rules said crisis or emergency (see triage_model). The cheap word-vector
+        model goes first; the contextual one is asked only if it did not fire, and on a long
+        message only about the sentences the cheap one found most crisis-like (``max_parts``).
+        """
+        shortlist: dict[str, tuple[str, ...]] = {}
         for model in self._models:
-            if model.is_crisis(text):
-                return TriageResult("crisis", (*decided.signals, f"model_{model.lang}"))
+            verdict = model.judge(text, shortlist.get(model.lang))
+            if verdict.crisis:
+                return TriageResult("crisis", (*decided.signals, model.signal))
+            shortlist[model.lang] = verdict.ranked
         return decided

@@ -178,8 +178,12 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
     the rate limit through Redis, so throughput grows with processes, not the send rate.
     """
     from bot.app import build, wait_for_stop
+    from bot.triage import Triage
 
-    app = await build(settings)
+    # It never handles a citizen's message: the rules suffice, and the embedding models'
+    # memory and first-start embedding are not paid.
+    rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
+    app = await build(settings, triage=rules)
     broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
     task = asyncio.create_task(broadcaster.serve(), name="alerts-worker")
     log.info("broadcast worker %s started", broadcaster.worker_id)

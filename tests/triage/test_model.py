@@ -5,11 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage
-from bot.triage_model import CrisisModel, Embedder
+from bot.triage_model import CrisisModel, WordVectors, embed_cached
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
@@ -21,6 +22,12 @@ UNSEEN_CRISIS = [
     "my flatmate gave away all his things this week and said he's leaving for good",
     "my son sent a message saying sorry for everything and now his phone is off",
     "what's the highest building in Example City that has roof access",
+]
+# Our own wordings that neither the rules nor the word vectors catch: only the contextual
+# encoder (e5) reads "no next year with me in it" or a handover of papers as a plan.
+CONTEXT_ONLY = [
+    "there is no version of next year that has me in it",
+    "told my sister where the insurance papers are, she does not need to know why",
 ]
 CITIZEN_QUESTIONS = [
     "How do I renew my passport at the Example City office?",
@@ -41,7 +48,23 @@ def test_the_model_adds_crisis_for_wordings_the_rules_miss(triage: Triage) -> No
         assert rules.classify(text).level == "normal", text  # else this test proves nothing
         result = triage.classify(text)
         assert result.level == "crisis", text
-        assert result.signals[-1] == "model_en"
+        assert result.signals[-1].startswith("model_en_")
+
+
+def test_the_contextual_model_finds_what_word_vectors_miss(triage: Triage) -> None:
+    (words,) = [m for m in triage._models if m.encoder.name == "wordllama"]
+    for text in CONTEXT_ONLY:
+        assert triage.rules(text).level == "normal", text
+        assert not words.is_crisis(text), text
+        result = triage.classify(text)
+        assert result.level == "crisis" and result.signals == ("model_en_e5",), text
+
+
+def test_a_wish_to_live_with_a_practical_request_stays_normal(triage: Triage) -> None:
+    # A negation is no crisis wording for either model when the rest is a practical request.
+    assert triage.classify(
+        "I don't want to die, I just want my landlord to fix the heating"
+    ).level == ("normal")
 
 
 def test_citizen_questions_and_idioms_stay_normal(triage: Triage) -> None:
@@ -60,7 +83,7 @@ def test_examples_are_consistent_and_apart_from_the_labelled_set() -> None:
     labelled = yaml.safe_load((Path(__file__).parent / "labelled.yaml").read_text("utf-8"))
     texts = {str(i["text"]).casefold() for i in labelled["items"]}
     assert not texts & (crisis | not_crisis)
-    for text in UNSEEN_CRISIS + CITIZEN_QUESTIONS:
+    for text in UNSEEN_CRISIS + CONTEXT_ONLY + CITIZEN_QUESTIONS:
         assert text.casefold() not in crisis | not_crisis
 
 
@@ -85,7 +108,7 @@ def _mini(tmp_path: Path, **settings: object) -> Path:
     spec = {
         "lang": "en",
         "script": "latin",
-        "min_similarity": 0.5,
+        "models": [{"encoder": "wordllama", "min_score": 0.5}],
         "crisis": crisis,
         "not_crisis": benign,
         **settings,
@@ -101,7 +124,7 @@ def test_a_small_examples_file_decides_by_nearest_examples(tmp_path: Path) -> No
     assert triage.classify("how do i renew my passport").level == "normal"
     # One word is left to the rules; so is text in another script.
     assert triage.classify("living").level == "normal"
-    model = CrisisModel.load(tmp_path / "examples" / "en.yaml", Embedder.shared())
+    (model,) = CrisisModel.load(tmp_path / "examples" / "en.yaml", cache_dir=None)
     assert model.applies("I want to end my life") and not model.applies("我真的不想活了 my life")
     assert not model.judge("我真的不想活了 my life").crisis
     verdict = model.judge("I can't go on living like this")
@@ -113,7 +136,7 @@ def test_the_model_never_lowers_or_replaces_what_the_rules_decided(tmp_path: Pat
     triage = Triage.load(_mini(tmp_path))
     # Human + a crisis wording: crisis wins, the rules' signal is kept.
     result = triage.classify("I want to end my life, I need a real person")
-    assert result.level == "crisis" and result.signals == ("person", "model_en")
+    assert result.level == "crisis" and result.signals == ("person", "model_en_wordllama")
     # Danger now stays an emergency ("call 110" first).
     assert triage.classify("I want to end my life, the house is on fire").level == "emergency"
 
@@ -131,3 +154,55 @@ def test_a_broken_examples_file_is_refused_with_its_folder(tmp_path: Path) -> No
     (directory / "examples" / "en.yaml").write_text("lang: en\ncrisis: [x]\n", "utf-8")
     with pytest.raises(ValueError, match="examples"):
         Triage.load(directory)
+
+
+class _Counting:
+    """The real word-vector encoder, counting how many texts it embedded."""
+
+    def __init__(self) -> None:
+        self.inner = WordVectors.shared()
+        self.name, self.weights = self.inner.name, self.inner.weights
+        self.embedded = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_embedded_examples_are_cached_by_weights_and_texts(tmp_path: Path) -> None:
+    encoder = _Counting()
+    texts = ["I can't go on like this", "how do I renew my passport"]
+    first = embed_cached(encoder, texts, tmp_path / "cache")
+    again = embed_cached(encoder, texts, tmp_path / "cache")
+    assert encoder.embedded == 2 and np.array_equal(first, again)
+    assert len(list((tmp_path / "cache").glob("triage-wordllama-*.npy"))) == 1
+    # Other texts, or other weights, are another entry.
+    embed_cached(encoder, [*texts, "where do I pay a fine"], tmp_path / "cache")
+    encoder.weights += "-next"
+    embed_cached(encoder, texts, tmp_path / "cache")
+    assert encoder.embedded == 2 + 3 + 2
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+
+
+def test_a_broken_or_unwritable_cache_only_costs_time(tmp_path: Path) -> None:
+    encoder = _Counting()
+    texts = ["I can't go on like this", "how do I renew my passport"]
+    embed_cached(encoder, texts, tmp_path)
+    (entry,) = tmp_path.glob("*.npy")
+    entry.write_bytes(b"not an array")
+    assert np.array_equal(embed_cached(encoder, texts, tmp_path), encoder.inner.embed(texts))
+    assert encoder.embedded == 4
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    vectors = embed_cached(encoder, texts, blocked / "cache")  # cannot create a folder there
+    assert np.array_equal(vectors, encoder.inner.embed(texts))
+
+
+def test_rules_only_load_skips_the_models(tmp_path: Path) -> None:
+    directory = _mini(tmp_path)
+    rules = Triage.load(directory, models=False, cache_dir=tmp_path / "cache")
+    assert rules.classify("i cant go on living like this anymore").level == "normal"
+    assert not (tmp_path / "cache").exists()  # nothing was embedded
+    full = Triage.load(directory, cache_dir=tmp_path / "cache")
+    assert full.classify("i cant go on living like this anymore").level == "crisis"
+    assert list((tmp_path / "cache").glob("triage-wordllama-*.npy"))

@@ -341,25 +341,38 @@ def test_gated_and_full_search_agree_on_labelled_texts(triage: Triage) -> None:
     for item in labelled["items"]:
         if item["kind"] in {"no_spaces", "emoji_alone", "traditional", "frame_bare"}:
             continue  # glued words and bare means are only promised for short messages
-        short = triage.classify(item["text"], item["lang"]).level
-        padded = triage.classify(item["text"] + ". " + _FILLER * 6, item["lang"]).level
+        short = triage.rules(item["text"], item["lang"]).level
+        padded = triage.rules(item["text"] + ". " + _FILLER * 6, item["lang"]).level
         assert padded == short, item["text"]
 
 
-async def test_long_messages_are_classified_off_the_event_loop(triage: Triage) -> None:
-    threads: list[int] = []
+async def test_slow_parts_are_classified_off_the_event_loop(triage: Triage) -> None:
+    calls: list[tuple[str, int]] = []
 
     class Probe(Triage):
-        def classify(self, text: str, lang: str | None = None) -> TriageResult:
-            threads.append(threading.get_ident())
-            return super().classify(text, lang)
+        def rules(self, text: str, lang: str | None = None) -> TriageResult:
+            calls.append(("rules", threading.get_ident()))
+            return super().rules(text, lang)
+
+        def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
+            calls.append(("models", threading.get_ident()))
+            return super().second_opinion(text, decided)
 
     probe = Probe(triage._languages, triage._models)
-    short = "I want to kill myself"
-    long = "My passport renewal is attached and the office was helpful. " * 12 + short
-    assert (await probe.aclassify(short, "en")) == triage.classify(short, "en")
-    result = await probe.aclassify(long, "en")
-    assert result == triage.classify(long, "en")
-    assert result.level == "crisis"
     loop_thread = threading.get_ident()
-    assert threads[0] == loop_thread and threads[1] != loop_thread
+    # A short crisis: the rules decide on the loop, no model is asked.
+    assert (await probe.aclassify("I want to kill myself", "en")).level == "crisis"
+    assert calls == [("rules", loop_thread)]
+    # A short ordinary message: rules on the loop, the embedding models in a worker thread.
+    calls.clear()
+    ordinary = "how do I renew my passport"
+    assert await probe.aclassify(ordinary, "en") == triage.classify(ordinary, "en")
+    assert [name for name, _ in calls] == ["rules", "models"]
+    assert calls[0][1] == loop_thread and calls[1][1] != loop_thread
+    # A long message: even the rules run in a worker thread.
+    calls.clear()
+    long = "My passport renewal is attached and the office was helpful. " * 12
+    result = await probe.aclassify(long + "I want to kill myself", "en")
+    assert result == triage.classify(long + "I want to kill myself", "en")
+    assert result.level == "crisis"
+    assert calls == [("rules", calls[0][1])] and calls[0][1] != loop_thread
