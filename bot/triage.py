@@ -98,6 +98,9 @@ Fourth pass (2026-11-22): the embedding model over ~3,300 of our own examples (s
 ``bot/triage_model.py``); tenth to thirteenth test scorings (the twelfth: a negation guard
 for the model, reverted as it lost one self-harm positive): short lexicon phrases 0.784 (91 of
 116), OpenAI self-harm 0.966, SOS-1K 0.900, benign FAQ queries 0.28 %.
+Fifth pass (session 4): a contextual encoder (multilingual-e5-small) after the word vectors;
+14th-16th scorings (see the README and the examples file): short lexicon phrases 0.905 (105 of
+116), but COUGH's benign queries 1.67 % (ceiling 1 %); a stricter setting lost recall.
 """
 
 from __future__ import annotations
@@ -871,7 +874,7 @@ class Triage:
 
         The rules take well under a millisecond for a chat message but tens of milliseconds
         for 4,000 characters, so long messages are matched off the event loop; the embedding
-        models (10-20 ms per sentence for the contextual encoder) always are. A flood of
+        models (~30 ms per sentence for the contextual encoder) always are. A flood of
         messages then does not stall every other chat. Threads may share the classifier: it
         is immutable apart from its cache of spelling corrections, whose dict operations are
         atomic, and the contextual encoder serialises its own calls.

