@@ -206,3 +206,24 @@ def test_rules_only_load_skips_the_models(tmp_path: Path) -> None:
     full = Triage.load(directory, cache_dir=tmp_path / "cache")
     assert full.classify("i cant go on living like this anymore").level == "crisis"
     assert list((tmp_path / "cache").glob("triage-wordllama-*.npy"))
+
+
+def test_a_long_message_sends_only_the_shortlisted_sentences_to_a_capped_model(
+    tmp_path: Path,
+) -> None:
+    directory = _mini(tmp_path, whole_words=20)
+    spec = yaml.safe_load((directory / "examples" / "en.yaml").read_text("utf-8"))
+    spec["models"] = [
+        {"encoder": "wordllama", "min_score": 0.5},
+        {"encoder": "wordllama", "min_score": 0.5, "max_parts": 1},
+    ]
+    (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    cheap, capped = CrisisModel.load(directory / "examples" / "en.yaml", cache_dir=None)
+    crisis = "I can't go on living like this."
+    text = "My passport renewal form is attached. " * 5 + crisis
+    ranked = cheap.judge(text).ranked
+    assert ranked[0].strip() == crisis and len(ranked) == 6  # most crisis-like first
+    assert capped.judge(text, ranked).crisis
+    # Given another ranking, the capped model reads only its first sentence.
+    assert not capped.judge(text, tuple(reversed(ranked))).crisis
+    assert not capped.judge(text).crisis  # no ranking: the first part in reading order
