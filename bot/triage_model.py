@@ -345,9 +345,6 @@ class CrisisModel:
             bool(passes[best]), float(similarity[best]), float(margin[best]), nearest, ranked
         )
 
-    def is_crisis(self, text: str) -> bool:
-        return self.judge(text).crisis
-
 
 def load_models(
     directory: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR

@@ -55,7 +55,7 @@ def test_the_contextual_model_finds_what_word_vectors_miss(triage: Triage) -> No
     (words,) = [m for m in triage._models if m.encoder.name == "wordllama"]
     for text in CONTEXT_ONLY:
         assert triage.rules(text).level == "normal", text
-        assert not words.is_crisis(text), text
+        assert not words.judge(text).crisis, text
         result = triage.classify(text)
         assert result.level == "crisis" and result.signals == ("model_en_e5",), text
 
