@@ -927,9 +927,10 @@ class Triage:
         """Crisis if an embedding model says so, else the rules' ``decided`` level.
 
         Models only add crisis: they never lower the rules' level, and the caller does not ask
-        them once the rules said crisis or emergency (see triage_model). The cheap word-vector
-        model goes first; the contextual one is asked only if it did not fire, and on a long
-        message only about the sentences the cheap one found most crisis-like (``max_parts``).
+        them once the rules said crisis or emergency (see triage_model). Models are asked in
+        their file's order until one fires; a model with ``decides: false`` (the shipped
+        word-vector model) never fires and only ranks a long message's sentences, so the
+        contextual model reads just the most crisis-like ones (``max_parts``).
         """
         shortlist: dict[str, tuple[str, ...]] = {}
         for model in self._models:

@@ -84,6 +84,9 @@ class _ModelSpec(BaseModel):
     #: Score at most this many parts of a long message: the previous model's most crisis-like
     #: (0: every part).
     max_parts: int = Field(default=0, ge=0)
+    #: False: this model never escalates; it only ranks a long message's parts for the next
+    #: model's ``max_parts`` (a cheap shortlist for a slow, more accurate model).
+    decides: bool = True
 
 
 class _ExamplesSpec(BaseModel):
@@ -266,6 +269,7 @@ class CrisisModel:
     min_words: int
     encoder: Encoder
     max_parts: int = 0
+    decides: bool = True
 
     @property
     def signal(self) -> str:
@@ -297,6 +301,7 @@ class CrisisModel:
                     min_words=spec.min_words,
                     encoder=encoder,
                     max_parts=setting.max_parts,
+                    decides=setting.decides,
                 )
             )
         return tuple(models)
@@ -318,7 +323,8 @@ class CrisisModel:
         return own > 0 and own * 2 >= sum(counts.values())
 
     def judge(self, text: str, shortlist: tuple[str, ...] | None = None) -> Verdict:
-        """Score the parts against the examples; a part that passes both bars decides.
+        """Score the parts against the examples; a part that passes both bars decides
+        (unless the model only ranks: ``decides`` false).
 
         With ``max_parts`` set and more parts than that, only the first ``max_parts`` of
         ``shortlist`` (a faster model's ranking of the same parts) are scored, so a 4,000
@@ -342,7 +348,11 @@ class CrisisModel:
         nearest = self.crisis_texts[int(top[best][np.argmax(to_crisis[best, top[best]])])]
         ranked = tuple(parts[i] for i in np.argsort(-score, kind="stable"))
         return Verdict(
-            bool(passes[best]), float(similarity[best]), float(margin[best]), nearest, ranked
+            self.decides and bool(passes[best]),
+            float(similarity[best]),
+            float(margin[best]),
+            nearest,
+            ranked,
         )
 
 

@@ -21,7 +21,6 @@ UNSEEN_CRISIS = [
     "my daughter texted that she loves us and is sorry, and now she won't answer",
     "my flatmate gave away all his things this week and said he's leaving for good",
     "my son sent a message saying sorry for everything and now his phone is off",
-    "what's the highest building in Example City that has roof access",
 ]
 # Our own wordings that neither the rules nor the word vectors catch: only the contextual
 # encoder (e5) reads "no next year with me in it" or a handover of papers as a plan.
@@ -227,3 +226,22 @@ def test_a_long_message_sends_only_the_shortlisted_sentences_to_a_capped_model(
     # Given another ranking, the capped model reads only its first sentence.
     assert not capped.judge(text, tuple(reversed(ranked))).crisis
     assert not capped.judge(text).crisis  # no ranking: the first part in reading order
+
+
+def test_a_model_that_does_not_decide_only_ranks_for_the_next(tmp_path: Path) -> None:
+    directory = _mini(tmp_path, whole_words=20)
+    spec = yaml.safe_load((directory / "examples" / "en.yaml").read_text("utf-8"))
+    spec["models"] = [{"encoder": "wordllama", "min_score": 0.5, "decides": False}]
+    (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    crisis = "I can't go on living like this."
+    text = "My passport renewal form is attached. " * 5 + crisis
+    (ranker,) = CrisisModel.load(directory / "examples" / "en.yaml", cache_dir=None)
+    verdict = ranker.judge(crisis)
+    assert not verdict.crisis and verdict.margin > 0.3  # close to crisis, yet it never fires
+    assert ranker.judge(text).ranked[0].strip() == crisis
+    assert Triage.load(directory, cache_dir=None).classify(crisis).level == "normal"
+    # Followed by a deciding model capped at one sentence: the ranker's shortlist reaches it.
+    spec["models"].append({"encoder": "wordllama", "min_score": 0.5, "max_parts": 1})
+    (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    result = Triage.load(directory, cache_dir=None).classify(text)
+    assert result.level == "crisis" and result.signals == ("model_en_wordllama",)
