@@ -176,6 +176,7 @@ class ContextEncoder:
     """
 
     name = "e5"
+    BATCH = 8
     _shared: ContextEncoder | None = None
 
     def __init__(self) -> None:
@@ -198,9 +199,15 @@ class ContextEncoder:
         """One unit vector per text; e5's ``query:`` prefix, as for symmetric comparison."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.query([_prepare(t) for t in texts])
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        parts = []
+        # A few texts per turn of the lock: a long batch (FAQ phrasings at a reload) must not
+        # hold up a citizen's message waiting for triage's second opinion.
+        for start in range(0, len(texts), self.BATCH):
+            batch = [_prepare(t) for t in texts[start : start + self.BATCH]]
+            with self._lock:
+                vectors = self._model.query(batch)
+            parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(batch), -1))
+        return np.concatenate(parts)
 
 
 ENCODERS: dict[str, Callable[[], Encoder]] = {
@@ -209,15 +216,19 @@ ENCODERS: dict[str, Callable[[], Encoder]] = {
 }
 
 
-def embed_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+def embed_cached(
+    encoder: Encoder, texts: list[str], cache_dir: Path | None, purpose: str = "triage"
+) -> np.ndarray:
     """``encoder.embed(texts)``, kept in ``cache_dir`` under a hash of weights and texts.
+
+    ``purpose`` names the file and the log line (triage examples, FAQ phrasings).
 
     A cache that cannot be read or written is skipped (with a warning), never fatal.
     """
     if cache_dir is None:
         return encoder.embed(texts)
     digest = hashlib.sha256("\x1f".join([encoder.weights, *texts]).encode("utf-8"))
-    path = Path(cache_dir) / f"triage-{encoder.name}-{digest.hexdigest()[:24]}.npy"
+    path = Path(cache_dir) / f"{purpose}-{encoder.name}-{digest.hexdigest()[:24]}.npy"
     try:
         cached = np.load(path, allow_pickle=False)
         if cached.shape[0] == len(texts):
@@ -225,10 +236,10 @@ def embed_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> 
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as exc:
-        log.warning("triage cache %s unreadable (%s); embedding again", path, exc)
+        log.warning("%s cache %s unreadable (%s); embedding again", purpose, path, exc)
     if len(texts) > 200:
         log.info(
-            "embedding %d triage examples with %s (cached afterwards)", len(texts), encoder.name
+            "embedding %d %s texts with %s (cached afterwards)", len(texts), purpose, encoder.name
         )
     vectors = encoder.embed(texts)
     try:
@@ -238,7 +249,7 @@ def embed_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> 
             np.save(handle, vectors, allow_pickle=False)
         partial.replace(path)
     except OSError as exc:
-        log.warning("triage cache %s not written (%s)", path, exc)
+        log.warning("%s cache %s not written (%s)", purpose, path, exc)
     return vectors
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage
-from bot.triage_model import CrisisModel, WordVectors, embed_cached
+from bot.triage_model import ContextEncoder, CrisisModel, WordVectors, embed_cached
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
@@ -251,3 +251,29 @@ def test_a_model_that_does_not_decide_only_ranks_for_the_next(tmp_path: Path) ->
     (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     result = Triage.load(directory, cache_dir=None).classify(text)
     assert result.level == "crisis" and result.signals == ("model_en_wordllama",)
+
+
+def test_the_encoder_takes_the_lock_a_few_texts_at_a_time() -> None:
+    # A reload embeds hundreds of FAQ phrasings; triage's second opinion for a citizen's
+    # message must get the model between two small batches, not after all of them.
+    encoder = ContextEncoder.shared()
+    real = encoder._model
+    held: list[int] = []
+
+    class Recording:
+        def query(self, texts: list[str]) -> np.ndarray:
+            assert encoder._lock.locked()
+            held.append(len(texts))
+            return real.query(texts)
+
+    texts = [
+        f"question number {i} about a lost passport" for i in range(ContextEncoder.BATCH * 2 + 3)
+    ]
+    encoder._model = Recording()
+    try:
+        vectors = encoder.embed(texts)
+    finally:
+        encoder._model = real
+    assert held == [ContextEncoder.BATCH, ContextEncoder.BATCH, 3]
+    assert vectors.shape == (len(texts), 384)
+    assert np.allclose(vectors[-1], encoder.embed(texts[-1:])[0])
