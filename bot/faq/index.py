@@ -256,7 +256,7 @@ class LangIndex:
         semantic: SemanticIndex | None = None,
     ) -> None:
         self.params = p = params or IndexParams()
-        # Meaning-level scores per phrasing, in the order of ``phrasings`` (None: lexical only).
+        # The static model of meaning over ``phrasings``, in their order (None: lexical only).
         self.semantic = semantic
         self.synonyms = synonyms or Synonyms()
         self.entry_of: list[str] = []

@@ -27,7 +27,6 @@ lexical candidates' scores; see ``IndexParams``.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ import numpy as np
 
 from bot.faq.index import terms
 from bot.faq.normalize import normalize
-
-log = logging.getLogger(__name__)
 
 
 class SemanticIndex:
