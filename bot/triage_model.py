@@ -221,36 +221,79 @@ def embed_cached(
 ) -> np.ndarray:
     """``encoder.embed(texts)``, kept in ``cache_dir`` under a hash of weights and texts.
 
-    ``purpose`` names the file and the log line (triage examples, FAQ phrasings).
+    ``purpose`` names the file and the log line (triage examples, FAQ phrasings). Each file
+    also keeps a hash per text, so after an edit only the new or changed texts are embedded:
+    the rest are taken from the newest files of the same purpose and encoder.
 
     A cache that cannot be read or written is skipped (with a warning), never fatal.
     """
-    if cache_dir is None:
+    if cache_dir is None or not texts:
         return encoder.embed(texts)
-    digest = hashlib.sha256("\x1f".join([encoder.weights, *texts]).encode("utf-8"))
-    path = Path(cache_dir) / f"{purpose}-{encoder.name}-{digest.hexdigest()[:24]}.npy"
+    keys = [
+        hashlib.sha256(f"{encoder.weights}\x1f{text}".encode()).hexdigest()[:32] for text in texts
+    ]
+    digest = hashlib.sha256("\x1f".join(keys).encode("ascii")).hexdigest()[:24]
+    prefix = f"{purpose}-{encoder.name}-"
+    path = Path(cache_dir) / f"{prefix}{digest}.npz"
+    found = _read_cache(path, purpose)
+    if found is not None and found[0] == keys:
+        return found[1]
+    known: dict[str, np.ndarray] = {}
     try:
-        cached = np.load(path, allow_pickle=False)
-        if cached.shape[0] == len(texts):
-            return np.asarray(cached, dtype=np.float32)
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        log.warning("%s cache %s unreadable (%s); embedding again", purpose, path, exc)
-    if len(texts) > 200:
+        others = sorted(Path(cache_dir).glob(f"{prefix}*.npz"), key=_mtime, reverse=True)
+    except OSError:
+        others = []
+    for other in others[:_REUSE_FILES]:
+        old = _read_cache(other, purpose)
+        if old is not None:
+            for key, vector in zip(*old, strict=True):
+                known.setdefault(key, vector)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if len(missing) > 200:
         log.info(
-            "embedding %d %s texts with %s (cached afterwards)", len(texts), purpose, encoder.name
+            "embedding %d %s texts with %s (cached afterwards)", len(missing), purpose, encoder.name
         )
-    vectors = encoder.embed(texts)
+    fresh = encoder.embed([texts[i] for i in missing]) if missing else None
+    if fresh is not None:
+        known.update(zip((keys[i] for i in missing), fresh, strict=True))
+    vectors = np.stack([known[key] for key in keys]).astype(np.float32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{threading.get_ident()}.tmp")
         with partial.open("wb") as handle:
-            np.save(handle, vectors, allow_pickle=False)
+            np.savez(handle, vectors=vectors, keys=np.array(keys, dtype="S32"))
         partial.replace(path)
     except OSError as exc:
         log.warning("%s cache %s not written (%s)", purpose, path, exc)
     return vectors
+
+
+#: How many of the newest cache files of a purpose are searched for unchanged texts.
+_REUSE_FILES = 16
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_cache(path: Path, purpose: str) -> tuple[list[str], np.ndarray] | None:
+    """A cache file's per-text hashes and vectors, or None if it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = [bytes(k).decode("ascii") for k in data["keys"]]
+            vectors = np.asarray(data["vectors"], dtype=np.float32)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        log.warning("%s cache %s unreadable (%s); embedding again", purpose, path, exc)
+        return None
+    if vectors.ndim != 2 or len(keys) != len(vectors):
+        log.warning("%s cache %s is inconsistent; embedding again", purpose, path)
+        return None
+    return keys, vectors
 
 
 @dataclass(frozen=True)

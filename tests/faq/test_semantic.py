@@ -74,7 +74,7 @@ def test_a_vector_per_text_is_required() -> None:
 def test_e5_vectors_are_cached_between_loads(tmp_path: Path) -> None:
     texts = ["护照丢了怎么办", "驾驶证到期了怎么换"]
     first = SemanticIndex.build(texts, tmp_path)
-    cached = list(tmp_path.glob("faq-e5-*.npy"))
+    cached = list(tmp_path.glob("faq-e5-*.npz"))
     assert len(cached) == 1
     again = SemanticIndex.build(texts, tmp_path)
     assert np.array_equal(first.vectors, again.vectors)

@@ -180,20 +180,28 @@ def test_embedded_examples_are_cached_by_weights_and_texts(tmp_path: Path) -> No
     first = embed_cached(encoder, texts, tmp_path / "cache")
     again = embed_cached(encoder, texts, tmp_path / "cache")
     assert encoder.embedded == 2 and np.array_equal(first, again)
-    assert len(list((tmp_path / "cache").glob("triage-wordllama-*.npy"))) == 1
-    # Other texts, or other weights, are another entry.
-    embed_cached(encoder, [*texts, "where do I pay a fine"], tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("triage-wordllama-*.npz"))) == 1
+    # Other texts are another entry, but only the new text is embedded (an edited FAQ
+    # re-embeds what changed, not every phrasing); other weights embed everything again.
+    more = embed_cached(encoder, ["where do I pay a fine", *texts], tmp_path / "cache")
+    assert encoder.embedded == 2 + 1
+    assert np.array_equal(more[1:], first)
+    assert np.allclose(more[0], encoder.inner.embed(["where do I pay a fine"])[0])
     encoder.weights += "-next"
     embed_cached(encoder, texts, tmp_path / "cache")
-    assert encoder.embedded == 2 + 3 + 2
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+    assert encoder.embedded == 2 + 1 + 2
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    # Another purpose keeps its own files.
+    embed_cached(encoder, texts, tmp_path / "cache", purpose="faq")
+    assert encoder.embedded == 2 + 1 + 2 + 2
+    assert len(list((tmp_path / "cache").glob("faq-wordllama-*.npz"))) == 1
 
 
 def test_a_broken_or_unwritable_cache_only_costs_time(tmp_path: Path) -> None:
     encoder = _Counting()
     texts = ["I can't go on like this", "how do I renew my passport"]
     embed_cached(encoder, texts, tmp_path)
-    (entry,) = tmp_path.glob("*.npy")
+    (entry,) = tmp_path.glob("*.npz")
     entry.write_bytes(b"not an array")
     assert np.array_equal(embed_cached(encoder, texts, tmp_path), encoder.inner.embed(texts))
     assert encoder.embedded == 4
@@ -210,7 +218,7 @@ def test_rules_only_load_skips_the_models(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()  # nothing was embedded
     full = Triage.load(directory, cache_dir=tmp_path / "cache")
     assert full.classify("i cant go on living like this anymore").level == "crisis"
-    assert list((tmp_path / "cache").glob("triage-wordllama-*.npy"))
+    assert list((tmp_path / "cache").glob("triage-wordllama-*.npz"))
 
 
 def test_a_long_message_sends_only_the_shortlisted_sentences_to_a_capped_model(
