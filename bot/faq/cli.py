@@ -126,10 +126,12 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None, settings: Any
     return 1 if n_err else 0
 
 
-def _result_json(query: str, lang: str, result: MatchResult) -> dict[str, Any]:
+def _result_json(query: str, result: MatchResult) -> dict[str, Any]:
+    # The language whose entries answered (a Chinese line is matched in Chinese whatever
+    # --lang says), as the text output's "index" shows.
     return {
         "query": query,
-        "lang": lang,
+        "lang": result.lang,
         "outcome": result.outcome,
         "results": [{"id": s.entry_id, "score": s.score} for s in result.results],
     }
@@ -152,15 +154,11 @@ def cmd_ask(
             query = line.strip()
             if query:
                 result = matcher.match(query, args.lang)
-                print(
-                    json.dumps(_result_json(query, args.lang, result), ensure_ascii=False), file=out
-                )
+                print(json.dumps(_result_json(query, result), ensure_ascii=False), file=out)
         return 0
     result = matcher.match(args.question, args.lang)
     if args.json:
-        print(
-            json.dumps(_result_json(args.question, args.lang, result), ensure_ascii=False), file=out
-        )
+        print(json.dumps(_result_json(args.question, result), ensure_ascii=False), file=out)
         return 0
     print(f"outcome: {result.outcome} (index {result.lang})", file=out)
     for rank, s in enumerate(result.results, 1):

@@ -74,12 +74,14 @@ def test_ask_json(data_dir: Path) -> None:
 
 def test_ask_stdin_prints_one_json_object_per_line(data_dir: Path) -> None:
     out = io.StringIO()
-    stdin = io.StringIO("pay a fine\n\nlost my passport\n")
+    stdin = io.StringIO("pay a fine\n\nlost my passport\n护照丢了\n")
     args = parse("knowledge", "ask", "-", "--knowledge", str(data_dir / "good"))
     assert cmd_ask(args, out, stdin) == 0
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["query"] for r in rows] == ["pay a fine", "lost my passport"]
-    assert [r["results"][0]["id"] for r in rows] == ["traffic-fine", "passport-lost"]
+    assert [r["query"] for r in rows] == ["pay a fine", "lost my passport", "护照丢了"]
+    assert [r["results"][0]["id"] for r in rows] == ["traffic-fine", *["passport-lost"] * 2]
+    # The language that answered, not the --lang default: Chinese is matched in Chinese.
+    assert [r["lang"] for r in rows] == ["en", "en", "zh"]
     assert all(r["outcome"] in ("answer", "suggest", "none") for r in rows)
 
 
