@@ -373,9 +373,10 @@ class LangIndex:
         self._fuzzy_cache[term] = found
         return found
 
-    def query_terms(self, text: str) -> tuple[str, dict[str, float], list[str], set[str]]:
-        """Normalise a query: text, term -> match factor (fuzzy < 1), unknown and extra terms."""
-        norm = self.prepare(text)
+    def query_terms(self, plain: str) -> tuple[str, dict[str, float], list[str], set[str]]:
+        """A query already ``normalize``d (``plain``) with synonyms applied: text, term ->
+        match factor (fuzzy < 1), unknown and extra terms."""
+        norm = self.synonyms.apply(plain)
         qterms: dict[str, float] = {}
         unknown: list[str] = []
         extra: set[str] = set()
@@ -404,7 +405,9 @@ class LangIndex:
     def search(self, text: str, limit: int = 5) -> list[tuple[str, float]]:
         """Return up to ``limit`` (entry_id, score 0..1), best first, one row per entry."""
         p = self.params
-        norm, qterms, unknown, extra = self.query_terms(text)
+        # Normalised once: the lexical terms add synonyms, the semantic ones do not.
+        plain = normalize(text)
+        norm, qterms, unknown, extra = self.query_terms(plain)
         if not qterms and not unknown:
             return []
         unknown_w = sum(self.max_idf * self._kind_factor(t) for t in unknown)
@@ -488,7 +491,7 @@ class LangIndex:
             # prefer the one closest to how the citizen actually typed the question.
             scores[i] = s + p.w_fuzzy * fz + p.w_raw * fuzz.ratio(text, self.raw[i]) / 100
         if self.semantic is not None and p.w_semantic > 0:
-            self._add_meaning(text, scores, conflicts)
+            self._add_meaning(plain, scores, conflicts)
         best_by_entry: dict[str, float] = {}
         for i, score in scores.items():
             eid = self.entry_of[i]
@@ -497,8 +500,9 @@ class LangIndex:
         ranked = heapq.nlargest(limit, best_by_entry.items(), key=lambda kv: kv[1])
         return [(eid, min(max(score, 0.0), 1.0)) for eid, score in ranked]
 
-    def _add_meaning(self, text: str, scores: dict[int, float], conflicts: set[int]) -> None:
-        """Blend the semantic score into the lexical candidates' ``scores``.
+    def _add_meaning(self, plain: str, scores: dict[int, float], conflicts: set[int]) -> None:
+        """Blend the semantic score of the normalised question ``plain`` into the lexical
+        candidates' ``scores``.
 
         A number conflict keeps its whole penalty: 119 is not 110 however alike the
         questions read (e5 puts them close).
@@ -508,7 +512,7 @@ class LangIndex:
         scanning every phrasing's vector cost ~0.2-0.6 ms a question at 10,000 phrasings."""
         assert self.semantic is not None
         p = self.params
-        found = self.semantic.query(text)
+        found = self.semantic.query(plain)
         if found is None:
             return
         unit, length = found

@@ -36,6 +36,7 @@ import numpy as np
 
 from bot.faq.index import terms
 from bot.faq.normalize import normalize
+from bot.triage_model import ContextEncoder, embed_cached
 
 
 class SemanticIndex:
@@ -93,14 +94,15 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def embed(self, text: str) -> np.ndarray | None:
-        """The question's vector in e5's space, or None when it shares no term.
+    def embed(self, plain: str) -> np.ndarray | None:
+        """The vector in e5's space of a question already ``normalize``d, or None when it
+        shares no term.
 
         Its length says how much of the question the knowledge base's wording explains: near
         1 for a question worded like a phrasing, shorter when terms are unknown (they count in
         the question's weight but have no row) or when the known ones rarely occur together.
         """
-        found = set(terms(normalize(text)))
+        found = set(terms(plain))
         cols = [self.vocab[t] for t in found if t in self.vocab]
         if not cols:
             return None
@@ -109,13 +111,14 @@ class SemanticIndex:
         length = math.sqrt(float(weights @ weights) + unknown)
         return (weights / length).astype(np.float32) @ self.weights[cols]
 
-    def query(self, text: str) -> tuple[np.ndarray, float] | None:
-        """The question's unit vector and the length it had (see ``embed``), or None."""
-        vector = self.embed(text)
-        length = float(np.linalg.norm(vector)) if vector is not None else 0.0
-        if vector is None or length == 0:
+    def query(self, plain: str) -> tuple[np.ndarray, float] | None:
+        """The unit vector of a ``normalize``d question and the length it had (see ``embed``),
+        or None."""
+        vector = self.embed(plain)
+        if vector is None:
             return None
-        return vector / length, length
+        length = float(np.linalg.norm(vector))
+        return (vector / length, length) if length > 0 else None
 
     def cosines(self, unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosines of ``unit`` with the phrasings in ``rows``."""
@@ -126,7 +129,5 @@ class SemanticIndex:
         cls, texts: Sequence[str], cache_dir: Path | None, ridge: float = 0.1
     ) -> SemanticIndex:
         """Embed ``texts`` with e5 (kept in ``cache_dir``) and fit the static model."""
-        from bot.triage_model import ContextEncoder, embed_cached
-
         vectors = embed_cached(ContextEncoder.shared(), list(texts), cache_dir, purpose="faq")
         return cls(texts, vectors, ridge=ridge)

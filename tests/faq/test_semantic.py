@@ -11,6 +11,7 @@ import pytest
 from bot.faq.index import LANG_PARAMS
 from bot.faq.loader import load_knowledge
 from bot.faq.matcher import Matcher
+from bot.faq.normalize import normalize
 from bot.faq.semantic import SemanticIndex
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
@@ -18,7 +19,7 @@ KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 
 def similarities(index: SemanticIndex, text: str) -> tuple[np.ndarray, float] | None:
     """Cosines of ``text`` with every phrasing, and its vector's length."""
-    found = index.query(text)
+    found = index.query(normalize(text))
     if found is None:
         return None
     unit, length = found
