@@ -10,9 +10,9 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content import load_yaml
 from bot.faq.normalize import detect_script
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Locales:
         texts: dict[str, dict[str, str]] = {}
         for path in sorted(directory.glob("*.yaml")):
             lang = path.name.split(".")[0]
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(path) or {}
             table = texts.setdefault(lang, {})
             for key, value in data.items():
                 if str(key) in table:

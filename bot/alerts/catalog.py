@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bot.content import load_yaml
 
 ALL_DISTRICTS = "*"
 
@@ -94,7 +94,7 @@ class Catalog:
 
 
 def _read(path: Path, key: str) -> list[dict[str, Any]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml(path) or {}
     items = data.get(key)
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a list under {key!r}")

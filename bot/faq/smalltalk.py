@@ -13,6 +13,7 @@ from typing import Literal
 
 import yaml
 
+from bot.content import load_yaml
 from bot.faq.normalize import normalize
 
 SmallTalk = Literal["greeting", "thanks", "bye"]
@@ -98,7 +99,7 @@ class SmallTalkDetector:
 def load_smalltalk(path: Path = DEFAULT_FILE) -> SmallTalkDetector:
     """Build a detector from a smalltalk.yaml file (built-in phrases when it is missing)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path)
     except (OSError, yaml.YAMLError):
         data = None
     if not isinstance(data, dict):
