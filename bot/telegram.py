@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from aiogram import Bot
@@ -21,7 +23,24 @@ MESSAGE_METHODS = ("Send", "Copy", "Forward")
 class UrgentLimiter(Protocol):
     """The part of `bot.alerts.ratelimit.RateLimiter` this module needs."""
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float: ...
+    async def acquire(
+        self, n: int = 1, *, urgent: bool = False, critical: bool = False
+    ) -> float: ...
+
+
+# Set while a crisis or emergency reply is being sent: its sends take the limiter's critical
+# line, which waits for the rate alone, never behind FAQ answers or relays.
+_critical: ContextVar[bool] = ContextVar("safewell_critical_send", default=False)
+
+
+@contextlib.contextmanager
+def critical_sends() -> Iterator[None]:
+    """Sends inside this block are critical (see `UrgentLimitMiddleware`)."""
+    token = _critical.set(True)
+    try:
+        yield
+    finally:
+        _critical.reset(token)
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -81,5 +100,5 @@ class UrgentLimitMiddleware(BaseRequestMiddleware):
     ) -> Any:
         name = type(method).__name__
         if name.startswith(MESSAGE_METHODS) and name != "SendChatAction":
-            await self.limiter.acquire(urgent=True)
+            await self.limiter.acquire(urgent=True, critical=_critical.get())
         return await make_request(bot, method)

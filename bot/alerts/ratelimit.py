@@ -76,8 +76,12 @@ class RateLimiter(Protocol):
         """Messages per second that broadcast traffic may use at most."""
         ...
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
-        """Wait until ``n`` messages may be sent; return the seconds waited."""
+    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
+        """Wait until ``n`` messages may be sent; return the seconds waited.
+
+        ``critical`` (a crisis or emergency reply) is urgent and queues behind nobody: it
+        waits only for the rate itself, never for the line of other urgent sends.
+        """
         ...
 
     async def pause_for(self, seconds: float) -> None:
@@ -148,6 +152,16 @@ class _Plan:
             raise ValueError(f"a {kind} acquire takes 1..{limit} messages at once, got {n}")
 
 
+def _line(
+    limiter: LocalRateLimiter | RedisRateLimiter, urgent: bool, critical: bool
+) -> asyncio.Lock:
+    """The FIFO line a sender waits in: one per priority, so no priority waits behind a lower
+    one, and a critical send (few, and a life may hang on it) waits behind nobody."""
+    if critical:
+        return limiter._critical_lock
+    return limiter._urgent_lock if urgent else limiter._broadcast_lock
+
+
 def _conform_at(tat: float, now: float, n: int, interval: float, tolerance: float) -> float:
     """Earliest time at which n sends conform to one GCRA bucket."""
     return max(tat, now) + (n - 1) * interval - tolerance
@@ -175,6 +189,8 @@ class LocalRateLimiter:
         # One FIFO line per priority: urgent senders never queue behind broadcast workers.
         self._urgent_lock = asyncio.Lock()
         self._broadcast_lock = asyncio.Lock()
+        self._critical_lock = asyncio.Lock()
+        self._critical_waiting = 0
 
     @property
     def rate(self) -> float:
@@ -186,11 +202,13 @@ class LocalRateLimiter:
         """Messages per second that broadcast traffic may use at most."""
         return self._plan.rate * self._plan.broadcast_share
 
-    def _try(self, n: int, urgent: bool, now: float) -> float:
+    def _try(self, n: int, urgent: bool, now: float, critical: bool = False) -> float:
         """Take n slots and return 0, or return how long to wait before trying again."""
         plan = self._plan
         if now < self._paused_until:
             return self._paused_until - now
+        if self._critical_waiting and not critical:
+            return plan.interval  # a critical send takes the next slot, whoever woke first
         if urgent:
             at = _conform_at(self._tat_global, now, n, plan.interval, plan.urgent_tolerance)
         else:
@@ -213,18 +231,23 @@ class LocalRateLimiter:
             self._tat_broadcast = max(self._tat_broadcast, now) + n * plan.broadcast_interval
         return 0.0
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
         """Wait until ``n`` messages may be sent; return the seconds waited."""
+        urgent = urgent or critical
         self._plan.check_n(n, urgent)
         start = self._clock()
-        async with self._urgent_lock if urgent else self._broadcast_lock:
-            while True:
-                now = self._clock()
-                wait = self._try(n, urgent, now)
-                if wait <= 0:
-                    return now - start
-                # Re-check after waking: a 429 may have paused everyone meanwhile.
-                await self._sleep(wait)
+        async with _line(self, urgent, critical):
+            self._critical_waiting += critical
+            try:
+                while True:
+                    now = self._clock()
+                    wait = self._try(n, urgent, now, critical)
+                    if wait <= 0:
+                        return now - start
+                    # Re-check after waking: a 429 may have paused everyone meanwhile.
+                    await self._sleep(wait)
+            finally:
+                self._critical_waiting -= critical
 
     async def pause_for(self, seconds: float) -> None:
         """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
@@ -338,6 +361,7 @@ class RedisRateLimiter:
         self._pause_script = redis.register_script(_PAUSE_LUA)
         self._urgent_lock = asyncio.Lock()
         self._broadcast_lock = asyncio.Lock()
+        self._critical_lock = asyncio.Lock()
 
     async def close(self) -> None:
         """Close the Redis client (the application does this when it stops)."""
@@ -353,8 +377,9 @@ class RedisRateLimiter:
         """Messages per second that broadcast traffic may use at most."""
         return self._plan.rate * self._plan.broadcast_share
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False) -> float:
+    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
         """Wait until ``n`` messages may be sent; return the seconds waited."""
+        urgent = urgent or critical
         plan = self._plan
         plan.check_n(n, urgent)
         us = 1_000_000.0
@@ -369,18 +394,18 @@ class RedisRateLimiter:
         start = time.monotonic()
         # Only the head of each local line polls Redis, so a process with many workers does
         # not flood Redis with retries.
-        async with self._urgent_lock if urgent else self._broadcast_lock:
+        async with _line(self, urgent, critical):
             while True:
                 if self._degraded and time.monotonic() < self._retry_redis_at:
                     # Do not pay a connection timeout on every send while Redis is down.
-                    await self._fallback.acquire(n, urgent=urgent)
+                    await self._fallback.acquire(n, urgent=urgent, critical=critical)
                     return time.monotonic() - start
                 try:
                     async with asyncio.timeout(self._timeout):
                         wait_us = int(await self._acquire_script(keys=self.keys, args=args))
                 except (RedisError, OSError, TimeoutError) as exc:
                     self._note_failure(exc)
-                    await self._fallback.acquire(n, urgent=urgent)
+                    await self._fallback.acquire(n, urgent=urgent, critical=critical)
                     return time.monotonic() - start
                 self._note_success()
                 if wait_us <= 0:

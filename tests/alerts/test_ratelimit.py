@@ -151,6 +151,28 @@ async def test_urgent_gets_slot_before_broadcast_when_both_wait() -> None:
     assert order[first_u : first_u + 4].count("u") == 3
 
 
+async def test_critical_send_waits_behind_no_line_of_urgent_sends() -> None:
+    clock = VirtualClock()
+    limiter = local(clock, 25.0, burst=5, broadcast_share=0.8, urgent_reserve=2)
+    done: dict[str, float] = {}
+
+    async def faq_answers() -> None:
+        # A surge: 200 FAQ answers queue in the urgent line, 8 s of sending at 25/s.
+        await asyncio.gather(*(limiter.acquire(urgent=True) for _ in range(200)))
+        done["faq"] = clock.now
+
+    async def crisis_reply() -> None:
+        await clock.sleep(1.0)
+        waited = await limiter.acquire(critical=True)
+        done["crisis"] = clock.now
+        done["crisis_wait"] = waited
+
+    await clock.run(faq_answers(), crisis_reply())
+    # The crisis reply waits for the next free slot of the rate (1/25 s), not for the line.
+    assert done["crisis_wait"] <= 0.04 + 1e-9
+    assert done["crisis"] < 1.1 < done["faq"]
+
+
 async def test_penalize_stops_everyone_then_resumes_without_burst() -> None:
     clock = VirtualClock()
     limiter = local(clock, 25.0, burst=5)
@@ -327,6 +349,18 @@ async def test_redis_urgent_bypasses_broadcast_line(
     await asyncio.gather(*workers)
     # Urgent sends find their reserved slots free: no queueing behind eight broadcast workers.
     assert max(waits) < 0.05
+
+
+async def test_redis_critical_send_skips_the_urgent_line(
+    redis_factory: Callable[[], Redis], prefix: str
+) -> None:
+    limiter = RedisRateLimiter(redis_factory(), 20, prefix=prefix, burst=2, urgent_reserve=1)
+    line = asyncio.gather(*(limiter.acquire(urgent=True) for _ in range(60)))  # 3 s of sends
+    await asyncio.sleep(0.3)
+    waited = await limiter.acquire(critical=True)
+    assert not line.done()
+    await line
+    assert waited < 0.2
 
 
 async def test_redis_keys_expire(redis_factory: Callable[[], Redis], prefix: str) -> None:
