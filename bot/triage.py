@@ -114,12 +114,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import extractOne
 
+from bot.content import load_yaml
 from bot.triage_model import DEFAULT_CACHE_DIR, CrisisModel, load_models
+from bot.triage_queue import ModelQueue
 
 Level = Literal["crisis", "emergency", "human", "normal"]
 
@@ -143,9 +144,23 @@ _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
 _REPEATS = re.compile(r"(.)\1+", re.DOTALL)
+# Three or more single letters written apart to dodge a filter, joined back into a word: spaced
+# one space apart ("k i l l  m y s e l f": a wider gap separates the words), or dotted,
+# hyphenated or underscored apart with one mark ("k.m.s", "s-u-i-c-i-d-e", "k_i_l_l").
+_SPACED_LETTERS = re.compile(r"(?<![a-z0-9])[a-z](?:\s[a-z](?![a-z0-9])){2,}")
+_DOTTED_LETTERS = re.compile(
+    r"(?<![a-z0-9])[a-z](?P<mark>[._\-*~/])[a-z](?:(?P=mark)[a-z])+(?![a-z0-9])"
+)
+_LETTER_GAPS = re.compile(r"[\s._\-*~/]")
+# Pinyin tone numbers ("wo3 xiang3 si3"), written after a syllable.
+_TONE_NUMBERS = re.compile(r"(?<=[a-z])[1-5](?![0-9])")
 _LATIN_WORD = re.compile(r"[a-z]+")
 _CORRECTIONS_KEPT = 20_000
 _PHRASE_GROUP = re.compile(r"(?<!\\)\{[^}\d,]*\|")
+
+
+def _joined(match: re.Match[str]) -> str:
+    return _LETTER_GAPS.sub("", match.group(0))
 
 
 class _SignalSpec(BaseModel):
@@ -214,6 +229,8 @@ class _NormaliseSpec(BaseModel):
     leet: dict[str, str] = Field(default_factory=dict)
     char_map: dict[str, str] = Field(default_factory=dict)
     fuzzy: _FuzzySpec = Field(default_factory=_FuzzySpec)
+    #: Chinese written in pinyin: tone marks and tone numbers are dropped, ü is written v.
+    pinyin: bool = False
 
     @field_validator("leet", "char_map")
     @classmethod
@@ -297,6 +314,7 @@ class _Normaliser:
     fuzzy_min_length: int
     fuzzy_two_edits_from: int
     fuzzy_protect: frozenset[str]
+    pinyin: bool = False
     _leet_token: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     _corrections: dict[str, str] = field(
@@ -314,8 +332,16 @@ class _Normaliser:
         """Normalise without fuzzy correction (used for patterns and as the first step)."""
         text = unicodedata.normalize("NFKC", text).casefold()
         text = text.translate(_INVISIBLE).translate(_APOSTROPHES)
+        if self.pinyin:
+            # Tone marks and tone numbers carry no danger signal: "wǒ xiǎng sǐ" is "wo xiang si".
+            text = "".join(
+                c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+            )
+            text = _TONE_NUMBERS.sub("", text.replace("ü", "v"))
         if self.char_map:
             text = text.translate(self.char_map)
+        text = _DOTTED_LETTERS.sub(_joined, text)
+        text = _SPACED_LETTERS.sub(_joined, text)
         if self.leet:
             text = self._leet_token.sub(self._unleet, text)
         text = _REPEATS.sub(r"\1", text)
@@ -781,6 +807,7 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
         fuzzy_min_length=norm_spec.fuzzy.min_length,
         fuzzy_two_edits_from=norm_spec.fuzzy.two_edits_from,
         fuzzy_protect=frozenset(),
+        pinyin=norm_spec.pinyin,
     )
     normaliser = _Normaliser(
         script=norm_spec.script,
@@ -791,6 +818,7 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
         fuzzy_min_length=norm_spec.fuzzy.min_length,
         fuzzy_two_edits_from=norm_spec.fuzzy.two_edits_from,
         fuzzy_protect=frozenset(plain.base(w) for w in norm_spec.fuzzy.protect),
+        pinyin=norm_spec.pinyin,
     )
     signals = tuple(
         _Signal(
@@ -817,11 +845,12 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
 class Triage:
     """Classifier built once from the content files; immutable and safe to share."""
 
-    __slots__ = ("_languages", "_models")
+    __slots__ = ("_languages", "_models", "_queue")
 
     def __init__(self, languages: Iterable[_Language], models: Iterable[CrisisModel] = ()) -> None:
         self._languages: tuple[_Language, ...] = tuple(languages)
         self._models: tuple[CrisisModel, ...] = tuple(models)
+        self._queue: ModelQueue | None = None
         if not self._languages:
             raise ValueError("triage needs at least one language file")
 
@@ -840,7 +869,7 @@ class Triage:
         if not files:
             raise ValueError(f"no triage *.yaml files in {directory}")
         for path in files:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path)
             try:
                 spec = _LanguageSpec.model_validate(raw)
             except ValidationError as exc:
@@ -870,22 +899,31 @@ class Triage:
         raise KeyError(lang)
 
     async def aclassify(self, text: str, lang: str | None = None) -> TriageResult:
-        """:meth:`classify` for handlers: the slow parts run in a worker thread.
+        """:meth:`classify` for handlers: the slow parts run off the event loop.
 
         The rules take well under a millisecond for a chat message but tens of milliseconds
-        for 4,000 characters, so long messages are matched off the event loop; the embedding
-        models (~30 ms per sentence for the contextual encoder) always are. A flood of
-        messages then does not stall every other chat. Threads may share the classifier: it
-        is immutable apart from its cache of spelling corrections, whose dict operations are
-        atomic, and the contextual encoder serialises its own calls.
+        for 4,000 characters, so long messages are matched in a worker thread. The embedding
+        models (~25 ms a sentence for the contextual encoder) are asked through the models'
+        queue (`bot.triage_queue`): most crisis-like first, a few messages per call. A flood of
+        messages then neither stalls other chats nor keeps a crisis waiting behind questions.
         """
-        if len(text) < _OFFLOAD_FROM:
-            decided = self.rules(text, lang)
-        else:
-            decided = await asyncio.to_thread(self.rules, text, lang)
+        decided = await self.arules(text, lang)
         if decided.level in ("crisis", "emergency") or not self._models:
             return decided
-        return await asyncio.to_thread(self.second_opinion, text, decided)
+        return await self.queue.second_opinion(text, decided)
+
+    async def arules(self, text: str, lang: str | None = None) -> TriageResult:
+        """:meth:`rules`, in a worker thread for a long message."""
+        if len(text) < _OFFLOAD_FROM:
+            return self.rules(text, lang)
+        return await asyncio.to_thread(self.rules, text, lang)
+
+    @property
+    def queue(self) -> ModelQueue:
+        """The models' queue of this classifier (one per process and classifier)."""
+        if self._queue is None:
+            self._queue = ModelQueue(self)
+        return self._queue
 
     def classify(self, text: str, lang: str | None = None) -> TriageResult:
         """Classify one citizen message; ``lang`` orders, never limits, the languages."""
@@ -932,10 +970,41 @@ class Triage:
         word-vector model) never fires and only ranks a long message's sentences, so the
         contextual model reads just the most crisis-like ones (``max_parts``).
         """
-        shortlist: dict[str, tuple[str, ...]] = {}
+        return self.decide_many([(text, decided, self.rank(text)[0])])[0]
+
+    def rank(self, text: str) -> tuple[dict[str, tuple[str, ...]], float]:
+        """Ask the cheap models (those before the first that decides): the sentence ranking
+        they leave for the slower one, per language, and how crisis-like the message looked
+        to them (their best score; 0 with none)."""
+        shortlists: dict[str, tuple[str, ...]] = {}
+        risk = 0.0
         for model in self._models:
-            verdict = model.judge(text, shortlist.get(model.lang))
-            if verdict.crisis:
-                return TriageResult("crisis", (*decided.signals, model.signal))
-            shortlist[model.lang] = verdict.ranked
-        return decided
+            if model.decides:
+                break
+            verdict = model.judge(text, shortlists.get(model.lang))
+            shortlists[model.lang] = verdict.ranked
+            risk = max(risk, verdict.score)
+        return shortlists, risk
+
+    def decide_many(
+        self, items: list[tuple[str, TriageResult, dict[str, tuple[str, ...]]]]
+    ) -> list[TriageResult]:
+        """The deciding models' opinion on several ranked messages, one batch per model."""
+        results = [decided for _, decided, _ in items]
+        shortlists = [dict(ranked) for _, _, ranked in items]
+        pending = list(range(len(items)))
+        for model in self._models:
+            if not model.decides or not pending:
+                continue
+            verdicts = model.judge_many(
+                [items[i][0] for i in pending], [shortlists[i].get(model.lang) for i in pending]
+            )
+            left = []
+            for i, verdict in zip(pending, verdicts, strict=True):
+                if verdict.crisis:
+                    results[i] = TriageResult("crisis", (*items[i][1].signals, model.signal))
+                else:
+                    shortlists[i][model.lang] = verdict.ranked
+                    left.append(i)
+            pending = left
+        return results

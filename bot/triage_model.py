@@ -49,9 +49,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer
+
+from bot.content import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,8 @@ class Verdict:
     nearest: str  # the closest crisis example: why it escalated, for curators and tests
     #: The parts scored, most crisis-like first: the shortlist for a slower model.
     ranked: tuple[str, ...] = ()
+    #: similarity + margin_weight x margin of the best part: how crisis-like, for ordering work.
+    score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ class CrisisModel:
         cls, path: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR
     ) -> tuple[CrisisModel, ...]:
         """One model per entry of the file's ``models`` list, in that order."""
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path)
         spec = _ExamplesSpec.model_validate(raw)
         models = []
         for setting in spec.models:
@@ -386,12 +389,31 @@ class CrisisModel:
         ``shortlist`` (a faster model's ranking of the same parts) are scored, so a 4,000
         character message costs the transformer a few sentences, not forty.
         """
-        parts = self.parts(text) if self.applies(text) else []
-        if self.max_parts and len(parts) > self.max_parts:
-            parts = list((shortlist or tuple(parts))[: self.max_parts])
-        if not parts:
-            return Verdict(False, 0.0, 0.0, "")
-        x = self.encoder.embed(parts)
+        return self.judge_many([text], [shortlist])[0]
+
+    def judge_many(
+        self, texts: list[str], shortlists: list[tuple[str, ...] | None]
+    ) -> list[Verdict]:
+        """`judge` for several messages, their parts embedded in one call (a transformer
+        reads a batch of short texts in much less time than one by one)."""
+        groups = []
+        for text, shortlist in zip(texts, shortlists, strict=True):
+            parts = self.parts(text) if self.applies(text) else []
+            if self.max_parts and len(parts) > self.max_parts:
+                parts = list((shortlist or tuple(parts))[: self.max_parts])
+            groups.append(parts)
+        flat = [part for parts in groups for part in parts]
+        vectors = self.encoder.embed(flat) if flat else None
+        verdicts, start = [], 0
+        for parts in groups:
+            if not parts or vectors is None:
+                verdicts.append(Verdict(False, 0.0, 0.0, ""))
+                continue
+            verdicts.append(self._verdict(parts, vectors[start : start + len(parts)]))
+            start += len(parts)
+        return verdicts
+
+    def _verdict(self, parts: list[str], x: np.ndarray) -> Verdict:
         k = min(self.neighbours, len(self.crisis), len(self.not_crisis))
         to_crisis = x @ self.crisis.T
         top = np.argpartition(-to_crisis, k - 1, axis=1)[:, :k]
@@ -409,6 +431,7 @@ class CrisisModel:
             float(margin[best]),
             nearest,
             ranked,
+            float(score[best]),
         )
 
 
