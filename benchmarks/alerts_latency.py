@@ -132,7 +132,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 forum.task.cancel()
                 with contextlib.suppress(RuntimeError):
-                    await app.dispatcher.stop_polling()
+                    app.stop()
                 await polling
         return {
             "db": args.db,

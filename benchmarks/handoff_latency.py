@@ -137,7 +137,7 @@ async def bench(citizens: int, concurrency: int, database_url: str | None) -> No
                 await asyncio.sleep(0.1)
         finally:
             with contextlib.suppress(RuntimeError):
-                await app.dispatcher.stop_polling()
+                app.stop()
             await task
     backend = url.split(":", 1)[0].split("+", 1)[0]
     print(f"handoff latency, {citizens} crisis messages, {concurrency} at a time ({backend})")

@@ -28,6 +28,7 @@ from bot.faq.service import FaqService
 from bot.fsm_storage import FsmSessionMiddleware
 from bot.handoff import HandoffService, run_handoff_worker
 from bot.i18n import Locales
+from bot.intake import Intake, UrgentReplies
 from bot.middlewares import (
     BanMiddleware,
     DbSessionMiddleware,
@@ -42,6 +43,8 @@ from handlers import setup_routers
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 20.0
+POLL_TIMEOUT_SECONDS = 10
+INTAKE_LOOP_SECONDS = 1.0
 
 
 @dataclass
@@ -56,12 +59,20 @@ class Safewell:
     locales: Locales
     faq: FaqService
     inflight: InflightMiddleware
+    intake: Intake
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Set to stop a running `run_polling` (tests and the demo stop it this way).
+    stopping: asyncio.Event | None = None
     # Coroutines started as background tasks once the bot runs (delivery loops and the like);
     # features append to it in `build`.
     workers: list[Callable[[Safewell], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Other resources features opened (a second bot session, a Redis client), closed last.
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Ask a running `run_polling` or `run_webhook` to stop (in-flight work finishes)."""
+        if self.stopping is not None:
+            self.stopping.set()
 
     def start_workers(self) -> None:
         """Start every registered background worker (idempotent per process run)."""
@@ -72,6 +83,7 @@ class Safewell:
 
     async def close(self) -> None:
         """Let in-flight updates finish, then release the bot session and the database."""
+        await self.intake.close(SHUTDOWN_GRACE_SECONDS)
         await self.inflight.wait(SHUTDOWN_GRACE_SECONDS)
         for task in self.background:
             task.cancel()
@@ -166,6 +178,12 @@ async def build(
     )
     dp.update.outer_middleware(BanMiddleware(locales))
     dp.include_router(setup_routers())
+    triage = triage or Triage.load(settings.faq.knowledge_dir / "triage")
+    handoff = HandoffService(bot, sessionmaker, locales, settings.officers)
+    replies = UrgentReplies(
+        bot, sessionmaker, handoff.citizen_text, unreachable=handoff.urgent_reply_unreachable
+    )
+    intake = Intake(dp, bot, sessionmaker, triage, locales, replies, settings.intake)
     app = Safewell(
         settings=settings,
         engine=engine,
@@ -175,34 +193,79 @@ async def build(
         locales=locales,
         faq=faq,
         inflight=inflight,
+        intake=intake,
     )
     # Long-lived services reach handlers as workflow data.
     dp.workflow_data.update(
         settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
     )
-    dp.workflow_data.update(
-        triage=triage or Triage.load(settings.faq.knowledge_dir / "triage"),
-        handoff=HandoffService(bot, sessionmaker, locales, settings.officers),
-    )
+    dp.workflow_data.update(triage=triage, handoff=handoff, urgent_replies=replies)
+    app.workers.append(run_intake_worker)
     app.workers.append(run_handoff_worker)
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
     return app
 
 
-async def run_polling(app: Safewell, *, handle_signals: bool = True) -> None:
-    """Long polling until SIGINT/SIGTERM (or `dispatcher.stop_polling()`); in-flight updates
-    finish before exit."""
+async def run_intake_worker(app: Safewell) -> None:
+    """Hand kept updates to the workers; retry owed crisis replies; take over dead leases."""
+    app.intake.start()
+    while True:
+        for tick in (app.intake.tick, app.intake.replies.tick):
+            try:
+                await tick()
+            except Exception as exc:  # the database may be away; the next pass tries again
+                log.warning("intake pass failed: %s", exc)
+        await asyncio.sleep(INTAKE_LOOP_SECONDS)
+
+
+async def run_polling(
+    app: Safewell, *, handle_signals: bool = True, stop: asyncio.Event | None = None
+) -> None:
+    """Long polling until SIGINT/SIGTERM (or `stop` is set); in-flight updates finish first.
+
+    An offset is confirmed to Telegram (by asking from the next id) only after the batch is
+    kept by the intake, so a crash before that gets the same updates again.
+    """
+    stop = stop or asyncio.Event()
+    app.stopping = stop
     await app.bot.delete_webhook(drop_pending_updates=False)
     app.start_workers()
+    poller = asyncio.create_task(poll(app, stop), name="polling")
     try:
-        await app.dispatcher.start_polling(
-            app.bot,
-            handle_signals=handle_signals,
-            close_bot_session=False,
-            allowed_updates=app.dispatcher.resolve_used_update_types(),
-        )
+        if handle_signals:
+            await wait_for_stop(stop)
+        else:
+            await stop.wait()
     finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
         await app.close()
+
+
+async def poll(app: Safewell, stop: asyncio.Event) -> None:
+    """getUpdates in a loop; each batch is kept before the next offset is asked for."""
+    allowed = app.dispatcher.resolve_used_update_types()
+    offset: int | None = None
+    pause = 0.5
+    while not stop.is_set():
+        try:
+            updates = await app.bot.get_updates(
+                offset=offset,
+                timeout=POLL_TIMEOUT_SECONDS,
+                allowed_updates=allowed,
+                request_timeout=int(app.bot.session.timeout + POLL_TIMEOUT_SECONDS),
+            )
+            if updates:
+                await app.intake.accept(updates)
+                offset = updates[-1].update_id + 1
+            pause = 0.5
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Telegram away, or neither the database nor the disk kept them
+            log.error("polling: %s: %s; again in %.1fs", type(exc).__name__, exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
 
 
 async def wait_for_stop(stop: asyncio.Event | None = None) -> None:
@@ -217,8 +280,10 @@ async def wait_for_stop(stop: asyncio.Event | None = None) -> None:
 
 async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
     """Serve the webhook and /healthz until SIGINT/SIGTERM (or `stop` is set)."""
-    from bot.web import create_web_app
+    from bot.web import create_web_app, webhook_secret
 
+    stop = stop or asyncio.Event()
+    app.stopping = stop
     settings = app.settings.webhook
     assert settings.url is not None
     web_app = create_web_app(app, webhook=True)
@@ -226,10 +291,9 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    secret = settings.secret.get_secret_value() if settings.secret else None
     await app.bot.set_webhook(
         settings.url.rstrip("/") + settings.path,
-        secret_token=secret,
+        secret_token=webhook_secret(app.settings),
         allowed_updates=app.dispatcher.resolve_used_update_types(),
     )
     log.info("webhook server listening on %s:%s%s", settings.host, settings.port, settings.path)

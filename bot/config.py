@@ -183,6 +183,23 @@ class OfficersSettings(BaseSettings):
         return value
 
 
+class IntakeSettings(BaseSettings):
+    """The durable inbox every update passes through before it is handled."""
+
+    model_config = _config("INTAKE_")
+
+    # Updates handled at once (different chats; one chat's updates are handled in order).
+    concurrency: int = Field(32, ge=1, le=1024)
+    # How long a process keeps an update it is handling before another may take it over
+    # (renewed while it works, so only a dead process's updates are taken over).
+    lease_seconds: float = Field(10.0, gt=0)
+    # A failing update is retried with backoff this many times, then parked (logged, kept).
+    max_attempts: int = Field(8, ge=1)
+    # Where updates are kept while the database is away (one file per process, drained into
+    # the database when it is back).
+    spool_dir: Path = Path("data") / "spool"
+
+
 class FaqSettings(BaseSettings):
     """Where the knowledge lives and how sure the matcher must be."""
 
@@ -228,6 +245,7 @@ class Settings:
         self.webhook: WebhookSettings = group(WebhookSettings, "webhook")
         self.officers: OfficersSettings = group(OfficersSettings, "officers")
         self.faq: FaqSettings = group(FaqSettings, "faq")
+        self.intake: IntakeSettings = group(IntakeSettings, "intake")
         self.alerts: AlertSettings = group(AlertSettings, "alerts")
 
     def require_token(self) -> SecretStr:

@@ -143,7 +143,7 @@ class Demo:
             return
         self._stopped = True
         with contextlib.suppress(RuntimeError):  # polling may have stopped on its own
-            await self.app.dispatcher.stop_polling()
+            self.app.stop()
         with contextlib.suppress(Exception):
             await self.polling
         # Release the page's long polls before closing the page server, so it need not wait.

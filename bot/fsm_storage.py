@@ -80,7 +80,7 @@ class DatabaseStorage(BaseStorage):
             row = await session.get(FsmRecord, ident)
             if row is None:
                 fresh: dict[str, Any] = {"state": None, "data": {}, **values}
-                stmt = repo._insert(session, FsmRecord).values(
+                stmt = repo.dialect_insert(session, FsmRecord).values(
                     key=ident, updated_at=utcnow(), **fresh
                 )
                 await session.execute(

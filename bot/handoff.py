@@ -32,7 +32,8 @@ from aiogram.exceptions import (
 )
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
@@ -65,6 +66,8 @@ CHUNK = 3800
 TOPIC_NAME_MAX = 128
 TRANSCRIPT_LINE_CHARS = 400
 EDIT_NOTICE_CHARS = 3000
+# A relay still failing after this many tries (over the loop's backoff) is parked, not retried.
+MAX_RELAY_ATTEMPTS = 10
 BADGE = {CasePriority.URGENT: "🔴 URGENT", CasePriority.NORMAL: "🔵 normal"}
 CLOSED_MARK = "✅ "
 
@@ -349,7 +352,7 @@ class HandoffService:
                 at=now,
                 reason=str(reason),
             )
-        if trigger is not None:
+        if trigger is not None and not await self._has_trigger(session, case, trigger[0]):
             message_id, content_type, text = trigger
             session.add(
                 Message(
@@ -365,6 +368,17 @@ class HandoffService:
             )
         await session.commit()
         return case
+
+    async def _has_trigger(self, session: AsyncSession, case: Case, message_id: int) -> bool:
+        """The message is in the case already (its update is being handled a second time)."""
+        found = await session.scalar(
+            select(Message.id).where(
+                Message.case_id == case.id,
+                Message.direction == Direction.CITIZEN,
+                Message.telegram_message_id == message_id,
+            )
+        )
+        return found is not None
 
     async def store_citizen_message(
         self,
@@ -388,6 +402,25 @@ class HandoffService:
         )
         session.add(row)
         return row
+
+    async def recent_texts(
+        self, session: AsyncSession, citizen_id: int, within: timedelta, limit: int
+    ) -> list[str]:
+        """The citizen's last texts outside any case, oldest first (for reading a crisis said
+        across several short messages together)."""
+        rows = await session.scalars(
+            select(Message.text)
+            .where(
+                Message.citizen_id == citizen_id,
+                Message.direction == Direction.CITIZEN,
+                Message.case_id.is_(None),
+                Message.text.is_not(None),
+                Message.created_at >= self.clock() - within,
+            )
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        return [text for text in reversed(rows.all()) if text]
 
     async def reopen(self, session: AsyncSession, case: Case) -> None:
         """A citizen wrote after the close: the case (and later its topic) opens again."""
@@ -616,10 +649,35 @@ class HandoffService:
         return True
 
     async def _relay_one(self, session: AsyncSession, case: Case, row: Message) -> bool:
-        """Copy one stored message to the other side; False to stop and retry later."""
+        """Copy one stored message to the other side; False to stop and retry later.
+
+        The attempt is counted and committed before Telegram is called, so the count survives
+        whatever follows; after MAX_RELAY_ATTEMPTS the message is parked (FAILED) with a note
+        in the topic instead of being sent again on every pass.
+        """
         source_id = row.telegram_message_id
         assert source_id is not None
+        if row.relay_attempts >= MAX_RELAY_ATTEMPTS:
+            row.relay_state = RelayState.FAILED
+            await session.commit()
+            log.error(
+                "case %s: message %s parked after %d attempts", case.id, row.id, row.relay_attempts
+            )
+            await self._notice(
+                session, case, self._st("ho_relay_parked", attempts=row.relay_attempts)
+            )
+            return True
         row.relay_attempts += 1
+        await session.commit()
+        if row.direction == Direction.OFFICER and await self._is_relay_copy(
+            session, case, source_id
+        ):
+            # Not an officer's message: it is the bot's own copy of a citizen's message (only a
+            # forged update claims that). Copying it would show one citizen's words to another.
+            row.relay_state = RelayState.FAILED
+            await session.commit()
+            log.warning("case %s: message %s is a relay copy, not relayed", case.id, source_id)
+            return True
         if row.direction == Direction.CITIZEN:
             try:
                 copied = await self._topic_call(
@@ -653,7 +711,7 @@ class HandoffService:
                 log.error("case %s: relay to the forum failed: %s", case.id, exc)
                 return False
             self._relayed(session, case, row, source_id, copied.message_id)
-            await session.commit()
+            await self._commit_relayed(session, row.id)
             return True
         # Officer -> citizen, as the bot.
         assert case.forum_chat_id is not None
@@ -685,8 +743,32 @@ class HandoffService:
             message_id=row.telegram_message_id,
             content_type=row.content_type,
         )
-        await session.commit()
+        await self._commit_relayed(session, row.id)
         return True
+
+    async def _commit_relayed(self, session: AsyncSession, row_id: int) -> None:
+        """Commit a relay; if its pair is recorded already (the copy was made before a crash
+        and made again now), the message is done all the same, not retried."""
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            await session.execute(
+                update(Message).where(Message.id == row_id).values(relay_state=RelayState.DONE)
+            )
+            await session.commit()
+            log.warning("message %s was relayed twice (a retry after a crash)", row_id)
+
+    async def _is_relay_copy(
+        self, session: AsyncSession, case: Case, topic_message_id: int
+    ) -> bool:
+        found = await session.scalar(
+            select(MessagePair.id).where(
+                MessagePair.topic_chat_id == case.forum_chat_id,
+                MessagePair.topic_message_id == topic_message_id,
+            )
+        )
+        return found is not None
 
     @staticmethod
     def _relayed(
@@ -880,11 +962,14 @@ class HandoffService:
         )
         await session.commit()
         lang = case.language or self.locales.default
+        # Safe messaging: a crisis conversation never ends without the crisis line and the
+        # emergency numbers, and is not asked for a star rating in the same breath.
+        crisis = case.reason in (CaseReason.CRISIS, CaseReason.EMERGENCY)
         try:
             await self.bot.send_message(
                 case.citizen_id,
-                self.citizen_text(lang, "ho_closed_citizen"),
-                reply_markup=rating_keyboard(case.id),
+                self.citizen_text(lang, "ho_closed_crisis" if crisis else "ho_closed_citizen"),
+                reply_markup=None if crisis else rating_keyboard(case.id),
             )
         except TelegramForbiddenError as exc:
             await self._mark_blocked(session, case.citizen_id)
@@ -1042,6 +1127,18 @@ class HandoffService:
         except TelegramAPIError as exc:
             log.warning("edit of %s/%s not relayed: %s", chat_id, message_id, exc)
             return False
+        return True
+
+    async def urgent_reply_unreachable(self, citizen_id: int, error: str) -> bool:
+        """Tell the case topic that the crisis reply could not reach the citizen.
+
+        False while there is no delivered case to tell yet (asked again on the next pass).
+        """
+        async with self.sessionmaker() as session:
+            case = await self.active_case(session, citizen_id)
+        if case is None or case.delivered_at is None:
+            return False
+        await self.notice(case.id, self._st("ho_urgent_reply_unreachable", error=error))
         return True
 
     async def citizen_blocked(self, citizen_id: int, blocked: bool) -> None:

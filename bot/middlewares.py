@@ -57,42 +57,28 @@ class InflightMiddleware(BaseMiddleware):
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """One session per update; drops redelivered updates; commits what is left at the end.
+    """One session per update; commits what is left at the end, rolls back on failure.
 
-    Bookkeeping (the update id, the citizen) is committed by `IdentityMiddleware` before any
-    handler talks to Telegram, and handlers commit before their own network calls: SQLite has
-    one writer, and a write transaction held across an HTTP round trip would queue every other
-    citizen behind it. If handling fails, the update id is released again so that a webhook
-    redelivery is handled instead of skipped.
+    Redeliveries are recognised before this, by the intake (`bot.intake`), which records the
+    update as handled only after the handler returned. The citizen's bookkeeping is committed
+    by `IdentityMiddleware` before any handler talks to Telegram, and handlers commit before
+    their own network calls: SQLite has one writer, and a write transaction held across an
+    HTTP round trip would queue every other citizen behind it.
     """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        update_id = event.update_id if isinstance(event, Update) else None
         async with self.sessionmaker() as session:
-            if update_id is not None and not await repo.claim_update(session, update_id):
-                log.info("update %s was already handled; skipped", update_id)
-                return None
             data["session"] = session
             try:
                 result = await handler(event, data)
                 await session.commit()
             except BaseException:
                 await session.rollback()
-                if update_id is not None:
-                    await self._release(update_id)
                 raise
             return result
-
-    async def _release(self, update_id: int) -> None:
-        try:
-            async with self.sessionmaker() as session:
-                await repo.release_update(session, update_id)
-                await session.commit()
-        except Exception:  # the original error matters more; a redelivery is then skipped
-            log.exception("could not release update %s after a failure", update_id)
 
 
 class IdentityMiddleware(BaseMiddleware):

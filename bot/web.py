@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import logging
 from typing import TYPE_CHECKING
 
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiogram.types import Update
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot.alerts.api import add_routes as add_alert_routes
+from bot.config import Settings
 from bot.db.session import database_ok
 
 if TYPE_CHECKING:
     from bot.app import Safewell
+
+log = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 APP_KEY = web.AppKey("safewell", object)
 
@@ -24,6 +33,43 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "unavailable", "database": "down"}, status=503)
 
 
+def webhook_secret(settings: Settings) -> str:
+    """WEBHOOK_SECRET, or one derived from the bot token when it is not set.
+
+    There is never an open webhook. The derived secret is as unguessable as the token itself,
+    and every process of one bot derives the same one, so several processes behind a proxy
+    agree without configuration (a random one per process would let the last to start win).
+    """
+    if settings.webhook.secret is not None:
+        return settings.webhook.secret.get_secret_value()
+    token = settings.require_token().get_secret_value().encode()
+    digest = hmac.new(token, b"safewell webhook secret", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """One update from Telegram: 200 once it is kept by the intake (handled from there)."""
+    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    given = request.headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), request.app[SECRET_KEY].encode()):
+        return web.Response(status=401, text="Unauthorized")
+    try:
+        update = Update.model_validate(await request.json(), context={"bot": app.bot})
+    except (ValueError, ValidationError) as exc:  # not JSON, or not an Update
+        log.warning("webhook: refused a body that is not an Update: %s", str(exc)[:200])
+        return web.Response(status=400, text="Bad Request: not a Telegram Update")
+    try:
+        await app.intake.accept([update])
+    except Exception:
+        # Neither the database nor the disk kept it: Telegram delivers it again.
+        log.exception("webhook: update %s not kept", update.update_id)
+        return web.Response(status=500, text="not kept, deliver again")
+    return web.Response(status=200)
+
+
+SECRET_KEY = web.AppKey("webhook_secret", str)
+
+
 def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
     """Routes for /healthz and, in webhook mode, Telegram's updates with the secret check."""
     web_app = web.Application()
@@ -31,13 +77,6 @@ def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     add_alert_routes(web_app, app)  # POST /api/cap (bearer ALERTS_API_TOKEN)
     if webhook:
-        secret = app.settings.webhook.secret
-        # Handled in the request, not in the background: a failure answers 500 and Telegram
-        # redelivers, and a graceful shutdown waits for the update to finish.
-        SimpleRequestHandler(
-            dispatcher=app.dispatcher,
-            bot=app.bot,
-            handle_in_background=False,
-            secret_token=secret.get_secret_value() if secret else None,
-        ).register(web_app, path=app.settings.webhook.path)
+        web_app[SECRET_KEY] = webhook_secret(app.settings)
+        web_app.router.add_post(app.settings.webhook.path, telegram_webhook)
     return web_app

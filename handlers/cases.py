@@ -12,12 +12,13 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Case, CasePriority, CaseStatus, Citizen
 from bot.handoff import HandoffService, RateCb
 from bot.i18n import Locales
+from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage
 from handlers.triage import LEVELS, content_kind
 
@@ -43,11 +44,13 @@ async def has_case(
 @router.message(has_case)
 async def relay_citizen(
     message: Message,
+    event_update: Update,
     session: AsyncSession,
     citizen: Citizen,
     case: Case,
     handoff: HandoffService,
     triage: Triage,
+    urgent_replies: UrgentReplies,
     locales: Locales,
     lang: str,
 ) -> None:
@@ -63,7 +66,7 @@ async def relay_citizen(
         result = await triage.aclassify(text, lang)
         level, signals = result.level, result.signals
     upgraded = False
-    if level in ("crisis", "emergency"):
+    if level in URGENT_REPLY_KEYS:
         reason = LEVELS[level][0]
         upgraded = case.priority != CasePriority.URGENT
         await handoff.open_case(
@@ -80,12 +83,13 @@ async def relay_citizen(
             session, citizen.id, case, message.message_id, content_kind(message), text
         )
         await session.commit()
+    urgent_reply = upgraded or (reopened and level in URGENT_REPLY_KEYS)
+    if urgent_reply:
+        await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
     try:
-        if upgraded or (reopened and level in ("crisis", "emergency")):
-            await message.answer(handoff.citizen_text(lang, LEVELS[level][2]))
-        elif reopened:
+        if reopened and not urgent_reply:
             await message.answer(handoff.citizen_text(lang, "ho_reopened_citizen"))
-        elif message.text and message.text.split()[0].split("@")[0] == "/human":
+        elif not reopened and message.text and message.text.split()[0].split("@")[0] == "/human":
             await message.answer(handoff.citizen_text(lang, "ho_already_connected"))
     except TelegramAPIError as exc:
         log.error("case %s: reply to the citizen failed: %s", case.id, exc)
@@ -98,13 +102,45 @@ async def relay_citizen(
 
 @router.edited_message(has_case)
 async def relay_citizen_edit(
-    message: Message, session: AsyncSession, citizen: Citizen, handoff: HandoffService
+    message: Message,
+    event_update: Update,
+    session: AsyncSession,
+    citizen: Citizen,
+    case: Case,
+    handoff: HandoffService,
+    triage: Triage,
+    urgent_replies: UrgentReplies,
+    locales: Locales,
 ) -> None:
-    """A citizen with an active case edited a message: the topic's copy is edited too."""
+    """A citizen with an active case edited a message: the topic's copy is edited too, and
+    an edit that now says crisis or emergency makes the case urgent like a new message."""
+    text = message.text or message.caption
+    level = "normal"
+    if text and not (message.text and text.startswith("/")):
+        lang = locales.for_citizen(citizen, text)
+        result = await triage.aclassify(text, lang)
+        level = result.level
+    if level in URGENT_REPLY_KEYS and case.priority != CasePriority.URGENT:
+        reopened = case.status == CaseStatus.CLOSED
+        if reopened:
+            await handoff.reopen(session, case)
+        await handoff.open_case(
+            session,
+            citizen,
+            reason=LEVELS[level][0],
+            priority=CasePriority.URGENT,
+            signals=result.signals,
+            lang=lang,
+        )
+        await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
+        if reopened:
+            await handoff.set_topic_closed(case.id, closed=False)
+        await handoff.rename_topic(case.id)
     await session.commit()
     await handoff.relay_citizen_edit(
         citizen.id, message.message_id, message.html_text, is_caption=message.text is None
     )
+    await handoff.flush_case(case.id)
 
 
 @router.callback_query(RateCb.filter())

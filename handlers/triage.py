@@ -8,23 +8,27 @@ falls through to the FAQ with `SkipHandler`. Flood-throttled citizens are triage
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import failpoints
 from bot.db.models import CasePriority, CaseReason, CaseStatus, Citizen
 from bot.handoff import HandoffService
 from bot.i18n import Locales
-from bot.triage import Triage
+from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
+from bot.triage import Triage, TriageResult
 from handlers.callbacks import HumanCb
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
+router.edited_message.filter(F.chat.type == "private")
 
 
 def content_kind(message: Message) -> str:
@@ -35,6 +39,10 @@ def content_kind(message: Message) -> str:
     kind = message.content_type
     return str(getattr(kind, "value", kind))
 
+
+# A citizen's last messages read together by the rules: this many, sent within this time.
+TOGETHER = 3
+TOGETHER_WITHIN = timedelta(minutes=5)
 
 # level -> (case reason, priority, reply text key)
 LEVELS: dict[str, tuple[CaseReason, CasePriority, str]] = {
@@ -53,8 +61,13 @@ async def escalate(
     level: str,
     signals: tuple[str, ...],
     with_trigger: bool,
+    urgent: tuple[UrgentReplies, int] | None = None,
 ) -> None:
-    """Store the case (committed), reply to the citizen, then deliver it to the officers."""
+    """Store the case (committed), reply to the citizen, then deliver it to the officers.
+
+    `urgent` is (the urgent replies, the update id) for a crisis or emergency: the reply is
+    owed once per update, so the one the rules owed on arrival is not sent again.
+    """
     reason, priority, key = LEVELS[level]
     trigger = None
     if with_trigger:
@@ -72,15 +85,24 @@ async def escalate(
             trigger=trigger,
         )
     except Exception:
-        # The reply below must go out even when the database is failing.
+        # The reply below must go out even when the database is failing; the update stays in
+        # the inbox and is handled again, so the case is stored then.
         log.exception("could not store a %s case for citizen %s", level, citizen.id)
         await session.rollback()
-    try:
-        await message.answer(handoff.citizen_text(lang, key))
-    except TelegramAPIError as exc:
-        log.error("case %s: %s reply not sent: %s", case.id if case else "?", level, exc)
-    if case is not None:
-        await handoff.flush_case(case.id)
+        if urgent is None:
+            raise
+    failpoints.reached("case_stored")
+    if urgent is not None:
+        replies, update_id = urgent
+        await replies.owe(session, update_id, message.chat.id, level, lang)
+    else:
+        try:
+            await message.answer(handoff.citizen_text(lang, key))
+        except TelegramAPIError as exc:
+            log.error("case %s: %s reply not sent: %s", case.id if case else "?", level, exc)
+    if case is None:
+        raise RuntimeError(f"the {level} case of citizen {citizen.id} is not stored yet")
+    await handoff.flush_case(case.id)
 
 
 @router.message(Command("human"))
@@ -98,27 +120,44 @@ async def human_command(
 
 
 @router.message(F.text | F.caption)
+@router.edited_message(F.text | F.caption)
 async def triage_message(
     message: Message,
+    event_update: Update,
     session: AsyncSession,
     citizen: Citizen | None,
     handoff: HandoffService,
     triage: Triage,
+    urgent_replies: UrgentReplies,
     locales: Locales,
 ) -> None:
-    """Every citizen text (and caption) that is not a command, before the FAQ."""
+    """Every citizen text, caption and edit of one that is not a command, before the FAQ."""
     text = message.text or message.caption or ""
     if citizen is None or (message.text is not None and text.startswith("/")):
         raise SkipHandler
     lang = locales.for_citizen(citizen, text)
     result = await triage.aclassify(text, lang)
+    failpoints.reached("triaged")
+    if event_update.edited_message is not None and result.level not in URGENT_REPLY_KEYS:
+        raise SkipHandler  # an ordinary edit: the fallback says only new messages are answered
+    if result.level == "normal" and event_update.message is not None:
+        # A crisis said across several short messages: read the last few together (the
+        # rules only; the model has read each message on its own).
+        earlier = await handoff.recent_texts(session, citizen.id, TOGETHER_WITHIN, TOGETHER - 1)
+        if earlier:
+            together = triage.rules("\n".join([*earlier, text]), lang)
+            if together.level in URGENT_REPLY_KEYS:
+                result = TriageResult(together.level, (*together.signals, "across_messages"))
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).
         await handoff.store_citizen_message(
             session, citizen.id, None, message.message_id, content_kind(message), text
         )
         raise SkipHandler
-    await escalate(message, session, citizen, handoff, lang, result.level, result.signals, True)
+    urgent = (urgent_replies, event_update.update_id) if result.level in URGENT_REPLY_KEYS else None
+    await escalate(
+        message, session, citizen, handoff, lang, result.level, result.signals, True, urgent
+    )
 
 
 @router.callback_query(HumanCb.filter())

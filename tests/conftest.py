@@ -104,6 +104,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+@pytest.fixture
+def pg_db_url(pg_template: str) -> Iterator[str]:
+    """A migrated, private PostgreSQL database URL (for tests about PostgreSQL itself)."""
+    name, url = _new_pg_database(pg_template)
+    yield url
+    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database URL on each backend (for migration tests)."""

@@ -88,7 +88,7 @@ async def subscribe(
     session: AsyncSession, citizen_id: int, category: str, district: str = ALL_DISTRICTS
 ) -> bool:
     """Subscribe a citizen; False when they already had this subscription."""
-    stmt = repo._insert(session, Subscription).values(
+    stmt = repo.dialect_insert(session, Subscription).values(
         citizen_id=citizen_id, category=category, district=district, created_at=utcnow()
     )
     result = await session.execute(

@@ -382,6 +382,62 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class InboxUpdate(Base):
+    """An update received but not yet handled: the durable inbox both intake modes write first.
+
+    A row is written (or spooled to disk while the database is away) before Telegram's delivery
+    is acknowledged, and deleted in the same transaction that records the id in
+    `processed_updates` once the dispatcher has handled it. `lease_until` keeps the row to the
+    process working on it; an expired lease (the process died) lets any process take it over.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_lease", "parked", "lease_until"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    parked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UrgentReplyState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # blocked, deactivated, chat gone: the topic is told
+
+
+class UrgentReply(Base):
+    """The crisis or emergency reply owed to a citizen for one update: delivered, not attempted.
+
+    One row per update (unique), so the reply decided on arrival by the rules and the one the
+    handler decides later are the same reply, sent once. Retried with backoff until Telegram
+    accepts it or the citizen cannot be reached.
+    """
+
+    __tablename__ = "urgent_replies"
+    __table_args__ = (
+        CheckConstraint(_in("state", UrgentReplyState), name="state"),
+        Index("ix_urgent_replies_state", "state"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=UrgentReplyState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    # An unreachable citizen's topic has been told (the case may open after the failure).
+    noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class FaqQuery(Base):
     """A question the FAQ saw: for feedback, gaps and calibration."""
 

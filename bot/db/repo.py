@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import AuditLog, Citizen, ProcessedUpdate, Role, StaffRole, utcnow
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """A dialect insert that supports ON CONFLICT on both SQLite and PostgreSQL."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -21,7 +21,9 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 async def claim_update(session: AsyncSession, update_id: int) -> bool:
     """Record an update id; False when it was already recorded (a redelivery)."""
-    stmt = _insert(session, ProcessedUpdate).values(update_id=update_id, processed_at=utcnow())
+    stmt = dialect_insert(session, ProcessedUpdate).values(
+        update_id=update_id, processed_at=utcnow()
+    )
     result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
     return bool(cast(CursorResult[Any], result).rowcount)
 
@@ -58,7 +60,7 @@ async def upsert_citizen(
         "telegram_language": telegram_language,
         "last_seen_at": now,
     }
-    stmt = _insert(session, Citizen).values(id=user_id, created_at=now, **values)
+    stmt = dialect_insert(session, Citizen).values(id=user_id, created_at=now, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
     await session.execute(stmt)
     citizen = await session.get(Citizen, user_id, populate_existing=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,6 +164,8 @@ class Harness:
         self.overrides = overrides
         self.app: Safewell | None = None
         self._task: asyncio.Task[None] | None = None
+        # Updates spooled while a test takes the database away; kept across restarts.
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="safewell-spool-"))
 
     @property
     def settings(self) -> Settings:
@@ -175,6 +178,7 @@ class Harness:
             "database": {"url": self.db_url},
             "officers": {"chat_id": FORUM_ID, "backup_chat_id": BACKUP_ID},
             "faq": {"knowledge_dir": KNOWLEDGE},
+            "intake": {"spool_dir": self.spool_dir},
         }
         return load_settings(env_file=None, **deep_merge(base, self.overrides))
 
@@ -201,7 +205,7 @@ class Harness:
         if self.app is None or self._task is None:
             return
         with contextlib.suppress(RuntimeError):  # polling may have stopped on its own
-            await self.app.dispatcher.stop_polling()
+            self.app.stop()
         await self._task
         self.app, self._task = None, None
 
@@ -223,7 +227,7 @@ class Harness:
         while quiet < 3:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"the bot did not settle within {seconds}s")
-            busy = bool(state.updates) or self.app.inflight.count > 0
+            busy = bool(state.updates) or self.app.inflight.count > 0 or self.app.intake.busy
             quiet = 0 if busy else quiet + 1
             await asyncio.sleep(0.02)
 

@@ -1,0 +1,475 @@
+"""The inbox: keep updates on arrival, owe urgent replies, handle updates from the inbox.
+
+See the package docstring for the guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.types import Message, Update
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import failpoints
+from bot.config import IntakeSettings
+from bot.db import repo
+from bot.db.models import (
+    Case,
+    CasePriority,
+    CaseStatus,
+    Citizen,
+    InboxUpdate,
+    ProcessedUpdate,
+    UrgentReply,
+    UrgentReplyState,
+    utcnow,
+)
+from bot.faq.normalize import detect_script
+from bot.i18n import Locales
+from bot.intake.replies import (
+    SEND_WAIT_SECONDS,
+    URGENT_REPLY_KEYS,
+    UrgentReplies,
+    insert_ignore,
+)
+from bot.intake.spool import Spool
+from bot.triage import Triage
+
+log = logging.getLogger(__name__)
+
+
+def citizen_text(update: Update) -> tuple[Message | None, str]:
+    """The private message or edit an update carries, and its text to triage ("" if none)."""
+    message = update.message or update.edited_message
+    if message is None or message.chat.type != "private":
+        return None, ""
+    text = message.text or message.caption or ""
+    if message.text is not None and text.startswith("/"):
+        return message, ""
+    return message, text
+
+
+@dataclass
+class _Arrival:
+    update: Update
+    update_id: int
+    chat_id: int | None
+    level: str | None  # "crisis" / "emergency" by the rules, else None
+    lang: str | None
+    payload: str
+
+    @property
+    def urgent(self) -> bool:
+        return self.level is not None
+
+
+@dataclass
+class _Queued:
+    update_id: int
+    update: Update
+    urgent: bool
+
+
+class Intake:
+    """Keeps every update, owes crisis replies on arrival, and handles updates from the inbox."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        triage: Triage,
+        locales: Locales,
+        replies: UrgentReplies,
+        settings: IntakeSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.triage = triage
+        self.locales = locales
+        self.replies = replies
+        self.settings = settings
+        self.clock = clock
+        self.spool = Spool(settings.spool_dir)
+        self._chats: dict[int, deque[_Queued]] = {}
+        self._busy: set[int] = set()
+        self._ready: asyncio.PriorityQueue[tuple[int, int, int]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._known: set[int] = set()  # update ids queued or being handled here
+        self._workers: list[asyncio.Task[None]] = []
+        self._handling: set[asyncio.Task[Any]] = set()  # workers in the middle of an update
+        self._closing = False
+        self._direct: set[asyncio.Task[None]] = set()  # replies sent with the database away
+
+    # ------------------------------------------------------------ arrival
+
+    async def accept(self, updates: Sequence[Update]) -> None:
+        """Keep these updates durably; return only when they are kept (or raise).
+
+        Telegram's delivery may be acknowledged once this returns.
+        """
+        if not updates:
+            return
+        failpoints.reached("received")
+        arrivals = [await self._arrive(u) for u in updates]
+        try:
+            fresh, owed = await self._store(arrivals)
+        except Exception as exc:  # the database is away: keep them on disk instead
+            log.error("database unavailable, %d update(s) spooled: %s", len(arrivals), exc)
+            await self._spool(arrivals)
+            return
+        failpoints.reached("stored")
+        # The crisis reply goes out before Telegram's delivery is acknowledged and before the
+        # update waits for a worker: nothing shared stands in front of it.
+        await self.replies.deliver(owed)
+        for arrival in arrivals:
+            if arrival.update_id in fresh:
+                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+
+    async def _arrive(self, update: Update) -> _Arrival:
+        message, text = citizen_text(update)
+        level = lang = None
+        if message is not None and text:
+            decided = await self.triage.arules(text)
+            if decided.level in URGENT_REPLY_KEYS and not await self._in_form(message):
+                level = decided.level
+                # As Locales.for_citizen: the script written in, else Telegram's language (a
+                # /language choice, if any, is read from the database when the row is stored).
+                script = detect_script(text)
+                hint = message.from_user.language_code if message.from_user else None
+                lang = script if script in self.locales.texts else self.locales.resolve(hint)
+        chat = message.chat.id if message is not None else _chat_of(update)
+        payload = update.model_dump_json(exclude_unset=True, by_alias=True)
+        return _Arrival(update, update.update_id, chat, level, lang, payload)
+
+    async def _in_form(self, message: Message) -> bool:
+        """The sender is half-way through a form (the staff's alert wizard): what they type
+        is an answer, not a message to triage, and the handlers decide as before."""
+        if message.from_user is None:
+            return False
+        key = StorageKey(bot_id=self.bot.id, chat_id=message.chat.id, user_id=message.from_user.id)
+        try:
+            return await self.dispatcher.fsm.storage.get_state(key) is not None
+        except Exception:  # storage away: better a crisis reply too many than one too few
+            return False
+
+    async def _store(
+        self, arrivals: list[_Arrival], spooled: dict[int, dict[str, Any]] | None = None
+    ) -> tuple[set[int], set[int]]:
+        """Insert the new arrivals (and the replies they are owed) in one transaction.
+
+        `spooled` holds the reply rows of updates drained from the spool, decided (and maybe
+        sent) while the database was away; they are stored as they are.
+        """
+        ids = [a.update_id for a in arrivals]
+        lease = self.clock() + timedelta(seconds=self.settings.lease_seconds)
+        async with self.sessionmaker() as session:
+            done = set(
+                (
+                    await session.scalars(
+                        select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id.in_(ids))
+                    )
+                ).all()
+            )
+            rows = [
+                {
+                    "update_id": a.update_id,
+                    "chat_id": a.chat_id,
+                    "urgent": a.urgent,
+                    "payload": a.payload,
+                    "received_at": self.clock(),
+                    "lease_until": lease,
+                    "attempts": 0,
+                    "parked": False,
+                }
+                for a in arrivals
+                if a.update_id not in done
+            ]
+            fresh = await insert_ignore(session, InboxUpdate, rows)
+            replies = [r for i, r in (spooled or {}).items() if i in fresh]
+            for a in arrivals:
+                if spooled is not None:
+                    break
+                if a.update_id in fresh and a.level is not None and a.chat_id is not None:
+                    if await self._officers_have_it(session, a.chat_id):
+                        continue
+                    lang = await self._language(session, a.chat_id, a.lang)
+                    replies.append(self.replies.row(a.update_id, a.chat_id, a.level, lang))
+            owed = await insert_ignore(session, UrgentReply, replies)
+            await session.commit()
+        return fresh, owed
+
+    async def _officers_have_it(self, session: AsyncSession, citizen_id: int) -> bool:
+        """An urgent case is open: the officers talk with the citizen; the handler decides."""
+        found = await session.scalar(
+            select(Case.id).where(
+                Case.citizen_id == citizen_id,
+                Case.status != CaseStatus.CLOSED,
+                Case.priority == CasePriority.URGENT,
+            )
+        )
+        return found is not None
+
+    async def _language(self, session: AsyncSession, citizen_id: int, fallback: str | None) -> str:
+        chosen = await session.scalar(select(Citizen.language).where(Citizen.id == citizen_id))
+        return self.locales.resolve(chosen) if chosen else (fallback or self.locales.default)
+
+    async def _spool(self, arrivals: list[_Arrival]) -> None:
+        """Keep the arrivals on disk; send the urgent replies straight away and note it."""
+        await self.spool.keep(
+            {
+                "update": json.loads(a.payload),
+                "urgent": None
+                if a.level is None or a.chat_id is None
+                else {"chat_id": a.chat_id, "level": a.level, "lang": a.lang},
+            }
+            for a in arrivals
+        )
+        failpoints.reached("stored")
+        sending = [
+            asyncio.create_task(self._reply_without_database(a))
+            for a in arrivals
+            if a.level is not None and a.chat_id is not None
+        ]
+        for task in sending:
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
+        if sending:
+            # As with the database: sent before the delivery is acknowledged, if Telegram lets
+            # it go within a few seconds (else it goes on trying in the background).
+            await asyncio.wait(sending, timeout=SEND_WAIT_SECONDS)
+
+    async def _reply_without_database(self, arrival: _Arrival) -> None:
+        assert arrival.level is not None and arrival.chat_id is not None
+        text = self.replies.text_for(arrival.lang, arrival.level)
+        delivered, _, error = await self.replies.send(arrival.chat_id, text)
+        await self.spool.keep([{"sent": arrival.update_id, "delivered": delivered, "error": error}])
+        if delivered:
+            failpoints.reached("replied")
+
+    async def _drain_into_inbox(self, records: list[dict[str, Any]]) -> None:
+        """Store spooled updates in the inbox, with the replies decided while spooling."""
+        outcomes = {r["sent"]: r for r in records if "sent" in r}
+        arrivals: list[_Arrival] = []
+        replies: dict[int, dict[str, Any]] = {}
+        for record in records:
+            if "update" not in record:
+                continue
+            update_obj = Update.model_validate(record["update"], context={"bot": self.bot})
+            urgent = record.get("urgent")
+            arrival = _Arrival(
+                update_obj,
+                update_obj.update_id,
+                _chat_of(update_obj),
+                urgent["level"] if urgent else None,
+                urgent["lang"] if urgent else None,
+                json.dumps(record["update"], ensure_ascii=False),
+            )
+            arrivals.append(arrival)
+            if urgent:
+                row = self.replies.row(
+                    arrival.update_id, urgent["chat_id"], urgent["level"], urgent["lang"]
+                )
+                outcome = outcomes.get(arrival.update_id)
+                if outcome is not None:
+                    delivered = outcome["delivered"]
+                    row["state"] = (
+                        UrgentReplyState.SENT if delivered else UrgentReplyState.UNREACHABLE
+                    )
+                    row["sent_at"] = utcnow() if delivered else None
+                    row["last_error"] = outcome.get("error")
+                    row["attempts"] = 1
+                replies[arrival.update_id] = row
+        if not arrivals:
+            return
+        fresh, owed = await self._store(arrivals, spooled=replies)
+        for update_id in owed:
+            self.replies.kick(update_id)  # sends only rows still pending
+        for arrival in arrivals:
+            if arrival.update_id in fresh:
+                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+
+    # ------------------------------------------------------------ handling
+
+    def _enqueue(self, item: _Queued) -> None:
+        key = _chat_key(item)
+        self._known.add(item.update_id)
+        self._chats.setdefault(key, deque()).append(item)
+        if key not in self._busy:
+            self._ready.put_nowait((0 if item.urgent else 1, next(self._seq), key))
+
+    def start(self) -> None:
+        """Start the workers that handle queued updates (idempotent)."""
+        if self._workers:
+            return
+        for n in range(self.settings.concurrency):
+            self._workers.append(asyncio.create_task(self._work(), name=f"intake-{n}"))
+
+    async def _work(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._closing:
+            _, _, key = await self._ready.get()
+            queue = self._chats.get(key)
+            if key in self._busy or not queue:
+                continue
+            self._busy.add(key)
+            item = queue.popleft()
+            self._handling.add(me)
+            try:
+                await self._handle(item)
+            finally:
+                self._handling.discard(me)
+                self._busy.discard(key)
+                self._known.discard(item.update_id)
+                if queue:
+                    urgent = any(q.urgent for q in queue)
+                    self._ready.put_nowait((0 if urgent else 1, next(self._seq), key))
+                else:
+                    self._chats.pop(key, None)
+
+    async def _handle(self, item: _Queued) -> None:
+        try:
+            await self.dispatcher.feed_update(self.bot, item.update)
+        except Exception as exc:
+            log.exception("update %s failed", item.update_id)
+            await self._failed(item.update_id, exc)
+            return
+        failpoints.reached("card_posted")
+        await self._done(item.update_id)
+
+    async def _done(self, update_id: int) -> None:
+        """The update leaves the inbox and is recorded as handled, in one transaction."""
+        for pause in (0.2, 0.5, 1, 2, 4, 0):
+            try:
+                async with self.sessionmaker() as session:
+                    await session.execute(
+                        delete(InboxUpdate).where(InboxUpdate.update_id == update_id)
+                    )
+                    await repo.claim_update(session, update_id)
+                    await session.commit()
+                return
+            except Exception as exc:
+                log.warning("update %s handled but not recorded yet: %s", update_id, exc)
+                await asyncio.sleep(pause)
+        log.error("update %s handled but not recorded: it will be handled again", update_id)
+
+    async def _failed(self, update_id: int, exc: BaseException) -> None:
+        """Count the failure in its own transaction (it survives the handler's rollback)."""
+        try:
+            async with self.sessionmaker() as session:
+                row = await session.get(InboxUpdate, update_id)
+                if row is None:
+                    return
+                row.attempts += 1
+                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                row.lease_until = self.clock() + timedelta(seconds=min(2**row.attempts, 300))
+                if row.attempts >= self.settings.max_attempts:
+                    row.parked = True
+                    log.error(
+                        "update %s parked after %d attempts: %s", update_id, row.attempts, exc
+                    )
+                await session.commit()
+        except Exception as db_exc:  # the lease runs out and it is tried again
+            log.warning("failure of update %s not recorded: %s", update_id, db_exc)
+
+    # ------------------------------------------------------------ the loop
+
+    async def tick(self) -> None:
+        """Renew our leases, drain the spool, take over updates whose lease ran out."""
+        now = self.clock()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        async with self.sessionmaker() as session:
+            if self._known:
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id.in_(list(self._known)))
+                    .values(lease_until=lease)
+                )
+            taken = (
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(
+                        InboxUpdate.parked.is_(False),
+                        (InboxUpdate.lease_until.is_(None)) | (InboxUpdate.lease_until < now),
+                        InboxUpdate.update_id.not_in(list(self._known) or [0]),
+                    )
+                    .values(lease_until=lease)
+                    .returning(InboxUpdate.update_id, InboxUpdate.urgent, InboxUpdate.payload)
+                )
+            ).all()
+            await session.commit()
+        for update_id, urgent, payload in sorted(taken):
+            update_obj = Update.model_validate_json(payload, context={"bot": self.bot})
+            self._enqueue(_Queued(update_id, update_obj, urgent))
+        if taken:
+            log.warning("took over %d update(s) from the inbox", len(taken))
+        await self.spool.drain(self._drain_into_inbox)
+
+    @property
+    def busy(self) -> bool:
+        """Updates kept here but not handled yet (tests wait for quiet)."""
+        return bool(self._known) or self.replies.busy or bool(self._direct)
+
+    async def close(self, grace: float) -> None:
+        """Let started updates finish, give the rest back to the inbox, stop the workers."""
+        self._closing = True
+        handling = [t for t in self._workers if t in self._handling]
+        for task in self._workers:
+            if task not in self._handling:
+                task.cancel()  # idle, waiting for work
+        if handling:
+            await asyncio.wait(handling, timeout=grace)
+        for task in self._workers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        queued = list(self._known)
+        self._known.clear()
+        self._chats.clear()
+        if queued:
+            with contextlib.suppress(Exception):
+                async with self.sessionmaker() as session:
+                    await session.execute(
+                        update(InboxUpdate)
+                        .where(InboxUpdate.update_id.in_(queued))
+                        .values(lease_until=None)
+                    )
+                    await session.commit()
+        await self.replies.wait(grace)
+        if self._direct:
+            await asyncio.wait(list(self._direct), timeout=grace)
+        self.spool.close()
+
+
+def _chat_of(update: Update) -> int | None:
+    event = update.event
+    chat = getattr(event, "chat", None)
+    if chat is None and update.callback_query is not None:
+        message = update.callback_query.message
+        chat = getattr(message, "chat", None)
+        if chat is None:
+            return update.callback_query.from_user.id
+    return chat.id if chat is not None else None
+
+
+def _chat_key(item: _Queued) -> int:
+    chat = _chat_of(item.update)
+    # Updates with no chat (inline queries and the like) need no order: a key of their own.
+    return chat if chat is not None else -(2**62) - item.update_id

@@ -1,0 +1,245 @@
+"""The durable intake on both databases: each update handled once, in order per chat, retried,
+parked, taken over from a dead process, and kept on disk while the database is away."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher, Router
+from aiogram.types import Message, Update
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import IntakeSettings
+from bot.db.models import InboxUpdate, ProcessedUpdate, utcnow
+from bot.db.session import create_engine, create_sessionmaker
+from bot.i18n import Locales
+from bot.intake import Intake, UrgentReplies
+from bot.triage import Triage
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "123456789:AAH-valid_looking_secret_for_tests_only"
+Maker = async_sessionmaker[AsyncSession]
+
+
+def update(update_id: int, chat_id: int, text: str = "hello") -> Update:
+    return Update.model_validate(
+        {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 1_700_000_000,
+                "chat": {"id": chat_id, "type": "private", "first_name": "A"},
+                "from": {"id": chat_id, "is_bot": False, "first_name": "A"},
+                "text": text,
+            },
+        }
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def rules() -> Triage:
+    return Triage.load(REPO / "knowledge" / "triage", models=False)
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[Bot]:
+    # Nothing here talks to Telegram: the updates are not urgent.
+    bot = Bot(TOKEN)
+    yield bot
+    await bot.session.close()
+
+
+class Rig:
+    """A dispatcher whose one handler records (or fails) the texts it is given."""
+
+    def __init__(self, fail: Callable[[str], bool] = lambda _: False) -> None:
+        self.handled: list[tuple[int, str]] = []
+        self.fail = fail
+        self.dispatcher = Dispatcher()
+        router = Router()
+
+        @router.message()
+        async def record(message: Message) -> None:
+            await asyncio.sleep(random.random() / 100)
+            if self.fail(message.text or ""):
+                raise RuntimeError("handler bug")
+            self.handled.append((message.chat.id, message.text or ""))
+
+        self.dispatcher.include_router(router)
+
+    def intake(
+        self,
+        bot: Bot,
+        sessionmaker: Maker,
+        rules: Triage,
+        tmp_path: Path,
+        clock: Callable[[], datetime] = utcnow,
+        **settings: Any,
+    ) -> Intake:
+        locales = Locales.load(REPO / "knowledge" / "locales", "en")
+        replies = UrgentReplies(bot, sessionmaker, lambda lang, key: key)
+        options = IntakeSettings(spool_dir=tmp_path / "spool", **settings)
+        return Intake(
+            self.dispatcher, bot, sessionmaker, rules, locales, replies, options, clock=clock
+        )
+
+
+async def quiet(intake: Intake) -> None:
+    for _ in range(500):
+        if not intake.busy:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the intake did not finish")
+
+
+async def inbox(sessionmaker: Maker) -> list[InboxUpdate]:
+    async with sessionmaker() as session:
+        return list((await session.scalars(select(InboxUpdate))).all())
+
+
+async def test_an_update_is_handled_once_however_often_it_arrives(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    rig = Rig()
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path)
+    await intake.accept([update(1, 10, "a")])
+    await intake.accept([update(1, 10, "a")])  # delivered again before it was handled
+    intake.start()
+    await quiet(intake)
+    await intake.accept([update(1, 10, "a")])  # and again after
+    await quiet(intake)
+    assert rig.handled == [(10, "a")]
+    assert await inbox(sessionmaker) == []
+    async with sessionmaker() as session:
+        assert list((await session.scalars(select(ProcessedUpdate.update_id))).all()) == [1]
+    await intake.close(1)
+
+
+async def test_one_chats_updates_are_handled_in_order(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    rig = Rig()
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path, concurrency=8)
+    intake.start()
+    batch = [update(n, 100 + n % 4, f"m{n}") for n in range(1, 41)]
+    for start in range(0, 40, 5):
+        await intake.accept(batch[start : start + 5])
+    await quiet(intake)
+    for chat in range(100, 104):
+        texts = [text for c, text in rig.handled if c == chat]
+        assert texts == [f"m{n}" for n in range(1, 41) if 100 + n % 4 == chat]
+    assert len(rig.handled) == 40
+    await intake.close(1)
+
+
+async def test_a_failing_update_is_retried_with_backoff_then_parked(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    clock = Clock()
+    failures: dict[str, int] = {}
+
+    def fail(text: str) -> bool:
+        failures[text] = failures.get(text, 0) + 1
+        return text == "always" or (text == "once" and failures[text] == 1)
+
+    rig = Rig(fail)
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path, clock, max_attempts=3)
+    intake.start()
+    await intake.accept([update(1, 10, "once"), update(2, 20, "always")])
+    await quiet(intake)
+    await intake.tick()  # the backoff has not passed: nothing is taken again
+    await quiet(intake)
+    assert failures == {"once": 1, "always": 1}
+    for _ in range(4):
+        clock.now += timedelta(minutes=10)
+        await intake.tick()
+        await quiet(intake)
+    assert rig.handled == [(10, "once")]
+    assert failures["always"] == 3  # then parked: never tried again
+    [parked] = await inbox(sessionmaker)
+    assert parked.update_id == 2 and parked.parked and parked.attempts == 3
+    assert "handler bug" in (parked.last_error or "")
+    await intake.close(1)
+
+
+async def test_a_dead_process_updates_are_taken_over_when_the_lease_ends(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    clock = Clock()
+    dead = Rig().intake(bot, sessionmaker, rules, tmp_path, clock, lease_seconds=10)
+    await dead.accept([update(1, 10, "a"), update(2, 10, "b")])  # kept, never handled
+    rig = Rig()
+    heir = rig.intake(bot, sessionmaker, rules, tmp_path, clock, lease_seconds=10)
+    heir.start()
+    await heir.tick()
+    await quiet(heir)
+    assert rig.handled == []  # the lease still holds
+    clock.now += timedelta(seconds=11)
+    await heir.tick()
+    await quiet(heir)
+    assert rig.handled == [(10, "a"), (10, "b")]
+    await heir.close(1)
+
+
+async def test_updates_are_kept_on_disk_while_the_database_is_away(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    rig = Rig()
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path)
+    intake.start()
+    away = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    intake.sessionmaker = create_sessionmaker(away)
+    try:
+        await intake.accept([update(1, 10, "a"), update(2, 20, "b")])
+    finally:
+        intake.sessionmaker = sessionmaker
+        await away.dispose()
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [intake.spool.path.name]
+    assert rig.handled == []
+    await intake.tick()  # the database is back: the spool is drained into the inbox
+    await quiet(intake)
+    assert sorted(rig.handled) == [(10, "a"), (20, "b")]
+    assert intake.spool.path.stat().st_size == 0
+    await intake.close(1)
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+async def test_a_dead_process_spool_is_drained_by_another(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    dead = Rig().intake(bot, sessionmaker, rules, tmp_path)
+    await dead.spool.keep(
+        [
+            {
+                "update": update(7, 70, "left behind").model_dump(
+                    mode="json", exclude_unset=True, by_alias=True
+                ),
+                "urgent": None,
+            }
+        ]
+    )
+    assert dead.spool._file is not None
+    dead.spool._file.close()  # the process died: its lock on the file is gone
+    rig = Rig()
+    heir = rig.intake(bot, sessionmaker, rules, tmp_path)
+    heir.start()
+    await heir.tick()
+    await quiet(heir)
+    assert rig.handled == [(70, "left behind")]
+    assert list((tmp_path / "spool").iterdir()) == []
+    await heir.close(1)
