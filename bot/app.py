@@ -180,10 +180,14 @@ async def build(
     dp.include_router(setup_routers())
     triage = triage or Triage.load(settings.faq.knowledge_dir / "triage")
     handoff = HandoffService(bot, sessionmaker, locales, settings.officers)
+    # The intake and the crisis replies have connections of their own: in a surge every
+    # handler holds one of the main pool's, and a crisis must not wait for them.
+    intake_engine = create_engine(settings.database.url, echo=settings.database.echo)
+    intake_sessions = create_sessionmaker(intake_engine)
     replies = UrgentReplies(
-        bot, sessionmaker, handoff.citizen_text, unreachable=handoff.urgent_reply_unreachable
+        bot, intake_sessions, handoff.citizen_text, unreachable=handoff.urgent_reply_unreachable
     )
-    intake = Intake(dp, bot, sessionmaker, triage, locales, replies, settings.intake)
+    intake = Intake(dp, bot, intake_sessions, triage, locales, replies, settings.intake)
     app = Safewell(
         settings=settings,
         engine=engine,
@@ -200,6 +204,7 @@ async def build(
         settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
     )
     dp.workflow_data.update(triage=triage, handoff=handoff, urgent_replies=replies)
+    app.closers.append(intake_engine.dispose)
     app.workers.append(run_intake_worker)
     app.workers.append(run_handoff_worker)
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker

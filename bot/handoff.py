@@ -20,6 +20,7 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +53,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.i18n import Locales, format_duration
+from bot.telegram import critical_sends
 
 if TYPE_CHECKING:
     from bot.app import Safewell
@@ -448,10 +450,14 @@ class HandoffService:
             case = await session.get(Case, case_id)
             if case is None:
                 return True
+            # An urgent case's card, pages and relays take the limiter's critical line: they
+            # never wait behind FAQ answers or ordinary cases' relays.
+            lane = critical_sends() if case.priority == CasePriority.URGENT else nullcontext()
             try:
-                if case.delivered_at is None and not await self._deliver(session, case):
-                    return False
-                return await self._relay_pending(session, case)
+                with lane:
+                    if case.delivered_at is None and not await self._deliver(session, case):
+                        return False
+                    return await self._relay_pending(session, case)
             except TelegramAPIError as exc:
                 log.error("case %s: Telegram refused: %s", case_id, exc)
                 return False

@@ -887,6 +887,11 @@ class Triage:
         return cls(languages, loaded)
 
     @property
+    def has_models(self) -> bool:
+        """Whether embedding models give a second opinion (not for a rules-only load)."""
+        return bool(self._models)
+
+    @property
     def languages(self) -> tuple[str, ...]:
         """Language codes loaded, in file order."""
         return tuple(lang.lang for lang in self._languages)
@@ -976,15 +981,20 @@ class Triage:
         """Ask the cheap models (those before the first that decides): the sentence ranking
         they leave for the slower one, per language, and how crisis-like the message looked
         to them (their best score; 0 with none)."""
-        shortlists: dict[str, tuple[str, ...]] = {}
-        risk = 0.0
+        return self.rank_many([text])[0]
+
+    def rank_many(self, texts: list[str]) -> list[tuple[dict[str, tuple[str, ...]], float]]:
+        """:meth:`rank` for several messages, each cheap model asked once for all of them."""
+        ranked: list[tuple[dict[str, tuple[str, ...]], float]] = [({}, 0.0) for _ in texts]
         for model in self._models:
             if model.decides:
                 break
-            verdict = model.judge(text, shortlists.get(model.lang))
-            shortlists[model.lang] = verdict.ranked
-            risk = max(risk, verdict.score)
-        return shortlists, risk
+            verdicts = model.judge_many(texts, [r[0].get(model.lang) for r in ranked])
+            for i, verdict in enumerate(verdicts):
+                shortlists, risk = ranked[i]
+                shortlists[model.lang] = verdict.ranked
+                ranked[i] = (shortlists, max(risk, verdict.score))
+        return ranked
 
     def decide_many(
         self, items: list[tuple[str, TriageResult, dict[str, tuple[str, ...]]]]

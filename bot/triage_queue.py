@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 # Messages per call of the transformer: a larger batch saves a little time per message (about
 # 14 -> 12 ms here) but is what a newly arrived crisis-like message may have to wait for.
 BATCH = 4
-# Messages this long are ranked in a worker thread (they have many sentences to embed).
+# Messages this long (together) are ranked in a worker thread (many sentences to embed).
 _RANK_INLINE_BELOW = 500
+# Judgments remembered by text (the intake's and the handler's question are one).
+_REMEMBERED = 4096
 
 
 @dataclass(order=True)
@@ -49,6 +52,11 @@ class ModelQueue:
         self._jobs: list[_Job] = []
         self._seq = itertools.count()
         self._runner: asyncio.Task[None] | None = None
+        # text -> its judgment, queued, running or recently done: the intake asks on arrival
+        # and the handler asks again later; the transformer reads the text once.
+        self._known: OrderedDict[tuple[str, TriageResult], asyncio.Future[TriageResult]] = (
+            OrderedDict()
+        )
 
     @property
     def waiting(self) -> int:
@@ -56,23 +64,43 @@ class ModelQueue:
 
     async def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
         """The models' level for a message the rules found neither crisis nor emergency."""
+        return (await self.second_opinions([(text, decided)]))[0]
+
+    async def second_opinions(self, items: list[tuple[str, TriageResult]]) -> list[TriageResult]:
+        """:meth:`second_opinion` for several messages (one ranking call for them all)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._jobs, self._runner = loop, [], None
-        if len(text) < _RANK_INLINE_BELOW:
-            ranked, risk = self.triage.rank(text)
-        else:
-            ranked, risk = await asyncio.to_thread(self.triage.rank, text)
-        job = _Job(-risk, next(self._seq), text, decided, ranked, loop.create_future())
-        heapq.heappush(self._jobs, job)
-        if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._run(), name="triage-models")
-        return await job.future
+            self._known.clear()
+        futures = []
+        new: list[tuple[str, TriageResult, asyncio.Future[TriageResult]]] = []
+        for text, decided in items:
+            key = (text, decided)
+            known = self._known.get(key)
+            if known is None or (known.done() and known.exception() is not None):
+                known = self._known[key] = loop.create_future()
+                new.append((text, decided, known))
+            futures.append(known)
+        while len(self._known) > _REMEMBERED:
+            self._known.popitem(last=False)
+        if new:
+            texts = [text for text, _, _ in new]
+            if sum(len(t) for t in texts) < _RANK_INLINE_BELOW:
+                ranks = self.triage.rank_many(texts)
+            else:
+                ranks = await asyncio.to_thread(self.triage.rank_many, texts)
+            for (text, decided, future), (ranked, risk) in zip(new, ranks, strict=True):
+                heapq.heappush(
+                    self._jobs, _Job(-risk, next(self._seq), text, decided, ranked, future)
+                )
+            if self._runner is None or self._runner.done():
+                self._runner = loop.create_task(self._run(), name="triage-models")
+        return list(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
 
     async def _run(self) -> None:
         while self._jobs:
             batch = [heapq.heappop(self._jobs) for _ in range(min(BATCH, len(self._jobs)))]
-            batch = [job for job in batch if not job.future.done()]  # the asker gave up
+            batch = [job for job in batch if not job.future.done()]
             if not batch:
                 continue
             items = [(job.text, job.decided, job.ranked) for job in batch]

@@ -45,9 +45,13 @@ from bot.intake.replies import (
     insert_ignore,
 )
 from bot.intake.spool import Spool
-from bot.triage import Triage
+from bot.triage import Triage, TriageResult
 
 log = logging.getLogger(__name__)
+
+# Workers that take only chats with an urgent update, so a crisis found while every ordinary
+# worker waits on Telegram's send rate (a surge) is still handled at once.
+URGENT_WORKERS = 4
 
 
 def citizen_text(update: Update) -> tuple[Message | None, str]:
@@ -69,6 +73,8 @@ class _Arrival:
     level: str | None  # "crisis" / "emergency" by the rules, else None
     lang: str | None
     payload: str
+    text: str = ""  # a private message's or edit's text to triage
+    rules: TriageResult | None = None  # what the rules said of it
 
     @property
     def urgent(self) -> bool:
@@ -109,6 +115,8 @@ class Intake:
         self._chats: dict[int, deque[_Queued]] = {}
         self._busy: set[int] = set()
         self._ready: asyncio.PriorityQueue[tuple[int, int, int]] = asyncio.PriorityQueue()
+        self._urgent_ready: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()
+        self._prejudging: set[asyncio.Task[None]] = set()
         self._seq = itertools.count()
         self._known: set[int] = set()  # update ids queued or being handled here
         self._workers: list[asyncio.Task[None]] = []
@@ -121,41 +129,92 @@ class Intake:
     async def accept(self, updates: Sequence[Update]) -> None:
         """Keep these updates durably; return only when they are kept (or raise).
 
-        Telegram's delivery may be acknowledged once this returns.
+        Telegram's delivery may be acknowledged once this returns. The triage of what was
+        kept runs right after, in a task of its own, so the next batch is fetched meanwhile.
         """
         if not updates:
             return
         failpoints.reached("received")
-        arrivals = [await self._arrive(u) for u in updates]
+        arrivals = [self._arrive(u) for u in updates]
         try:
-            fresh, owed = await self._store(arrivals)
+            fresh, _ = await self._store(arrivals)
         except Exception as exc:  # the database is away: keep them on disk instead
             log.error("database unavailable, %d update(s) spooled: %s", len(arrivals), exc)
             await self._spool(arrivals)
             return
         failpoints.reached("stored")
-        # The crisis reply goes out before Telegram's delivery is acknowledged and before the
-        # update waits for a worker: nothing shared stands in front of it.
-        await self.replies.deliver(owed)
-        for arrival in arrivals:
-            if arrival.update_id in fresh:
+        kept = [a for a in arrivals if a.update_id in fresh]
+        self._known.update(a.update_id for a in kept)
+        if not any(a.text for a in kept):
+            for arrival in kept:
                 self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+            return
+        task = asyncio.create_task(self._triage_on_arrival(kept))
+        self._prejudging.add(task)
+        task.add_done_callback(self._prejudging.discard)
 
-    async def _arrive(self, update: Update) -> _Arrival:
+    async def _triage_on_arrival(self, arrivals: list[_Arrival]) -> None:
+        """Triage what was just kept, before any worker gets to it: the rules, then the
+        models, most crisis-like first. A crisis or emergency gets its reply owed and sent at
+        once, and its chat goes before ordinary ones. The updates go to the workers once the
+        rules' replies are sent, so a handler never races its own crisis reply. The handler
+        triages again and gets the same judgment (the models' is remembered): one reply."""
+        texts = [a for a in arrivals if a.text]
+        try:
+            # In a worker thread: a batch of a hundred texts is tens of milliseconds of rules,
+            # and the event loop meanwhile keeps the next batch coming in.
+            decided = await asyncio.to_thread(lambda: [self.triage.rules(a.text) for a in texts])
+            for arrival, rules in zip(texts, decided, strict=True):
+                arrival.rules = rules
+                if rules.level in URGENT_REPLY_KEYS:
+                    arrival.level = rules.level
+                    await self._owe_on_arrival(arrival, rules)
+        finally:
+            for arrival in arrivals:
+                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+        ask = [a for a in texts if a.level is None]
+        if not ask or not self.triage.has_models:
+            return
+        try:
+            results = await self.triage.queue.second_opinions(
+                [(a.text, a.rules) for a in ask if a.rules is not None]
+            )
+        except Exception:
+            log.exception("the models' judgment on arrival failed")
+            return
+        for arrival, result in zip(ask, results, strict=True):
+            if result.level in URGENT_REPLY_KEYS:
+                await self._owe_on_arrival(arrival, result)
+
+    async def _owe_on_arrival(self, arrival: _Arrival, decided: TriageResult) -> None:
+        message, _ = citizen_text(arrival.update)
+        if message is None or arrival.chat_id is None or await self._in_form(message):
+            return
+        self._bump(arrival.chat_id, arrival.update_id)
+        try:
+            async with self.sessionmaker() as session:
+                if await self._officers_have_it(session, arrival.chat_id):
+                    return
+                fallback = self._language_written(message, arrival.text)
+                lang = await self._language(session, arrival.chat_id, fallback)
+                await self.replies.owe(
+                    session, arrival.update_id, arrival.chat_id, decided.level, lang
+                )
+        except Exception as exc:  # the handler owes it again when it gets there
+            log.warning("update %s: reply not owed on arrival: %s", arrival.update_id, exc)
+
+    def _language_written(self, message: Message, text: str) -> str:
+        """As Locales.for_citizen without the database: the script written in, else
+        Telegram's language code (a /language choice is read where the database is up)."""
+        script = detect_script(text)
+        hint = message.from_user.language_code if message.from_user else None
+        return script if script in self.locales.texts else self.locales.resolve(hint)
+
+    def _arrive(self, update: Update) -> _Arrival:
         message, text = citizen_text(update)
-        level = lang = None
-        if message is not None and text:
-            decided = await self.triage.arules(text)
-            if decided.level in URGENT_REPLY_KEYS and not await self._in_form(message):
-                level = decided.level
-                # As Locales.for_citizen: the script written in, else Telegram's language (a
-                # /language choice, if any, is read from the database when the row is stored).
-                script = detect_script(text)
-                hint = message.from_user.language_code if message.from_user else None
-                lang = script if script in self.locales.texts else self.locales.resolve(hint)
         chat = message.chat.id if message is not None else _chat_of(update)
         payload = update.model_dump_json(exclude_unset=True, by_alias=True)
-        return _Arrival(update, update.update_id, chat, level, lang, payload)
+        return _Arrival(update, update.update_id, chat, None, None, payload, text)
 
     async def _in_form(self, message: Message) -> bool:
         """The sender is half-way through a form (the staff's alert wizard): what they type
@@ -171,10 +230,10 @@ class Intake:
     async def _store(
         self, arrivals: list[_Arrival], spooled: dict[int, dict[str, Any]] | None = None
     ) -> tuple[set[int], set[int]]:
-        """Insert the new arrivals (and the replies they are owed) in one transaction.
+        """Insert the new arrivals in one transaction; the ids inserted, and of the replies.
 
         `spooled` holds the reply rows of updates drained from the spool, decided (and maybe
-        sent) while the database was away; they are stored as they are.
+        sent) while the database was away; they are stored in the same transaction.
         """
         ids = [a.update_id for a in arrivals]
         lease = self.clock() + timedelta(seconds=self.settings.lease_seconds)
@@ -202,14 +261,6 @@ class Intake:
             ]
             fresh = await insert_ignore(session, InboxUpdate, rows)
             replies = [r for i, r in (spooled or {}).items() if i in fresh]
-            for a in arrivals:
-                if spooled is not None:
-                    break
-                if a.update_id in fresh and a.level is not None and a.chat_id is not None:
-                    if await self._officers_have_it(session, a.chat_id):
-                        continue
-                    lang = await self._language(session, a.chat_id, a.lang)
-                    replies.append(self.replies.row(a.update_id, a.chat_id, a.level, lang))
             owed = await insert_ignore(session, UrgentReply, replies)
             await session.commit()
         return fresh, owed
@@ -230,7 +281,16 @@ class Intake:
         return self.locales.resolve(chosen) if chosen else (fallback or self.locales.default)
 
     async def _spool(self, arrivals: list[_Arrival]) -> None:
-        """Keep the arrivals on disk; send the urgent replies straight away and note it."""
+        """Keep the arrivals on disk; the rules triage them now and the urgent replies are
+        sent straight away (before the delivery is acknowledged) and noted in the spool."""
+        for arrival in arrivals:
+            message, _ = citizen_text(arrival.update)
+            if message is None or not arrival.text:
+                continue
+            decided = await self.triage.arules(arrival.text)
+            if decided.level in URGENT_REPLY_KEYS and not await self._in_form(message):
+                arrival.level = decided.level
+                arrival.lang = self._language_written(message, arrival.text)
         await self.spool.keep(
             {
                 "update": json.loads(a.payload),
@@ -250,8 +310,8 @@ class Intake:
             self._direct.add(task)
             task.add_done_callback(self._direct.discard)
         if sending:
-            # As with the database: sent before the delivery is acknowledged, if Telegram lets
-            # it go within a few seconds (else it goes on trying in the background).
+            # Sent before the delivery is acknowledged, if Telegram lets it go within a few
+            # seconds (else it goes on trying in the background).
             await asyncio.wait(sending, timeout=SEND_WAIT_SECONDS)
 
     async def _reply_without_database(self, arrival: _Arrival) -> None:
@@ -311,7 +371,22 @@ class Intake:
         self._known.add(item.update_id)
         self._chats.setdefault(key, deque()).append(item)
         if key not in self._busy:
-            self._ready.put_nowait((0 if item.urgent else 1, next(self._seq), key))
+            self._make_ready(key, item.urgent)
+
+    def _make_ready(self, key: int, urgent: bool) -> None:
+        entry = (0 if urgent else 1, next(self._seq), key)
+        self._ready.put_nowait(entry)
+        if urgent:  # the reserved workers take urgent chats only
+            self._urgent_ready.put_nowait(entry)
+
+    def _bump(self, chat_id: int, update_id: int) -> None:
+        """The models found an update urgent: its chat goes before ordinary ones."""
+        queue = self._chats.get(chat_id)
+        for item in queue or ():
+            if item.update_id == update_id:
+                item.urgent = True
+                if chat_id not in self._busy:
+                    self._make_ready(chat_id, True)
 
     def start(self) -> None:
         """Start the workers that handle queued updates (idempotent)."""
@@ -319,12 +394,17 @@ class Intake:
             return
         for n in range(self.settings.concurrency):
             self._workers.append(asyncio.create_task(self._work(), name=f"intake-{n}"))
+        for n in range(URGENT_WORKERS):
+            self._workers.append(
+                asyncio.create_task(self._work(urgent_only=True), name=f"intake-urgent-{n}")
+            )
 
-    async def _work(self) -> None:
+    async def _work(self, urgent_only: bool = False) -> None:
         me = asyncio.current_task()
         assert me is not None
+        line = self._urgent_ready if urgent_only else self._ready
         while not self._closing:
-            _, _, key = await self._ready.get()
+            _, _, key = await line.get()
             queue = self._chats.get(key)
             if key in self._busy or not queue:
                 continue
@@ -338,8 +418,7 @@ class Intake:
                 self._busy.discard(key)
                 self._known.discard(item.update_id)
                 if queue:
-                    urgent = any(q.urgent for q in queue)
-                    self._ready.put_nowait((0 if urgent else 1, next(self._seq), key))
+                    self._make_ready(key, any(q.urgent for q in queue))
                 else:
                     self._chats.pop(key, None)
 
@@ -424,7 +503,9 @@ class Intake:
     @property
     def busy(self) -> bool:
         """Updates kept here but not handled yet (tests wait for quiet)."""
-        return bool(self._known) or self.replies.busy or bool(self._direct)
+        return (
+            bool(self._known) or self.replies.busy or bool(self._direct) or bool(self._prejudging)
+        )
 
     async def close(self, grace: float) -> None:
         """Let started updates finish, give the rest back to the inbox, stop the workers."""
@@ -452,6 +533,8 @@ class Intake:
                         .values(lease_until=None)
                     )
                     await session.commit()
+        for task in list(self._prejudging):
+            task.cancel()
         await self.replies.wait(grace)
         if self._direct:
             await asyncio.wait(list(self._direct), timeout=grace)
