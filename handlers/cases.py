@@ -19,7 +19,7 @@ from bot.db.models import Case, CasePriority, CaseStatus, Citizen
 from bot.handoff import HandoffService, RateCb
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
-from bot.triage import Triage
+from bot.triage import Triage, TriageResult
 from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,18 @@ async def has_case(
     return {"case": case} if case is not None else False
 
 
+async def triage_text(
+    message: Message, citizen: Citizen, triage: Triage, locales: Locales, lang: str
+) -> tuple[TriageResult, str]:
+    """A case message's triage (commands and media without a caption are not triaged) and
+    the language it is written in."""
+    text = message.text or message.caption
+    if not text or (message.text is not None and text.startswith("/")):
+        return TriageResult("normal", ()), lang
+    lang = locales.for_citizen(citizen, text)
+    return await triage.aclassify(text, lang), lang
+
+
 @router.message(has_case)
 async def relay_citizen(
     message: Message,
@@ -59,12 +71,8 @@ async def relay_citizen(
     reopened = case.status == CaseStatus.CLOSED
     if reopened:
         await handoff.reopen(session, case)
-    level = "normal"
-    signals: tuple[str, ...] = ()
-    if text and not (message.text and text.startswith("/")):
-        lang = locales.for_citizen(citizen, text)
-        result = await triage.aclassify(text, lang)
-        level, signals = result.level, result.signals
+    result, lang = await triage_text(message, citizen, triage, locales, lang)
+    level, signals = result.level, result.signals
     upgraded = False
     if level in URGENT_REPLY_KEYS:
         reason = LEVELS[level][0]
@@ -111,15 +119,12 @@ async def relay_citizen_edit(
     triage: Triage,
     urgent_replies: UrgentReplies,
     locales: Locales,
+    lang: str,
 ) -> None:
     """A citizen with an active case edited a message: the topic's copy is edited too, and
     an edit that now says crisis or emergency makes the case urgent like a new message."""
-    text = message.text or message.caption
-    level = "normal"
-    if text and not (message.text and text.startswith("/")):
-        lang = locales.for_citizen(citizen, text)
-        result = await triage.aclassify(text, lang)
-        level = result.level
+    result, lang = await triage_text(message, citizen, triage, locales, lang)
+    level = result.level
     if level in URGENT_REPLY_KEYS and case.priority != CasePriority.URGENT:
         reopened = case.status == CaseStatus.CLOSED
         if reopened:
