@@ -203,6 +203,28 @@ _LONG_BENIGN = (
 _LONG_CRISIS = "I feel so alone and tired of everything, nobody would notice if I was gone. "
 
 
+# Our own labelled evasions and emergencies (tests/triage/labelled.yaml, written for this
+# project): per kind, how many of its urgent items reach their level, and how many of its
+# look-alikes escalate.
+OWN_KINDS = ("spaced", "emoji_combo", "pinyin", "no_spaces", "emergency")
+
+
+def own_rows(triage: Triage) -> None:
+    """Print a row per kind of our own labelled evasions and emergencies."""
+    labelled = REPO_ROOT / "tests" / "triage" / "labelled.yaml"
+    items = yaml.safe_load(labelled.read_text(encoding="utf-8"))["items"]
+    print(f"own labelled set ({labelled.relative_to(REPO_ROOT)}), by kind:")
+    for kind in OWN_KINDS:
+        urgent = [i for i in items if i["kind"] == kind and i["level"] in ("crisis", "emergency")]
+        alike = [i for i in items if i["kind"] == kind and i["level"] == "normal"]
+        hit = sum(triage.classify(i["text"], i["lang"]).level == i["level"] for i in urgent)
+        false = sum(triage.classify(i["text"], i["lang"]).level != "normal" for i in alike)
+        print(
+            f"  {kind:<12} recall {hit}/{len(urgent)}"
+            f" = {hit / max(1, len(urgent)):.2f}; look-alikes escalated {false}/{len(alike)}"
+        )
+
+
 def latency(triage: Triage, runs: int = 50) -> dict[str, tuple[float, float]]:
     """Median and p99 classify time in ms: a short ordinary message, 4,000-character ones."""
     labelled = yaml.safe_load((REPO_ROOT / "tests/triage/labelled.yaml").read_text("utf-8"))
@@ -317,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{extra_test:>11} {dev.n:>6} {dev_value:>7.4f} {extra_dev:>10}  {verdict}"
         )
     elapsed = time.perf_counter() - classify_started
+    own_rows(triage)
     for part in ("dev",) if args.dev_only else ("test", "dev"):
         n, esc, cri = benign_totals[part]
         print(
