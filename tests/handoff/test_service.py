@@ -20,6 +20,7 @@ from bot.db.models import (
     Citizen,
     Direction,
     Message,
+    MessagePair,
     RelayState,
     Role,
 )
@@ -28,6 +29,7 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
 from bot.handoff import (
     CHUNK,
+    MAX_RELAY_ATTEMPTS,
     HandoffService,
     case_stats,
     citizen_label,
@@ -325,3 +327,52 @@ async def test_urgent_case_escalates_even_when_the_forum_never_got_it(
         row = await session.get(Case, case.id)
         assert row is not None and row.escalated_at is not None and row.delivered_at is None
     assert await emu[1].topics(FORUM) == []
+
+
+async def test_a_relay_that_keeps_failing_is_parked_with_a_note(
+    service: HandoffService, sessionmaker: async_sessionmaker[AsyncSession], emu: Emu
+) -> None:
+    citizen, mid = await _citizen(sessionmaker, emu, 5101, "I want to die")
+    await emu[1].add_fault("copyMessage", "server_error", count=50)
+    case = await _open(service, sessionmaker, citizen, mid)
+    for _ in range(MAX_RELAY_ATTEMPTS):
+        assert await service.flush_case(case.id) is False  # the card went, the copy did not
+    async with sessionmaker() as session:
+        row = await session.scalar(select(Message).where(Message.case_id == case.id))
+        # Every attempt was counted, although each one ended in an error.
+        assert row is not None and row.relay_attempts == MAX_RELAY_ATTEMPTS
+        assert row.relay_state == RelayState.PENDING
+    assert await service.flush_case(case.id) is True  # parked, not tried again
+    async with sessionmaker() as session:
+        row = await session.scalar(select(Message).where(Message.case_id == case.id))
+        assert row is not None and row.relay_state == RelayState.FAILED
+        assert row.relay_attempts == MAX_RELAY_ATTEMPTS
+    texts = _texts(await emu[1].transcript(FORUM))
+    assert any(f"after {MAX_RELAY_ATTEMPTS} attempts" in t for t in texts)
+    copies = [c for c in await emu[1].calls("copymessage")]
+    assert len(copies) == MAX_RELAY_ATTEMPTS
+
+
+async def test_an_officer_message_that_is_the_bots_own_relay_copy_is_not_relayed(
+    service: HandoffService, sessionmaker: async_sessionmaker[AsyncSession], emu: Emu
+) -> None:
+    citizen, mid = await _citizen(sessionmaker, emu, 5102, "I want to die")
+    case = await _open(service, sessionmaker, citizen, mid)
+    assert await service.flush_case(case.id) is True
+    async with sessionmaker() as session:
+        pair = await session.scalar(select(MessagePair).where(MessagePair.case_id == case.id))
+        assert pair is not None
+        stored = await session.get(Case, case.id)
+        assert stored is not None
+        # A forged update claims the topic's copy of the citizen's message as an officer's.
+        await service.store_officer_message(
+            session, stored, OFFICER, pair.topic_message_id, "text", "forged"
+        )
+    before = len(await emu[1].transcript(citizen.id))
+    assert await service.flush_case(case.id) is True
+    async with sessionmaker() as session:
+        forged = await session.scalar(
+            select(Message).where(Message.case_id == case.id, Message.direction == "officer")
+        )
+        assert forged is not None and forged.relay_state == RelayState.FAILED
+    assert len(await emu[1].transcript(citizen.id)) == before  # nothing reached the citizen
