@@ -116,7 +116,7 @@ class Intake:
         self._busy: set[int] = set()
         self._ready: asyncio.PriorityQueue[tuple[int, int, int]] = asyncio.PriorityQueue()
         self._urgent_ready: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()
-        self._prejudging: set[asyncio.Task[None]] = set()
+        self._triaging: set[asyncio.Task[None]] = set()  # arrivals being triaged
         self._seq = itertools.count()
         self._known: set[int] = set()  # update ids queued or being handled here
         self._workers: list[asyncio.Task[None]] = []
@@ -150,8 +150,8 @@ class Intake:
                 self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
             return
         task = asyncio.create_task(self._triage_on_arrival(kept))
-        self._prejudging.add(task)
-        task.add_done_callback(self._prejudging.discard)
+        self._triaging.add(task)
+        task.add_done_callback(self._triaging.discard)
 
     async def _triage_on_arrival(self, arrivals: list[_Arrival]) -> None:
         """Triage what was just kept, before any worker gets to it: the rules, then the
@@ -503,9 +503,7 @@ class Intake:
     @property
     def busy(self) -> bool:
         """Updates kept here but not handled yet (tests wait for quiet)."""
-        return (
-            bool(self._known) or self.replies.busy or bool(self._direct) or bool(self._prejudging)
-        )
+        return bool(self._known) or self.replies.busy or bool(self._direct) or bool(self._triaging)
 
     async def close(self, grace: float) -> None:
         """Let started updates finish, give the rest back to the inbox, stop the workers."""
@@ -533,7 +531,7 @@ class Intake:
                         .values(lease_until=None)
                     )
                     await session.commit()
-        for task in list(self._prejudging):
+        for task in list(self._triaging):
             task.cancel()
         await self.replies.wait(grace)
         if self._direct:
