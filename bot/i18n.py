@@ -69,15 +69,18 @@ class Locales:
                 return base
         return self.default
 
-    def for_citizen(self, citizen: Citizen | None, text: str = "") -> str:
+    def for_citizen(
+        self, citizen: Citizen | None, text: str = "", telegram_language: str | None = None
+    ) -> str:
         """A person's language: their /language choice, else the script of what they just
-        wrote (if anything), else Telegram's language code, else the default."""
+        wrote (if anything), else Telegram's language code (the citizen's stored one, or
+        `telegram_language` for someone not stored yet), else the default."""
         if citizen is not None and citizen.language:
             return self.resolve(citizen.language)
         script = detect_script(text) if text else None
         if script in self.texts:
             return str(script)
-        return self.resolve(citizen.telegram_language if citizen else None)
+        return self.resolve(citizen.telegram_language if citizen else telegram_language)
 
     async def for_user(self, session: AsyncSession, user_id: int) -> str:
         """The language to write to someone in who is not writing now (staff, authors)."""

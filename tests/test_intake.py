@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message, Update
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -243,3 +245,36 @@ async def test_a_dead_process_spool_is_drained_by_another(
     assert rig.handled == [(70, "left behind")]
     assert list((tmp_path / "spool").iterdir()) == []
     await heir.close(1)
+
+
+async def test_a_batch_waiting_on_its_crisis_reply_keeps_later_batches_behind_it(
+    sessionmaker: Maker, rules: Triage, tmp_path: Path
+) -> None:
+    # Telegram refuses connections: the crisis reply of the first batch is retried, and the
+    # batch waits for it (a few seconds) before its updates reach the workers.
+    away = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base("http://127.0.0.1:9")))
+    rig = Rig()
+    intake = rig.intake(away, sessionmaker, rules, tmp_path)
+    intake.start()
+    try:
+        await intake.accept([update(1, 10, "I want to kill myself tonight")])
+        await intake.accept([update(2, 10, "hello?"), update(3, 20, "b")])
+        await quiet_for(intake, lambda: len(rig.handled) == 3)
+        # One chat's messages in the order sent, although the second batch was ready first.
+        assert [text for chat, text in rig.handled if chat == 10] == [
+            "I want to kill myself tonight",
+            "hello?",
+        ]
+    finally:
+        for task in list(intake.replies._sending.values()):
+            task.cancel()
+        await intake.close(1)
+        await away.session.close()
+
+
+async def quiet_for(intake: Intake, done: Callable[[], bool], seconds: float = 15) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if done():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not handled in time")

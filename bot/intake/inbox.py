@@ -36,7 +36,6 @@ from bot.db.models import (
     UrgentReplyState,
     utcnow,
 )
-from bot.faq.normalize import detect_script
 from bot.i18n import Locales
 from bot.intake.replies import (
     SEND_WAIT_SECONDS,
@@ -80,12 +79,18 @@ class _Arrival:
     def urgent(self) -> bool:
         return self.level is not None
 
+    def queued(self) -> _Queued:
+        return _Queued(
+            self.update_id, self.update, self.urgent, _chat_key(self.update_id, self.chat_id)
+        )
+
 
 @dataclass
 class _Queued:
     update_id: int
     update: Update
     urgent: bool
+    key: int  # the chat, whose updates are handled in order
 
 
 class Intake:
@@ -123,6 +128,7 @@ class Intake:
         self._handling: set[asyncio.Task[Any]] = set()  # workers in the middle of an update
         self._closing = False
         self._direct: set[asyncio.Task[None]] = set()  # replies sent with the database away
+        self._enqueued: asyncio.Future[None] | None = None  # the last batch reached the workers
 
     # ------------------------------------------------------------ arrival
 
@@ -145,33 +151,45 @@ class Intake:
         failpoints.reached("stored")
         kept = [a for a in arrivals if a.update_id in fresh]
         self._known.update(a.update_id for a in kept)
-        if not any(a.text for a in kept):
-            for arrival in kept:
-                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
-            return
-        task = asyncio.create_task(self._triage_on_arrival(kept))
+        # Batches reach the workers in the order they arrived, whatever their triage takes.
+        previous, self._enqueued = self._enqueued, asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._triage_on_arrival(kept, previous, self._enqueued))
         self._triaging.add(task)
         task.add_done_callback(self._triaging.discard)
 
-    async def _triage_on_arrival(self, arrivals: list[_Arrival]) -> None:
+    async def _triage_on_arrival(
+        self,
+        arrivals: list[_Arrival],
+        previous: asyncio.Future[None] | None,
+        enqueued: asyncio.Future[None],
+    ) -> None:
         """Triage what was just kept, before any worker gets to it: the rules, then the
         models, most crisis-like first. A crisis or emergency gets its reply owed and sent at
         once, and its chat goes before ordinary ones. The updates go to the workers once the
-        rules' replies are sent, so a handler never races its own crisis reply. The handler
-        triages again and gets the same judgment (the models' is remembered): one reply."""
+        rules' replies are sent (so a handler never races its own crisis reply) and after the
+        batch before them (so one chat's updates keep their order). The handler triages
+        again and gets the same judgment (the models' is remembered): one reply."""
         texts = [a for a in arrivals if a.text]
         try:
-            # In a worker thread: a batch of a hundred texts is tens of milliseconds of rules,
-            # and the event loop meanwhile keeps the next batch coming in.
-            decided = await asyncio.to_thread(lambda: [self.triage.rules(a.text) for a in texts])
-            for arrival, rules in zip(texts, decided, strict=True):
-                arrival.rules = rules
-                if rules.level in URGENT_REPLY_KEYS:
-                    arrival.level = rules.level
-                    await self._owe_on_arrival(arrival, rules)
+            if texts:
+                # In a worker thread: a hundred texts are tens of milliseconds of rules, and
+                # the event loop meanwhile keeps the next batch coming in.
+                decided = await asyncio.to_thread(
+                    lambda: [self.triage.rules(a.text) for a in texts]
+                )
+                for arrival, rules in zip(texts, decided, strict=True):
+                    arrival.rules = rules
+                    if rules.level in URGENT_REPLY_KEYS:
+                        arrival.level = rules.level
+                        await self._owe_on_arrival(arrival, rules)
         finally:
-            for arrival in arrivals:
-                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+            try:
+                if previous is not None:
+                    await asyncio.shield(previous)
+                for arrival in arrivals:
+                    self._enqueue(arrival.queued())
+            finally:
+                enqueued.set_result(None)
         ask = [a for a in texts if a.level is None]
         if not ask or not self.triage.has_models:
             return
@@ -195,20 +213,13 @@ class Intake:
             async with self.sessionmaker() as session:
                 if await self._officers_have_it(session, arrival.chat_id):
                     return
-                fallback = self._language_written(message, arrival.text)
-                lang = await self._language(session, arrival.chat_id, fallback)
+                citizen = await session.get(Citizen, arrival.chat_id)
+                lang = self.locales.for_citizen(citizen, arrival.text, _telegram_language(message))
                 await self.replies.owe(
                     session, arrival.update_id, arrival.chat_id, decided.level, lang
                 )
         except Exception as exc:  # the handler owes it again when it gets there
             log.warning("update %s: reply not owed on arrival: %s", arrival.update_id, exc)
-
-    def _language_written(self, message: Message, text: str) -> str:
-        """As Locales.for_citizen without the database: the script written in, else
-        Telegram's language code (a /language choice is read where the database is up)."""
-        script = detect_script(text)
-        hint = message.from_user.language_code if message.from_user else None
-        return script if script in self.locales.texts else self.locales.resolve(hint)
 
     def _arrive(self, update: Update) -> _Arrival:
         message, text = citizen_text(update)
@@ -276,10 +287,6 @@ class Intake:
         )
         return found is not None
 
-    async def _language(self, session: AsyncSession, citizen_id: int, fallback: str | None) -> str:
-        chosen = await session.scalar(select(Citizen.language).where(Citizen.id == citizen_id))
-        return self.locales.resolve(chosen) if chosen else (fallback or self.locales.default)
-
     async def _spool(self, arrivals: list[_Arrival]) -> None:
         """Keep the arrivals on disk; the rules triage them now and the urgent replies are
         sent straight away (before the delivery is acknowledged) and noted in the spool."""
@@ -290,7 +297,10 @@ class Intake:
             decided = await self.triage.arules(arrival.text)
             if decided.level in URGENT_REPLY_KEYS and not await self._in_form(message):
                 arrival.level = decided.level
-                arrival.lang = self._language_written(message, arrival.text)
+                # No database: a /language choice cannot be read; the script or Telegram's.
+                arrival.lang = self.locales.for_citizen(
+                    None, arrival.text, _telegram_language(message)
+                )
         await self.spool.keep(
             {
                 "update": json.loads(a.payload),
@@ -362,12 +372,12 @@ class Intake:
             self.replies.kick(update_id)  # sends only rows still pending
         for arrival in arrivals:
             if arrival.update_id in fresh:
-                self._enqueue(_Queued(arrival.update_id, arrival.update, arrival.urgent))
+                self._enqueue(arrival.queued())
 
     # ------------------------------------------------------------ handling
 
     def _enqueue(self, item: _Queued) -> None:
-        key = _chat_key(item)
+        key = item.key
         self._known.add(item.update_id)
         self._chats.setdefault(key, deque()).append(item)
         if key not in self._busy:
@@ -489,13 +499,18 @@ class Intake:
                         InboxUpdate.update_id.not_in(list(self._known) or [0]),
                     )
                     .values(lease_until=lease)
-                    .returning(InboxUpdate.update_id, InboxUpdate.urgent, InboxUpdate.payload)
+                    .returning(
+                        InboxUpdate.update_id,
+                        InboxUpdate.chat_id,
+                        InboxUpdate.urgent,
+                        InboxUpdate.payload,
+                    )
                 )
             ).all()
             await session.commit()
-        for update_id, urgent, payload in sorted(taken):
+        for update_id, chat_id, urgent, payload in sorted(taken):
             update_obj = Update.model_validate_json(payload, context={"bot": self.bot})
-            self._enqueue(_Queued(update_id, update_obj, urgent))
+            self._enqueue(_Queued(update_id, update_obj, urgent, _chat_key(update_id, chat_id)))
         if taken:
             log.warning("took over %d update(s) from the inbox", len(taken))
         await self.spool.drain(self._drain_into_inbox)
@@ -519,6 +534,10 @@ class Intake:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        for task in list(self._triaging):
+            task.cancel()
+        if self._triaging:
+            await asyncio.wait(list(self._triaging), timeout=grace)
         queued = list(self._known)
         self._known.clear()
         self._chats.clear()
@@ -531,12 +550,14 @@ class Intake:
                         .values(lease_until=None)
                     )
                     await session.commit()
-        for task in list(self._triaging):
-            task.cancel()
         await self.replies.wait(grace)
         if self._direct:
             await asyncio.wait(list(self._direct), timeout=grace)
         self.spool.close()
+
+
+def _telegram_language(message: Message) -> str | None:
+    return message.from_user.language_code if message.from_user else None
 
 
 def _chat_of(update: Update) -> int | None:
@@ -550,7 +571,6 @@ def _chat_of(update: Update) -> int | None:
     return chat.id if chat is not None else None
 
 
-def _chat_key(item: _Queued) -> int:
-    chat = _chat_of(item.update)
+def _chat_key(update_id: int, chat_id: int | None) -> int:
     # Updates with no chat (inline queries and the like) need no order: a key of their own.
-    return chat if chat is not None else -(2**62) - item.update_id
+    return chat_id if chat_id is not None else -(2**62) - update_id
