@@ -341,7 +341,13 @@ async def test_a_banned_citizen_in_crisis_still_reaches_the_officers(harness: Ha
     reply = await bob.say("I am going to kill myself")
     assert "A person from our team is joining you" in reply["text"]
     await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "I am going to kill myself", tid)
-    assert "URGENT" in (await topic_of(harness, 1))["name"]
+    # The crisis reply goes out on arrival; the handler then upgrades the case and renames
+    # its topic, a moment later.
+
+    async def renamed_urgent() -> bool:
+        return "URGENT" in (await topic_of(harness, 1))["name"]
+
+    await eventually(renamed_urgent)
     # While the urgent case is open, everything the citizen says reaches the officers.
     await bob.send("I am on the bridge")
     await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "I am on the bridge", tid)
