@@ -32,8 +32,9 @@ How a message is classified, per language file:
    their Telegram client reports; the hint only orders the reported signals.
 6. If the rules decided neither crisis nor emergency, the embedding models
    (``bot/triage_model.py``, examples in ``knowledge/triage/examples/``: static word vectors,
-   then a small transformer) may add crisis for a wording no rule foresaw. Handlers call
-   :meth:`Triage.aclassify`, which runs the models in a worker thread.
+   then a small transformer) may add crisis (English) or emergency (English, Chinese) for a
+   wording no rule foresaw; if both fire, emergency. Handlers call :meth:`Triage.aclassify`,
+   which runs the models in a worker thread.
 
 English crisis content is organised by clinical construct (Columbia scale; interpersonal
 theory; published suicide-risk lexicons), not by example sentences: strong signals (suicide
@@ -119,7 +120,14 @@ from rapidfuzz.distance import OSA
 from rapidfuzz.process import extractOne
 
 from bot.content import load_yaml
-from bot.triage_model import DEFAULT_CACHE_DIR, CrisisModel, load_models
+from bot.triage_model import (
+    DEFAULT_CACHE_DIR,
+    ExamplesModel,
+    Shortlists,
+    decide_all,
+    load_models,
+    rank_all,
+)
 from bot.triage_queue import ModelQueue
 
 Level = Literal["crisis", "emergency", "human", "normal"]
@@ -133,6 +141,8 @@ DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "knowledge" / "tria
 #: Highest priority first; "normal" is what is left when nothing fires.
 LEVELS: tuple[Level, ...] = ("crisis", "emergency", "human", "normal")
 _THRESHOLD = 1.0
+#: The levels an embedding model may add.
+_MODEL_LEVEL: dict[str, Level] = {"crisis": "crisis", "emergency": "emergency"}
 # Floating-point sums of weights such as 0.3 + 0.7 must still reach the threshold.
 _EPSILON = 1e-9
 
@@ -847,9 +857,11 @@ class Triage:
 
     __slots__ = ("_languages", "_models", "_queue")
 
-    def __init__(self, languages: Iterable[_Language], models: Iterable[CrisisModel] = ()) -> None:
+    def __init__(
+        self, languages: Iterable[_Language], models: Iterable[ExamplesModel] = ()
+    ) -> None:
         self._languages: tuple[_Language, ...] = tuple(languages)
-        self._models: tuple[CrisisModel, ...] = tuple(models)
+        self._models: tuple[ExamplesModel, ...] = tuple(models)
         self._queue: ModelQueue | None = None
         if not self._languages:
             raise ValueError("triage needs at least one language file")
@@ -967,54 +979,32 @@ class Triage:
         return decided
 
     def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
-        """Crisis if an embedding model says so, else the rules' ``decided`` level.
+        """Crisis or emergency if an embedding model says so, else the rules' ``decided``.
 
-        Models only add crisis: they never lower the rules' level, and the caller does not ask
-        them once the rules said crisis or emergency (see triage_model). Models are asked in
-        their file's order until one fires; a model with ``decides: false`` (the shipped
-        word-vector model) never fires and only ranks a long message's sentences, so the
-        contextual model reads just the most crisis-like ones (``max_parts``).
+        Models only add a level: they never lower the rules' level, and the caller does not
+        ask them once the rules said crisis or emergency. Each examples file (a language and
+        a level) has a cheap ranking model (word vectors, ``decides: false``) whose shortlist
+        of a long message's sentences the contextual model reads; the crisis and emergency
+        files share the contextual model's embedding of each sentence. If both levels fire,
+        emergency wins (``triage_model.MODEL_LEVELS``) and both models' signals are kept.
         """
         return self.decide_many([(text, decided, self.rank(text)[0])])[0]
 
-    def rank(self, text: str) -> tuple[dict[str, tuple[str, ...]], float]:
-        """Ask the cheap models (those before the first that decides): the sentence ranking
-        they leave for the slower one, per language, and how crisis-like the message looked
-        to them (their best score; 0 with none)."""
+    def rank(self, text: str) -> tuple[Shortlists, float]:
+        """Ask the cheap models (``decides: false``): the sentence shortlists they leave for
+        the slower one, per examples file, and how urgent the message looked to them (their
+        best score; 0 with none)."""
         return self.rank_many([text])[0]
 
-    def rank_many(self, texts: list[str]) -> list[tuple[dict[str, tuple[str, ...]], float]]:
-        """:meth:`rank` for several messages, each cheap model asked once for all of them."""
-        ranked: list[tuple[dict[str, tuple[str, ...]], float]] = [({}, 0.0) for _ in texts]
-        for model in self._models:
-            if model.decides:
-                break
-            verdicts = model.judge_many(texts, [r[0].get(model.lang) for r in ranked])
-            for i, verdict in enumerate(verdicts):
-                shortlists, risk = ranked[i]
-                shortlists[model.lang] = verdict.ranked
-                ranked[i] = (shortlists, max(risk, verdict.score))
-        return ranked
+    def rank_many(self, texts: list[str]) -> list[tuple[Shortlists, float]]:
+        """:meth:`rank` for several messages, each cheap encoder asked once for all of them."""
+        return rank_all(self._models, texts)
 
-    def decide_many(
-        self, items: list[tuple[str, TriageResult, dict[str, tuple[str, ...]]]]
-    ) -> list[TriageResult]:
-        """The deciding models' opinion on several ranked messages, one batch per model."""
-        results = [decided for _, decided, _ in items]
-        shortlists = [dict(ranked) for _, _, ranked in items]
-        pending = list(range(len(items)))
-        for model in self._models:
-            if not model.decides or not pending:
-                continue
-            verdicts = model.judge_many(
-                [items[i][0] for i in pending], [shortlists[i].get(model.lang) for i in pending]
-            )
-            left = []
-            for i, verdict in zip(pending, verdicts, strict=True):
-                if verdict.crisis:
-                    results[i] = TriageResult("crisis", (*items[i][1].signals, model.signal))
-                else:
-                    shortlists[i][model.lang] = verdict.ranked
-                    left.append(i)
-            pending = left
+    def decide_many(self, items: list[tuple[str, TriageResult, Shortlists]]) -> list[TriageResult]:
+        """The deciding models' opinion on several ranked messages, one batch per encoder."""
+        opinions = decide_all(self._models, [(text, ranked) for text, _, ranked in items])
+        results = []
+        for (_, decided, _), (level, signals) in zip(items, opinions, strict=True):
+            added = _MODEL_LEVEL.get(level or "")
+            results.append(TriageResult(added, (*decided.signals, *signals)) if added else decided)
         return results

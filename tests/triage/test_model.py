@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage
-from bot.triage_model import ContextEncoder, CrisisModel, WordVectors, embed_cached
+from bot.triage_model import ContextEncoder, ExamplesModel, WordVectors, embed_cached
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
@@ -55,12 +55,12 @@ def test_the_model_adds_crisis_for_wordings_the_rules_miss(triage: Triage) -> No
 
 
 def test_the_contextual_model_finds_what_word_vectors_miss(triage: Triage) -> None:
-    (words,) = [m for m in triage._models if m.encoder.name == "wordllama"]
+    (words,) = [m for m in triage._models if m.encoder.name == "wordllama" and m.key == "en:crisis"]
     # The shipped word vectors only rank (decides: false); ask whether they would have fired.
     words = dataclasses.replace(words, decides=True)
     for text in CONTEXT_ONLY:
         assert triage.rules(text).level == "normal", text
-        assert not words.judge(text).crisis, text
+        assert not words.judge(text).fired, text
         result = triage.classify(text)
         assert result.level == "crisis" and result.signals == ("model_en_e5",), text
 
@@ -129,11 +129,11 @@ def test_a_small_examples_file_decides_by_nearest_examples(tmp_path: Path) -> No
     assert triage.classify("how do i renew my passport").level == "normal"
     # One word is left to the rules; so is text in another script.
     assert triage.classify("living").level == "normal"
-    (model,) = CrisisModel.load(tmp_path / "examples" / "en.yaml", cache_dir=None)
+    (model,) = ExamplesModel.load(tmp_path / "examples" / "en.yaml", cache_dir=None)
     assert model.applies("I want to end my life") and not model.applies("我真的不想活了 my life")
-    assert not model.judge("我真的不想活了 my life").crisis
+    assert not model.judge("我真的不想活了 my life").fired
     verdict = model.judge("I can't go on living like this")
-    assert verdict.crisis and verdict.nearest.startswith("I can't go on living like this")
+    assert verdict.fired and verdict.nearest.startswith("I can't go on living like this")
     assert verdict.similarity > 0.7 and verdict.margin > 0.3
 
 
@@ -231,15 +231,15 @@ def test_a_long_message_sends_only_the_shortlisted_sentences_to_a_capped_model(
         {"encoder": "wordllama", "min_score": 0.5, "max_parts": 1},
     ]
     (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
-    cheap, capped = CrisisModel.load(directory / "examples" / "en.yaml", cache_dir=None)
+    cheap, capped = ExamplesModel.load(directory / "examples" / "en.yaml", cache_dir=None)
     crisis = "I can't go on living like this."
     text = "My passport renewal form is attached. " * 5 + crisis
     ranked = cheap.judge(text).ranked
     assert ranked[0].strip() == crisis and len(ranked) == 6  # most crisis-like first
-    assert capped.judge(text, ranked).crisis
+    assert capped.judge(text, ranked).fired
     # Given another ranking, the capped model reads only its first sentence.
-    assert not capped.judge(text, tuple(reversed(ranked))).crisis
-    assert not capped.judge(text).crisis  # no ranking: the first part in reading order
+    assert not capped.judge(text, tuple(reversed(ranked))).fired
+    assert not capped.judge(text).fired  # no ranking: the first part in reading order
 
 
 def test_a_model_that_does_not_decide_only_ranks_for_the_next(tmp_path: Path) -> None:
@@ -249,9 +249,9 @@ def test_a_model_that_does_not_decide_only_ranks_for_the_next(tmp_path: Path) ->
     (directory / "examples" / "en.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     crisis = "I can't go on living like this."
     text = "My passport renewal form is attached. " * 5 + crisis
-    (ranker,) = CrisisModel.load(directory / "examples" / "en.yaml", cache_dir=None)
+    (ranker,) = ExamplesModel.load(directory / "examples" / "en.yaml", cache_dir=None)
     verdict = ranker.judge(crisis)
-    assert not verdict.crisis and verdict.margin > 0.3  # close to crisis, yet it never fires
+    assert not verdict.fired and verdict.margin > 0.3  # close to crisis, yet it never fires
     assert ranker.judge(text).ranked[0].strip() == crisis
     assert Triage.load(directory, cache_dir=None).classify(crisis).level == "normal"
     # Followed by a deciding model capped at one sentence: the ranker's shortlist reaches it.
