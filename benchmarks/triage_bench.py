@@ -177,6 +177,7 @@ class Score:
     n: int
     escalated: int
     crisis: int
+    emergency: int = 0
 
     def rate(self) -> float:
         return self.escalated / self.n if self.n else 0.0
@@ -190,7 +191,8 @@ def score(triage: Triage, items: list[Item]) -> tuple[Score, list[tuple[Item, Tr
     results = [(item, triage.classify(item.text)) for item in items]
     escalated = sum(1 for _, r in results if r.level != "normal")
     crisis = sum(1 for _, r in results if r.level == "crisis")
-    return Score(len(items), escalated, crisis), results
+    emergency = sum(1 for _, r in results if r.level == "emergency")
+    return Score(len(items), escalated, crisis, emergency), results
 
 
 # Our own long-message samples for the latency check (no evaluation text): a citizen's long
@@ -222,6 +224,26 @@ def own_rows(triage: Triage) -> None:
         print(
             f"  {kind:<12} recall {hit}/{len(urgent)}"
             f" = {hit / max(1, len(urgent)):.2f}; look-alikes escalated {false}/{len(alike)}"
+        )
+
+
+def emergency_rows(triage: Triage) -> None:
+    """Print our held-out emergencies and look-alikes (tests/triage/emergency_heldout.yaml, the
+    emergency model's dev set): how many reach emergency, and how many look-alikes escalate."""
+    heldout = REPO_ROOT / "tests" / "triage" / "emergency_heldout.yaml"
+    data = yaml.safe_load(heldout.read_text(encoding="utf-8"))
+    print(f"own held-out emergencies ({heldout.relative_to(REPO_ROOT)}; dev for the model):")
+    for lang, groups in data.items():
+        urgent, alike = groups["emergency"], groups["look_alike"]
+        hit = sum(triage.classify(t, lang).level == "emergency" for t in urgent)
+        by_model = sum(triage.rules(t, lang).level != "emergency" for t in urgent)
+        false = [triage.classify(t, lang).level for t in alike]
+        escalated = sum(level != "normal" for level in false)
+        print(
+            f"  {lang:<3} emergency recall {hit}/{len(urgent)} = {hit / len(urgent):.2f}"
+            f" ({by_model} not caught by the rules);"
+            f" look-alikes escalated {escalated}/{len(alike)}"
+            f" (emergency {false.count('emergency')})"
         )
 
 
@@ -304,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     total = 0
     classify_started = time.perf_counter()
-    benign_totals = {"test": [0, 0, 0], "dev": [0, 0, 0]}
+    benign_totals = {"test": [0, 0, 0, 0], "dev": [0, 0, 0, 0]}
     for eval_set in sets:
         test, _ = score(triage, [] if args.dev_only else split(eval_set.items, "test"))
         dev, _ = score(triage, split(eval_set.items, "dev"))
@@ -330,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                     benign_totals[part][0] += sc.n
                     benign_totals[part][1] += sc.escalated
                     benign_totals[part][2] += sc.crisis
+                    benign_totals[part][3] += sc.emergency
                 ok = test_value <= BENIGN_FP_CEILING or args.dev_only
                 verdict = f"<= {BENIGN_FP_CEILING:.2f} {'ok' if ok else 'MISSED'}"
                 if not ok:
@@ -340,11 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     elapsed = time.perf_counter() - classify_started
     own_rows(triage)
+    emergency_rows(triage)
     for part in ("dev",) if args.dev_only else ("test", "dev"):
-        n, esc, cri = benign_totals[part]
+        n, esc, cri, eme = benign_totals[part]
         print(
             f"all benign FAQ queries ({part}): n={n} FP any={esc / n:.4f} ({esc}) "
-            f"FP crisis={cri / n:.4f} ({cri})"
+            f"FP crisis={cri / n:.4f} ({cri}) FP emergency={eme / n:.4f} ({eme})"
         )
     print(
         f"load {load_ms:.0f} ms; {total} messages in {elapsed:.2f} s = "

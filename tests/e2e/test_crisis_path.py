@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.db.models import Case, CasePriority, CaseReason, UrgentReply, UrgentReplyState
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness, buttons
+from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness, buttons, shared_triage
 from tests.handoff.e2e_helpers import bot_says, eventually, text_of, topic_messages, topic_of
 
 WANG = next(iter(OFFICERS))
@@ -193,3 +193,30 @@ async def test_pinyin_and_spaced_letters_reach_an_officer(harness: Harness) -> N
     for case_no in (1, 2):
         topic = await topic_of(harness, case_no)
         await bot_says(harness, FORUM_ID, f"Case #{case_no}", topic["message_thread_id"])
+
+
+EMERGENCY_MARK = "Call 110 now"
+# Being followed, in words no rule catches (tests/triage/test_emergency_model.py checks that):
+# only the emergency model finds it.
+FOLLOWED = "there's a man who's stayed right behind me for the last five streets"
+
+
+async def test_an_emergency_only_the_model_finds_gets_the_emergency_reply_and_an_urgent_case(
+    harness: Harness,
+) -> None:
+    assert shared_triage().rules(FOLLOWED).level == "normal"
+    gus = await harness.new_citizen(1407, "Gus")
+    reply = await gus.say(FOLLOWED)
+    assert EMERGENCY_MARK in text_of(reply)
+    topic = await topic_of(harness, 1)
+    card = await bot_says(harness, FORUM_ID, "Case #1", topic["message_thread_id"])
+    assert "URGENT" in text_of(card) and "model_en_e5_emergency" in text_of(card)
+    [case] = await cases_of(harness, gus.id)
+    assert case.priority == CasePriority.URGENT and case.reason == CaseReason.EMERGENCY
+    await harness.settle()
+    replies = [
+        e["message"]
+        for e in await harness.emu.transcript(gus.id)
+        if e["message"]["from"]["is_bot"] and EMERGENCY_MARK in text_of(e["message"])
+    ]
+    assert len(replies) == 1

@@ -73,6 +73,7 @@ def test_benchmark_prints_table_and_passes_floors(
     assert triage_bench.main([str(eval_tree)]) == 0
     out = capsys.readouterr().out
     assert "sos1k_zh_level>=4" in out and "tianchi_zh_queries" in out
+    assert "zh  emergency recall" in out and "FP emergency=" in out
     assert "all floors met on test" in out
 
 
