@@ -36,7 +36,7 @@ from bot.middlewares import (
     IdentityMiddleware,
     InflightMiddleware,
 )
-from bot.telegram import RetryAfterMiddleware
+from bot.telegram import ForumLane, ForumLaneMiddleware, RetryAfterMiddleware
 from bot.triage import Triage
 from handlers import setup_routers
 
@@ -179,7 +179,11 @@ async def build(
     dp.update.outer_middleware(BanMiddleware(locales))
     dp.include_router(setup_routers())
     triage = triage or Triage.load(settings.faq.knowledge_dir / "triage")
-    handoff = HandoffService(bot, sessionmaker, locales, settings.officers)
+    lane = None
+    if settings.officers.chat_id is not None and settings.officers.per_minute:
+        lane = ForumLane(settings.officers.per_minute, settings.officers.urgent_reserve)
+        bot.session.middleware(ForumLaneMiddleware(lane, settings.officers.chat_id))
+    handoff = HandoffService(bot, sessionmaker, locales, settings.officers, lane=lane)
     # The intake and the crisis replies have connections of their own: in a surge every
     # handler holds one of the main pool's, and a crisis must not wait for them.
     intake_engine = create_engine(settings.database.url, echo=settings.database.echo)

@@ -174,6 +174,11 @@ class OfficersSettings(BaseSettings):
     loop_seconds: float = Field(5.0, gt=0)
     # A citizen's message this soon after a close reopens the case instead of starting over.
     reopen_hours: float = Field(24.0, ge=0)
+    # Messages a minute the bot sends to the forum (Telegram lets a group take about 20; 0:
+    # no lane of our own, Telegram's 429s alone) and how many of them ordinary cases leave
+    # free for urgent ones. With several processes, divide per_minute among them.
+    per_minute: int = Field(20, ge=0)
+    urgent_reserve: int = Field(5, ge=0)
 
     @field_validator("chat_id", "backup_chat_id")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import logging
 import statistics
@@ -53,7 +54,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.i18n import Locales, format_duration
-from bot.telegram import critical_sends
+from bot.telegram import ForumLane, critical_sends
 
 if TYPE_CHECKING:
     from bot.app import Safewell
@@ -70,6 +71,8 @@ TRANSCRIPT_LINE_CHARS = 400
 EDIT_NOTICE_CHARS = 3000
 # A relay still failing after this many tries (over the loop's backoff) is parked, not retried.
 MAX_RELAY_ATTEMPTS = 10
+# A text longer than this (escaped) is copied on its own, not merged with others.
+MERGED_TEXT_MAX = 1500
 BADGE = {CasePriority.URGENT: "🔴 URGENT", CasePriority.NORMAL: "🔵 normal"}
 CLOSED_MARK = "✅ "
 
@@ -122,6 +125,23 @@ def split_html_lines(lines: Sequence[str], limit: int = CHUNK) -> list[str]:
     if current:
         parts.append(current)
     return parts
+
+
+def _mergeable_run(rows: Sequence[Message], start: int) -> list[Message]:
+    """The citizen's plain text messages from `start` on that can share one message in the
+    topic (not parked-to-be, short enough to leave room for the others)."""
+    run: list[Message] = []
+    for row in rows[start:]:
+        if (
+            row.direction != Direction.CITIZEN
+            or row.content_type != "text"
+            or not row.text
+            or len(html.escape(row.text, quote=False)) > MERGED_TEXT_MAX
+            or row.relay_attempts >= MAX_RELAY_ATTEMPTS
+        ):
+            break
+        run.append(row)
+    return run
 
 
 def _short(text: str | None, limit: int) -> str:
@@ -185,9 +205,13 @@ class HandoffService:
         locales: Locales,
         settings: OfficersSettings,
         *,
+        lane: ForumLane | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.bot = bot
+        # The forum's minute of messages: ordinary cases wait for room in it (and their
+        # messages pile up meanwhile, to be relayed merged); urgent ones take the reserve.
+        self.lane = lane
         self.sessionmaker = sessionmaker
         self.locales = locales
         self.settings = settings
@@ -211,6 +235,11 @@ class HandoffService:
     def citizen_text(self, lang: str | None, key: str, **kw: Any) -> str:
         """A citizen-facing text with the locale's emergency and crisis-line numbers filled in."""
         return self.locales.t(lang, key, **emergency_numbers(self.locales, lang), **kw)
+
+    def _room(self, case: Case) -> bool:
+        """Whether the forum's lane has room for one more message of this case now (an urgent
+        case always has: it waits for the reserve instead)."""
+        return self.lane is None or case.priority == CasePriority.URGENT or self.lane.room() > 0
 
     def _minutes(self, value: float) -> timedelta:
         return timedelta(minutes=value)
@@ -455,7 +484,9 @@ class HandoffService:
             lane = critical_sends() if case.priority == CasePriority.URGENT else nullcontext()
             try:
                 with lane:
-                    if case.delivered_at is None and not await self._deliver(session, case):
+                    if case.delivered_at is None and (
+                        not self._room(case) or not await self._deliver(session, case)
+                    ):
                         return False
                     return await self._relay_pending(session, case)
             except TelegramAPIError as exc:
@@ -649,9 +680,48 @@ class HandoffService:
                 .order_by(Message.direction, Message.telegram_message_id, Message.id)
             )
         ).all()
-        for row in rows:
-            if not await self._relay_one(session, case, row):
+        start = 0
+        while start < len(rows):
+            # An urgent case's messages go one by one (they have the reserve of the forum's
+            # minute, and each keeps its pair for replies and edits); ordinary ones merge.
+            run = [] if case.priority == CasePriority.URGENT else _mergeable_run(rows, start)
+            if rows[start].direction == Direction.CITIZEN and not self._room(case):
+                return False  # the forum's minute is full: they wait, and go merged
+            if len(run) > 1:
+                relayed = await self._relay_merged(session, case, run)
+            else:
+                relayed = await self._relay_one(session, case, rows[start])
+            if not relayed:
                 return False
+            start += max(len(run), 1)
+        return True
+
+    async def _send_in_topic(self, text: str, chat_id: int, thread_id: int) -> object:
+        return await self.bot.send_message(chat_id, text, message_thread_id=thread_id)
+
+    async def _relay_merged(self, session: AsyncSession, case: Case, rows: list[Message]) -> bool:
+        """Several text messages of the citizen piled up (the forum's minute was full): one
+        message in the topic carries them all, each with its time. No pair is kept: an edit of
+        one of them is posted as a notice."""
+        for row in rows:
+            row.relay_attempts += 1
+        await session.commit()
+        lines = [self._st("ho_relay_merged", count=len(rows))]
+        lines += [
+            f"<i>{row.created_at:%H:%M}</i> {html.escape(row.text or '', quote=False)}"
+            for row in rows
+        ]
+        try:
+            for part in split_html_lines(lines):
+                await self._topic_call(session, case, functools.partial(self._send_in_topic, part))
+        except TelegramAPIError as exc:
+            await session.commit()
+            log.error("case %s: merged relay to the forum failed: %s", case.id, exc)
+            return False
+        for row in rows:
+            row.relay_state = RelayState.DONE
+        await session.commit()
+        log.info("case %s: %d messages relayed in one", case.id, len(rows))
         return True
 
     async def _relay_one(self, session: AsyncSession, case: Case, row: Message) -> bool:
@@ -1161,27 +1231,39 @@ class HandoffService:
         """One pass: deliver, relay pending, re-page, escalate, wait notices."""
         async with self.sessionmaker() as session:
             undelivered = (
-                await session.scalars(
-                    select(Case.id)
+                await session.execute(
+                    select(Case.id, Case.priority)
                     .where(Case.delivered_at.is_(None), Case.status != CaseStatus.CLOSED)
                     .order_by(Case.priority == CasePriority.NORMAL, Case.id)
                 )
             ).all()
             pending = (
-                await session.scalars(
-                    select(Message.case_id)
-                    .where(Message.relay_state == RelayState.PENDING, Message.case_id.is_not(None))
-                    .distinct()
+                await session.execute(
+                    select(Case.id, Case.priority)
+                    .where(
+                        Case.id.in_(
+                            select(Message.case_id).where(
+                                Message.relay_state == RelayState.PENDING,
+                                Message.case_id.is_not(None),
+                            )
+                        )
+                    )
+                    .order_by(Case.priority == CasePriority.NORMAL, Case.id)
                 )
             ).all()
-        for case_id in dict.fromkeys([*undelivered, *(c for c in pending if c is not None)]):
+        todo = dict([*undelivered, *pending])
+        for case_id, priority in sorted(todo.items(), key=lambda c: c[1] != CasePriority.URGENT):
             if self._lock(case_id).locked():
                 continue  # an update is delivering it right now
+            if priority != CasePriority.URGENT and self.lane is not None and self.lane.room() <= 0:
+                continue  # the forum's minute is full; ordinary cases wait (no backoff)
             failures, next_try = self._backoff.get(case_id, (0, 0.0))
             if time.monotonic() < next_try:
                 continue
             if await self.flush_case(case_id):
                 self._backoff.pop(case_id, None)
+            elif priority != CasePriority.URGENT and self.lane and self.lane.room() <= 0:
+                pass  # stopped for the forum's minute, not for a failure: no backoff
             else:
                 # Back off while the forum is down, up to 12 loop periods (a minute by default).
                 period = getattr(self.settings, "loop_seconds", 5.0)

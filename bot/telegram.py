@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -18,6 +20,12 @@ log = logging.getLogger(__name__)
 
 # Methods that put a new message into a chat: what Telegram's flood limits count.
 MESSAGE_METHODS = ("Send", "Copy", "Forward")
+
+
+def _is_message(method: TelegramMethod[Any]) -> bool:
+    """Whether the call puts a new message into a chat (a chat action does not)."""
+    name = type(method).__name__
+    return name.startswith(MESSAGE_METHODS) and name != "SendChatAction"
 
 
 class UrgentLimiter(Protocol):
@@ -98,7 +106,73 @@ class UrgentLimitMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Any:
-        name = type(method).__name__
-        if name.startswith(MESSAGE_METHODS) and name != "SendChatAction":
+        if _is_message(method):
             await self.limiter.acquire(urgent=True, critical=_critical.get())
+        return await make_request(bot, method)
+
+
+class ForumLane:
+    """The officers' forum's share of Telegram's group limit (about 20 messages a minute).
+
+    A sliding window of the last minute's messages to the forum. Ordinary sends (cards and
+    relays of ordinary cases, officers' commands) may fill it up to `per_minute - reserve`;
+    the last `reserve` slots are kept for urgent cases' cards, pages and relays, so a crisis
+    never finds the forum's minute used up by questions. In-process: with several processes
+    give each its share (see the README).
+    """
+
+    WINDOW = 60.0
+
+    def __init__(
+        self,
+        per_minute: int = 20,
+        reserve: int = 5,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError("a forum lane needs at least one message a minute")
+        self.per_minute = per_minute
+        self.reserve = max(0, min(reserve, per_minute - 1))
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+
+    def _limit(self, urgent: bool) -> int:
+        return self.per_minute if urgent else self.per_minute - self.reserve
+
+    def room(self, urgent: bool = False) -> int:
+        """How many more messages of this kind may go to the forum right now."""
+        now = self._clock()
+        while self._sent and self._sent[0] <= now - self.WINDOW:
+            self._sent.popleft()
+        return self._limit(urgent) - len(self._sent)
+
+    async def acquire(self, urgent: bool = False) -> float:
+        """Wait for a slot of this kind and take it; the seconds waited."""
+        start = self._clock()
+        while (free := self.room(urgent)) <= 0:
+            # The slot that frees this kind's room is the one `-free` places after the oldest.
+            await self._sleep(max(self._sent[-free] + self.WINDOW - self._clock(), 0.01))
+        self._sent.append(self._clock())
+        return self._clock() - start
+
+
+class ForumLaneMiddleware(BaseRequestMiddleware):
+    """Every message to the officers' forum takes a slot of its `ForumLane`: urgent when sent
+    inside `critical_sends()`, ordinary otherwise."""
+
+    def __init__(self, lane: ForumLane, chat_id: int) -> None:
+        self.lane = lane
+        self.chat_id = chat_id
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Any:
+        if _is_message(method) and getattr(method, "chat_id", None) == self.chat_id:
+            await self.lane.acquire(urgent=_critical.get())
         return await make_request(bot, method)

@@ -14,7 +14,13 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from bot.telegram import RetryAfterMiddleware, UrgentLimitMiddleware
+from bot.telegram import (
+    ForumLane,
+    ForumLaneMiddleware,
+    RetryAfterMiddleware,
+    UrgentLimitMiddleware,
+    critical_sends,
+)
 
 
 class VirtualTime:
@@ -84,3 +90,42 @@ async def test_retry_after_is_obeyed_then_the_message_goes(
         await emu.add_fault("sendMessage", "retry_after", count=1, retry_after=45)
         with pytest.raises(Exception, match="retry after 45"):
             await bot.send_message(8, "too late to wait for")
+
+
+async def test_forum_lane_keeps_its_reserve_for_urgent_sends() -> None:
+    time = VirtualTime()
+    lane = ForumLane(per_minute=4, reserve=1, clock=time.clock, sleep=time.sleep)
+    for _ in range(3):
+        assert await lane.acquire() == 0
+    assert lane.room() == 0 and lane.room(urgent=True) == 1
+    # The reserve is the urgent sends' alone: one goes at once, the next waits its minute.
+    assert await lane.acquire(urgent=True) == 0
+    assert lane.room(urgent=True) == 0
+    time.now = 10.0
+    assert await lane.acquire(urgent=True) == pytest.approx(50.0)  # the first slot frees at 60
+    # Everything sent at 0 has left the window at 60: ordinary sends go again, up to 3.
+    assert await lane.acquire() == 0 and await lane.acquire() == 0
+    assert lane.room() == 0
+    assert await lane.acquire() == pytest.approx(60.0)  # until the sends of 60 leave at 120
+    assert time.now == pytest.approx(120.0)
+
+
+async def test_forum_lane_counts_messages_to_the_forum_only(
+    server: EmulatorServer, bot: Bot
+) -> None:
+    time = VirtualTime()
+    lane = ForumLane(per_minute=2, reserve=0, clock=time.clock, sleep=time.sleep)
+    async with EmulatorClient(server.base_url) as emu:
+        forum = await emu.create_forum(chat_id=-1001000000077)
+        await emu.user(7).send("hi")
+    bot.session.middleware(ForumLaneMiddleware(lane, forum["id"]))
+    for _ in range(3):
+        await bot.send_message(7, "to a citizen")  # not the forum's minute
+    await bot.send_chat_action(forum["id"], "typing")  # not a message
+    assert time.slept == 0 and lane.room() == 2
+    for _ in range(2):
+        await bot.send_message(forum["id"], "in the forum")
+    assert time.slept == 0
+    with critical_sends():
+        await bot.send_message(forum["id"], "urgent, but the minute is full")
+    assert time.slept == pytest.approx(60.0)

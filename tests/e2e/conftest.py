@@ -176,7 +176,12 @@ class Harness:
                 "admin_ids": [ADMIN_ID],
             },
             "database": {"url": self.db_url},
-            "officers": {"chat_id": FORUM_ID, "backup_chat_id": BACKUP_ID},
+            "officers": {
+                "chat_id": FORUM_ID,
+                "backup_chat_id": BACKUP_ID,
+                # The forum's own lane follows the emulator: off when its limits are.
+                "per_minute": 20 if self.emulator.emulator.config.limits.enabled else 0,
+            },
             "faq": {"knowledge_dir": KNOWLEDGE},
             "intake": {"spool_dir": self.spool_dir},
         }
