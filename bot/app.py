@@ -191,7 +191,11 @@ async def build(
     replies = UrgentReplies(
         bot, intake_sessions, handoff.citizen_text, unreachable=handoff.urgent_reply_unreachable
     )
-    intake = Intake(dp, bot, intake_sessions, triage, locales, replies, settings.intake)
+    # Whether a sender is half-way through a form, read on the intake's connections too.
+    forms = dp.storage if settings.redis.url else build_storage(settings, intake_sessions)
+    intake = Intake(
+        dp, bot, intake_sessions, triage, locales, replies, settings.intake, forms=forms
+    )
     app = Safewell(
         settings=settings,
         engine=engine,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import Message, Update
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -106,9 +106,13 @@ class Intake:
         replies: UrgentReplies,
         settings: IntakeSettings,
         *,
+        forms: BaseStorage | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.dispatcher = dispatcher
+        # The FSM storage as the intake reads it: on its own connections, so a crisis reply
+        # never waits for a database connection the handlers hold (default: the dispatcher's).
+        self.forms = forms or dispatcher.fsm.storage
         self.bot = bot
         self.sessionmaker = sessionmaker
         self.triage = triage
@@ -177,11 +181,13 @@ class Intake:
                 decided = await asyncio.to_thread(
                     lambda: [self.triage.rules(a.text) for a in texts]
                 )
+                owing = []
                 for arrival, rules in zip(texts, decided, strict=True):
                     arrival.rules = rules
                     if rules.level in URGENT_REPLY_KEYS:
                         arrival.level = rules.level
-                        await self._owe_on_arrival(arrival, rules)
+                        owing.append(self._owe_on_arrival(arrival, rules))
+                await asyncio.gather(*owing)  # each chat's reply at once, none after another
         finally:
             try:
                 if previous is not None:
@@ -200,9 +206,13 @@ class Intake:
         except Exception:
             log.exception("the models' judgment on arrival failed")
             return
-        for arrival, result in zip(ask, results, strict=True):
-            if result.level in URGENT_REPLY_KEYS:
-                await self._owe_on_arrival(arrival, result)
+        await asyncio.gather(
+            *(
+                self._owe_on_arrival(arrival, result)
+                for arrival, result in zip(ask, results, strict=True)
+                if result.level in URGENT_REPLY_KEYS
+            )
+        )
 
     async def _owe_on_arrival(self, arrival: _Arrival, decided: TriageResult) -> None:
         message, _ = citizen_text(arrival.update)
@@ -234,7 +244,7 @@ class Intake:
             return False
         key = StorageKey(bot_id=self.bot.id, chat_id=message.chat.id, user_id=message.from_user.id)
         try:
-            return await self.dispatcher.fsm.storage.get_state(key) is not None
+            return await self.forms.get_state(key) is not None
         except Exception:  # storage away: better a crisis reply too many than one too few
             return False
 
