@@ -45,6 +45,7 @@ from bot.emulator.state import (
     User,
     now,
 )
+from bot.emulator.webhook import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +369,7 @@ class Emulator:
             "faults_fired": self.stats["faults_fired"],
             "webhook_deliveries": self.stats["webhook_deliveries"],
             "webhook_failures": self.stats["webhook_failures"],
+            "webhook_max_in_flight": self.stats["webhook_max_in_flight"],
             "updates": self.stats["updates"],
             "errors": {
                 k[len("errors_") :]: v for k, v in self.stats.items() if k.startswith("errors_")
@@ -1212,59 +1214,17 @@ class Emulator:
                 await task
 
     async def _webhook_loop(self, state: BotState) -> None:
-        """Deliver queued updates one by one, in order, retrying with backoff; never raise."""
-        attempt = 0
-        timeout = aiohttp.ClientTimeout(total=self.config.webhook_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while not self._closing:
-                state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
-                if not state.updates:
-                    state.update_event.clear()
-                    await state.update_event.wait()
-                    continue
-                update = state.updates[0]
-                headers = {}
-                if state.webhook_secret:
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = state.webhook_secret
-                error: str
-                try:
-                    async with session.post(
-                        state.webhook_url, json=update, headers=headers
-                    ) as response:
-                        if 200 <= response.status < 300:
-                            reply = await _webhook_reply(response)
-                            if state.updates and state.updates[0] is update:
-                                state.updates.pop(0)
-                            attempt = 0
-                            self.stats["webhook_deliveries"] += 1
-                            if reply is not None:
-                                # Telegram gives no feedback for failed webhook replies.
-                                with contextlib.suppress(ApiError, DropConnection):
-                                    await self.call(state.token, reply[0], reply[1])
-                            continue
-                        await response.read()
-                        error = f"Wrong response from the webhook: {response.status} " + (
-                            response.reason or ""
-                        )
-                except asyncio.CancelledError:
-                    raise
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    error = (
-                        "Connection refused"
-                        if isinstance(exc, aiohttp.ClientConnectorError)
-                        else f"Connection error: {type(exc).__name__}"
-                    )
-                except Exception as exc:  # a broken receiver must never stop the emulator
-                    log.exception("webhook delivery failed")
-                    error = f"Internal error: {type(exc).__name__}"
-                self.stats["webhook_failures"] += 1
-                state.last_error_date = now()
-                state.last_error_message = error.strip()
-                delay = min(
-                    self.config.webhook_retry_base * (2**attempt), self.config.webhook_retry_max
-                )
-                attempt += 1
-                await asyncio.sleep(delay)
+        """Deliver queued updates to the webhook (see `bot.emulator.webhook`); never raise."""
+        await WebhookDelivery(
+            state,
+            self.stats,
+            _webhook_reply,
+            self.call,
+            self.config.webhook_timeout,
+            self.config.webhook_retry_base,
+            self.config.webhook_retry_max,
+            lambda: self._closing,
+        ).run()
 
     async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
         """sendMessage."""

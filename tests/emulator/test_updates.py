@@ -205,3 +205,63 @@ async def test_dispatcher_polls_the_emulator_and_answers_a_citizen(
     finally:
         await dp.stop_polling()
         await polling
+
+
+async def test_webhook_delivers_chats_concurrently_each_chat_in_order(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    """Up to max_connections updates in flight, but never two of one chat, nor out of order."""
+    flying: set[int] = set()
+    most = 0
+    order: dict[int, list[str]] = {}
+    done = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal most
+        message = (await request.json())["message"]
+        chat = message["chat"]["id"]
+        assert chat not in flying, "two updates of one chat in flight"
+        flying.add(chat)
+        most = max(most, len(flying))
+        await asyncio.sleep(0.1)
+        order.setdefault(chat, []).append(message["text"])
+        flying.discard(chat)
+        if sum(len(v) for v in order.values()) == 18:
+            done.set()
+        return web.Response()
+
+    async with _receiver(slow) as (url, _):
+        await bot.set_webhook(url, max_connections=4)
+        for n in range(3):
+            for user in range(50, 56):
+                await emu.user(user).send(f"{user}-{n}")
+        await asyncio.wait_for(done.wait(), 10)
+    assert most == 4  # max_connections, not one at a time, not more
+    assert order == {user: [f"{user}-{n}" for n in range(3)] for user in range(50, 56)}
+    assert (await emu.stats())["webhook_max_in_flight"] == 4
+
+
+async def test_a_failing_update_holds_back_its_own_chat_only(bot: Bot, emu: EmulatorClient) -> None:
+    seen: list[str] = []
+    fail_first = {"a-1"}
+    got_all = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        text = (await request.json())["message"]["text"]
+        if text in fail_first:
+            fail_first.discard(text)
+            return web.Response(status=502)
+        seen.append(text)
+        if len(seen) == 4:
+            got_all.set()
+        return web.Response()
+
+    async with _receiver(hook) as (url, _):
+        await bot.set_webhook(url)
+        await emu.user(61).send("a-1")
+        await emu.user(61).send("a-2")
+        await emu.user(62).send("b-1")
+        await emu.user(62).send("b-2")
+        await asyncio.wait_for(got_all.wait(), 10)
+    # Chat b went on while a-1 was retried; a-2 waited for a-1.
+    assert seen.index("b-2") < seen.index("a-1") < seen.index("a-2")
