@@ -149,6 +149,31 @@ async def test_one_chats_updates_are_handled_in_order(
     await intake.close(1)
 
 
+async def test_concurrent_deliveries_are_kept_together_once_each(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    """Webhook requests that come in while a batch is being stored share the next commit;
+    an update delivered twice among them is kept and handled once."""
+    rig = Rig()
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path, concurrency=8)
+    stores: list[int] = []
+    store = intake._store
+
+    async def counted(arrivals: Any, spooled: Any = None) -> Any:
+        stores.append(len(arrivals))
+        return await store(arrivals, spooled)
+
+    intake._store = counted  # type: ignore[method-assign]
+    intake.start()
+    deliveries = [[update(n, 200 + n % 5, f"w{n}")] for n in range(1, 31)]
+    deliveries.append([update(7, 202, "w7")])  # a retry of update 7 while it is being kept
+    await asyncio.gather(*(intake.accept(d) for d in deliveries))
+    await quiet(intake)
+    assert sorted(rig.handled) == sorted((200 + n % 5, f"w{n}") for n in range(1, 31))
+    assert sum(stores) == 30 and len(stores) < 10  # a few commits, not one per request
+    await intake.close(1)
+
+
 async def test_a_failing_update_is_retried_with_backoff_then_parked(
     sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
 ) -> None:

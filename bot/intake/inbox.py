@@ -133,6 +133,8 @@ class Intake:
         self._closing = False
         self._direct: set[asyncio.Task[None]] = set()  # replies sent with the database away
         self._enqueued: asyncio.Future[None] | None = None  # the last batch reached the workers
+        self._accepting: list[tuple[list[Update], asyncio.Future[None]]] = []  # to be kept
+        self._keeper: asyncio.Task[None] | None = None  # keeping them
 
     # ------------------------------------------------------------ arrival
 
@@ -141,9 +143,35 @@ class Intake:
 
         Telegram's delivery may be acknowledged once this returns. The triage of what was
         kept runs right after, in a task of its own, so the next batch is fetched meanwhile.
+        Calls that come in while a batch is being stored (concurrent webhook requests) are
+        kept together in the next transaction: one commit for many updates under load, no
+        wait when quiet.
         """
         if not updates:
             return
+        kept = asyncio.get_running_loop().create_future()
+        self._accepting.append((list(updates), kept))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_pending(), name="intake-keep")
+        await kept
+
+    async def _keep_pending(self) -> None:
+        while self._accepting:
+            waiting, self._accepting = self._accepting, []
+            try:
+                # An update delivered twice meanwhile (a retry) is kept once.
+                unique = {u.update_id: u for updates, _ in waiting for u in reversed(updates)}
+                await self._keep(sorted(unique.values(), key=lambda u: u.update_id))
+            except Exception as exc:
+                for _, kept in waiting:
+                    if not kept.done():
+                        kept.set_exception(exc)
+            else:
+                for _, kept in waiting:
+                    if not kept.done():
+                        kept.set_result(None)
+
+    async def _keep(self, updates: list[Update]) -> None:
         failpoints.reached("received")
         arrivals = [self._arrive(u) for u in updates]
         try:
