@@ -126,6 +126,7 @@ from bot.triage_model import (
     Shortlists,
     decide_all,
     load_models,
+    needs_decision,
     rank_all,
 )
 from bot.triage_queue import ModelQueue
@@ -999,6 +1000,11 @@ class Triage:
     def rank_many(self, texts: list[str]) -> list[tuple[Shortlists, float]]:
         """:meth:`rank` for several messages, each cheap encoder asked once for all of them."""
         return rank_all(self._models, texts)
+
+    def needs_models(self, text: str, ranked: Shortlists) -> bool:
+        """Whether a deciding model would read the ranked message (False: the cheap models
+        ruled it out, ``skip_below``; its second opinion is the rules' level)."""
+        return needs_decision(self._models, text, ranked)
 
     def decide_many(self, items: list[tuple[str, TriageResult, Shortlists]]) -> list[TriageResult]:
         """The deciding models' opinion on several ranked messages, one batch per encoder."""

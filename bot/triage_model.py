@@ -24,6 +24,11 @@ generalises by meaning. It is content-driven like the rules:
 * Long messages: the ranking model leaves its ``top_parts`` best sentences and every sentence
   it scores ``cue_score`` or more (a cheap risk cue), and ``e5`` reads at most ``max_parts``
   (24) of them per message, taken in turn from each file's shortlist.
+* The cascade: a ranking model with ``skip_below`` also rules messages out. When no part of a
+  message scores ``skip_below`` on similarity + ``skip_margin_weight`` x margin, its shortlist
+  is empty and the file's deciding model does not read the message: most citizens' questions
+  never reach the transformer (a surge of 600 FAQ questions no longer takes ~10 s of a core).
+  A file without a ranking model (or without ``skip_below``) has every message read.
 * Examples are embedded at load and cached on disk (``embed_cached``: embedding the ~4,600
   English crisis examples with ``e5`` takes about two minutes on one core, reading the cache
   well under a second).
@@ -103,6 +108,17 @@ class _ModelSpec(BaseModel):
     #: part) and, however many, every part that scores ``cue_score`` or more (a risk cue).
     top_parts: int = Field(default=0, ge=0)
     cue_score: float | None = Field(default=None, gt=0.0, lt=3.0)
+    #: The cascade (ranking models only): a message none of whose parts scores ``skip_below`` on
+    #: similarity + ``skip_margin_weight`` x margin leaves an empty shortlist, and the file's
+    #: deciding model does not read it (None: every message is read).
+    skip_below: float | None = Field(default=None, gt=-1.0, lt=3.0)
+    skip_margin_weight: float = Field(default=0.0, ge=0.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _skip_only_when_ranking(self) -> _ModelSpec:
+        if self.skip_below is not None and self.decides:
+            raise ValueError("skip_below: only a ranking model (decides: false) rules messages out")
+        return self
 
 
 #: What a model can add to the rules' level, the first winning when two models fire on one
@@ -344,7 +360,8 @@ class Verdict:
     margin: float  # ... minus the same for the nearest look-alikes
     nearest: str  # the closest example: why it escalated, for curators and tests
     #: The parts scored, most level-like first: the shortlist for a slower model (cut to
-    #: ``top_parts`` and the parts at ``cue_score`` when the model sets them).
+    #: ``top_parts`` and the parts at ``cue_score`` when the model sets them; empty when the
+    #: model ruled the message out with ``skip_below``).
     ranked: tuple[str, ...] = ()
     #: similarity + margin_weight x margin of the best part: how level-like, for ordering work.
     score: float = 0.0
@@ -375,6 +392,8 @@ class ExamplesModel:
     level: str = "crisis"
     top_parts: int = 0
     cue_score: float | None = None
+    skip_below: float | None = None
+    skip_margin_weight: float = 0.0
 
     @property
     def signal(self) -> str:
@@ -418,6 +437,8 @@ class ExamplesModel:
                     level=spec.level,
                     top_parts=setting.top_parts,
                     cue_score=setting.cue_score,
+                    skip_below=setting.skip_below,
+                    skip_margin_weight=setting.skip_margin_weight,
                 )
             )
         return tuple(models)
@@ -441,7 +462,11 @@ class ExamplesModel:
     def select(self, text: str, shortlist: tuple[str, ...] | None = None) -> list[str]:
         """The parts this model reads: with ``max_parts`` set, the first ``max_parts`` of a
         cheaper model's ``shortlist`` if there is one (it may be shorter than the message),
-        else of the parts in reading order; every part without a cap."""
+        else of the parts in reading order; every part without a cap. An empty ``shortlist``
+        means nothing to read: the cheaper model found no part, or ruled the message out
+        (``skip_below``)."""
+        if shortlist is not None and not shortlist:
+            return []
         parts = self.parts(text) if self.applies(text) else []
         if self.max_parts and shortlist:
             return list(shortlist[: self.max_parts])
@@ -485,6 +510,10 @@ class ExamplesModel:
         if self.top_parts:
             cued = 0 if self.cue_score is None else int((score >= self.cue_score).sum())
             keep = min(keep, max(self.top_parts, cued))
+        if self.skip_below is not None:
+            gate = float((similarity + self.skip_margin_weight * margin).max())
+            if gate < self.skip_below:
+                keep = 0  # ruled out: the next model of this file reads nothing
         return Verdict(
             self.decides and bool(passes[best]),
             float(similarity[best]),
@@ -555,8 +584,15 @@ def load_models(
     return tuple(model for path in files for model in ExamplesModel.load(path, cache_dir))
 
 
-#: A message's shortlists for slower models, by ``ExamplesModel.key``.
+#: A message's shortlists for slower models, by ``ExamplesModel.key``; an empty one: nothing
+#: for that file's deciding model to read (no part, or ruled out by ``skip_below``).
 Shortlists = dict[str, tuple[str, ...]]
+
+
+def needs_decision(models: Sequence[ExamplesModel], text: str, shortlists: Shortlists) -> bool:
+    """Whether any deciding model would read a part of ``text`` after ranking (the cascade:
+    False when every file ruled the message out, so the transformer need not be asked)."""
+    return any(m.select(text, shortlists.get(m.key)) for m in models if m.decides)
 
 
 def _stages(models: Sequence[ExamplesModel]) -> list[list[ExamplesModel]]:

@@ -6,6 +6,8 @@ crisis would wait behind every question sent before it. Here each message is fir
 the cheap models (the word vectors, ~0.1 ms, no lock) and queued by that score; one task feeds
 the transformer the highest-scored messages, `BATCH` at a time in one call, in a worker thread.
 So the wait of a crisis-like message is bounded by one batch, not by the length of the queue.
+A message the cheap models rule out (``skip_below`` in the examples files: most citizens'
+questions) is never queued: its second opinion is the rules' level, at once.
 
 The queue belongs to the event loop that uses it (a test suite runs many loops one after
 another; a new loop starts a new, empty queue).
@@ -90,10 +92,14 @@ class ModelQueue:
             else:
                 ranks = await asyncio.to_thread(self.triage.rank_many, texts)
             for (text, decided, future), (ranked, risk) in zip(new, ranks, strict=True):
+                if not self.triage.needs_models(text, ranked):
+                    # The cascade: every file's cheap model ruled it out; no transformer turn.
+                    future.set_result(decided)
+                    continue
                 heapq.heappush(
                     self._jobs, _Job(-risk, next(self._seq), text, decided, ranked, future)
                 )
-            if self._runner is None or self._runner.done():
+            if self._jobs and (self._runner is None or self._runner.done()):
                 self._runner = loop.create_task(self._run(), name="triage-models")
         return list(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
 
