@@ -1,14 +1,15 @@
 """A surge with crises in it: is every crisis answered within a second, and its card posted
 within five, while hundreds of citizens ask questions at once?
 
-    python -m benchmarks.surge [--citizens 200] [--questions 3] [--database-url URL]
+    python -m benchmarks.surge [--citizens 200] [--questions 3] [--database-url URL] [--webhook]
 
-The bot runs as its own process (`python -m bot run`, long polling, the defaults of
-`.env.example`) against the emulator with Telegram's flood limits on (30 messages/s overall,
-1/s per private chat after a burst of 3, 20/min per group). `--citizens` citizens each send
-`--questions` FAQ questions (English and Chinese) within about a second; during the burst six
-more citizens send a crisis message, three that the content rules recognise and three that
-only the model does. Times come from the emulator's event log.
+The bot runs as its own process (`python -m bot run`: long polling, or with `--webhook` a
+webhook server the emulator delivers to concurrently; the defaults of `.env.example`) against
+the emulator with Telegram's flood limits on (30 messages/s overall, 1/s per private chat after
+a burst of 3, 20/min per group). `--citizens` citizens each send `--questions` FAQ questions
+(English and Chinese) within about a second; during the burst six more citizens send a crisis
+message, three that the content rules recognise and three that only the model does. Times come
+from the emulator's event log.
 
 Floors (issue 14): every message answered; every crisis reply within 1 s; every case card in
 the officers' forum within 5 s. Exit status 1 when a floor is missed.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
 import sys
 import tempfile
@@ -97,7 +99,13 @@ def analyse(
     }
 
 
-async def surge(citizens: int, questions: int, database_url: str | None) -> bool:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def surge(citizens: int, questions: int, database_url: str | None, webhook: bool) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix="safewell-surge-"))
     url = database_url or f"sqlite+aiosqlite:///{workdir / 'surge.sqlite3'}"
     server = EmulatorServer(Emulator(EmulatorConfig(limits=Limits())))
@@ -109,7 +117,7 @@ async def surge(citizens: int, questions: int, database_url: str | None) -> bool
             await emu.create_user(uid, first_name=f"Asker{uid}", language_code="en")
         for uid in crises:
             await emu.create_user(uid, first_name=f"Crisis{uid}", language_code="en")
-        bot = BotProcess(server, url, workdir, FORUM)
+        bot = BotProcess(server, url, workdir, FORUM, webhook_port=free_port() if webhook else None)
         await bot.start()
         try:
             started = time.monotonic()
@@ -149,7 +157,8 @@ async def surge(citizens: int, questions: int, database_url: str | None) -> bool
     ordinary, crisis, cards = result["ordinary"], result["crisis"], result["cards"]
     print(
         f"surge: {citizens} citizens x {questions} questions sent in {burst:.1f} s "
-        f"+ {len(crises)} crisis messages ({backend}, Telegram's limits on)"
+        f"+ {len(crises)} crisis messages ({backend}, {'webhook' if webhook else 'polling'}, "
+        "Telegram's limits on)"
     )
     print(f"{'':<34} {'n':>5} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
 
@@ -188,8 +197,11 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="an EMPTY database to use (default: a new SQLite file)"
     )
+    parser.add_argument(
+        "--webhook", action="store_true", help="webhook mode (concurrent delivery), not polling"
+    )
     args = parser.parse_args()
-    ok = asyncio.run(surge(args.citizens, args.questions, args.database_url))
+    ok = asyncio.run(surge(args.citizens, args.questions, args.database_url, args.webhook))
     raise SystemExit(0 if ok else 1)
 
 
