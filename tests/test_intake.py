@@ -303,3 +303,28 @@ async def quiet_for(intake: Intake, done: Callable[[], bool], seconds: float = 1
             return
         await asyncio.sleep(0.02)
     raise AssertionError("not handled in time")
+
+
+async def test_an_urgent_arrival_is_marked_urgent_in_the_inbox(
+    sessionmaker: Maker, rules: Triage, tmp_path: Path
+) -> None:
+    """Another process that takes the inbox over after a crash starts with the crisis."""
+    away = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base("http://127.0.0.1:9")))
+    intake = Rig().intake(away, sessionmaker, rules, tmp_path)  # no workers: nothing handled
+    try:
+        await intake.accept([update(1, 10, "what time is it"), update(2, 20, "I want to die")])
+
+        async def marks() -> dict[int, bool] | None:
+            rows = {row.update_id: row.urgent for row in await inbox(sessionmaker)}
+            return rows if rows.get(2) else None
+
+        for _ in range(150):
+            if found := await marks():
+                break
+            await asyncio.sleep(0.02)
+        assert found == {1: False, 2: True}
+    finally:
+        for task in list(intake.replies._sending.values()):
+            task.cancel()
+        await intake.close(1)
+        await away.session.close()

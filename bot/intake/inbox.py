@@ -249,9 +249,17 @@ class Intake:
         self._bump(arrival.chat_id, arrival.update_id)
         try:
             async with self.sessionmaker() as session:
-                if await self._officers_have_it(session, arrival.chat_id):
+                officers = await self._officers_have_it(session, arrival.chat_id)
+                citizen = None if officers else await session.get(Citizen, arrival.chat_id)
+                # Marked urgent in the inbox too: a process taking it over goes to it first.
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id == arrival.update_id)
+                    .values(urgent=True)
+                )
+                if officers:
+                    await session.commit()
                     return
-                citizen = await session.get(Citizen, arrival.chat_id)
                 lang = self.locales.for_citizen(citizen, arrival.text, _telegram_language(message))
                 await self.replies.owe(
                     session, arrival.update_id, arrival.chat_id, decided.level, lang
