@@ -83,6 +83,7 @@ class BotProcess:
         forum_id: int,
         webhook_port: int | None = None,
         settings: dict[str, str] | None = None,
+        command: tuple[str, ...] = ("-m", "bot", "run"),
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = emulator
@@ -91,6 +92,7 @@ class BotProcess:
         self.database_url = database_url
         self.workdir = workdir
         self.webhook_port = webhook_port
+        self.command = command  # what `python` runs (another bot, for the benchmarks)
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
 
@@ -138,9 +140,7 @@ class BotProcess:
         with (self.workdir / f"bot-{self.runs}.log").open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "bot",
-                "run",
+                *self.command,
                 cwd=self.workdir,
                 env=self.env(),
                 stdout=log,
