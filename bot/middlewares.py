@@ -74,7 +74,14 @@ class DbSessionMiddleware(BaseMiddleware):
             data["session"] = session
             try:
                 result = await handler(event, data)
+                done = data.get("inbox_done")
+                if done is not None:
+                    # The update leaves the inbox in the same commit as the handler's last
+                    # writes: one transaction fewer, and effects and "handled" agree.
+                    await done.mark(session)
                 await session.commit()
+                if done is not None:
+                    done.marked = True
             except BaseException:
                 await session.rollback()
                 raise

@@ -136,6 +136,9 @@ async def triage_message(
     if citizen is None or (message.text is not None and text.startswith("/")):
         raise SkipHandler
     lang = locales.for_citizen(citizen, text)
+    # The models may take a while in a surge (their queue): give the connection back first
+    # (what was read stays usable), so a waiting message never holds one another update needs.
+    await session.commit()
     result = await triage.aclassify(text, lang)
     failpoints.reached("triaged")
     if event_update.edited_message is not None and result.level not in URGENT_REPLY_KEYS:

@@ -328,3 +328,49 @@ async def test_an_urgent_arrival_is_marked_urgent_in_the_inbox(
             task.cancel()
         await intake.close(1)
         await away.session.close()
+
+
+async def test_an_update_leaves_the_inbox_in_the_handlers_own_commit(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    """With the handlers' session middleware, "handled" is committed with their writes: a
+    handler whose writes fail to commit leaves its update in the inbox, to be tried again."""
+    from bot.db.models import Citizen
+    from bot.middlewares import DbSessionMiddleware
+
+    rig = Rig()
+    rig.dispatcher = Dispatcher()  # this handler alone
+    rig.dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    router = Router()
+
+    @router.message()
+    async def write(message: Message, session: AsyncSession) -> None:
+        # A second row with the same id fails at the middleware's final commit.
+        session.add(Citizen(id=message.chat.id, first_name="A"))
+
+    rig.dispatcher.include_router(router)
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path, max_attempts=1)
+    separately: list[int] = []
+    done = intake._done
+
+    async def counted(update_id: int) -> None:
+        separately.append(update_id)
+        await done(update_id)
+
+    intake._done = counted  # type: ignore[method-assign]
+    intake.start()
+    await intake.accept([update(1, 31, "first"), update(2, 32, "second")])
+    await quiet(intake)
+    async with sessionmaker() as session:
+        session.add(Citizen(id=33, first_name="B"))
+        await session.commit()
+    await intake.accept([update(3, 33, "third")])
+    await quiet(intake)
+    async with sessionmaker() as session:
+        handled = set((await session.scalars(select(ProcessedUpdate.update_id))).all())
+        citizens = set((await session.scalars(select(Citizen.id))).all())
+    assert handled == {1, 2} and citizens == {31, 32, 33}
+    left = await inbox(sessionmaker)
+    assert [(row.update_id, row.parked) for row in left] == [(3, True)]
+    assert separately == []  # no transaction of its own for "handled"
+    await intake.close(1)

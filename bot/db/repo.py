@@ -42,6 +42,10 @@ async def prune_processed_updates(session: AsyncSession, older_than: timedelta) 
     return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
+# How precisely a citizen's last_seen_at is kept (it is bookkeeping, not a message log).
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
 async def upsert_citizen(
     session: AsyncSession,
     user_id: int,
@@ -51,8 +55,21 @@ async def upsert_citizen(
     username: str | None,
     telegram_language: str | None,
 ) -> Citizen:
-    """Create or refresh a citizen from Telegram's user data; returns the loaded row."""
+    """Create or refresh a citizen from Telegram's user data; returns the loaded row.
+
+    A citizen seen within `LAST_SEEN_RESOLUTION` with the same profile is only read: a
+    surge of messages then costs no write per message for this bookkeeping.
+    """
     now = utcnow()
+    known = await session.get(Citizen, user_id)
+    if (
+        known is not None
+        and known.last_seen_at is not None
+        and now - known.last_seen_at < LAST_SEEN_RESOLUTION
+        and (known.first_name, known.last_name, known.username, known.telegram_language)
+        == (first_name[:128], (last_name or None) and last_name[:128], username, telegram_language)
+    ):
+        return known
     values = {
         "first_name": first_name[:128],
         "last_name": (last_name or None) and last_name[:128],

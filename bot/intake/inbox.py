@@ -86,6 +86,19 @@ class _Arrival:
 
 
 @dataclass
+class InboxDone:
+    """Given to the handlers with the update: `mark` adds "left the inbox, handled" to their
+    session, to be committed with their last writes (see `DbSessionMiddleware`)."""
+
+    update_id: int
+    marked: bool = False
+
+    async def mark(self, session: AsyncSession) -> None:
+        await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == self.update_id))
+        await repo.claim_update(session, self.update_id)
+
+
+@dataclass
 class _Queued:
     update_id: int
     update: Update
@@ -479,14 +492,18 @@ class Intake:
                     self._chats.pop(key, None)
 
     async def _handle(self, item: _Queued) -> None:
+        done = InboxDone(item.update_id)
         try:
-            await self.dispatcher.feed_update(self.bot, item.update)
+            # The handlers' session middleware marks the update handled in its last commit
+            # (`inbox_done`); without one (a bare dispatcher), `_done` does it after.
+            await self.dispatcher.feed_update(self.bot, item.update, inbox_done=done)
         except Exception as exc:
             log.exception("update %s failed", item.update_id)
             await self._failed(item.update_id, exc)
             return
         failpoints.reached("card_posted")
-        await self._done(item.update_id)
+        if not done.marked:
+            await self._done(item.update_id)
 
     async def _done(self, update_id: int) -> None:
         """The update leaves the inbox and is recorded as handled, in one transaction."""
