@@ -234,10 +234,6 @@ async def check_crises(emu: EmulatorClient, crises: dict[int, str], cluster: Clu
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two processes double crisis replies, topics, cards and pages (in-process locks)",
-)
 async def test_two_webhook_processes_behind_nginx_handle_each_update_once(
     pg_db_url: str, tmp_path: Path
 ) -> None:
