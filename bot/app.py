@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.alerts.wiring import setup_alerts
+from bot.claims import Claims, process_identity
 from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
@@ -183,13 +184,24 @@ async def build(
     if settings.officers.chat_id is not None and settings.officers.per_minute:
         lane = ForumLane(settings.officers.per_minute, settings.officers.urgent_reserve)
         bot.session.middleware(ForumLaneMiddleware(lane, settings.officers.chat_id))
-    handoff = HandoffService(bot, sessionmaker, locales, settings.officers, lane=lane)
+    # Work several processes could both do (a case's card, relays and pages, a crisis reply)
+    # is claimed in the database first, signed with this process's identity.
+    owner = process_identity()
+    claims = Claims(sessionmaker, settings.officers.claim_seconds, owner=owner)
+    handoff = HandoffService(
+        bot, sessionmaker, locales, settings.officers, lane=lane, claims=claims
+    )
     # The intake and the crisis replies have connections of their own: in a surge every
     # handler holds one of the main pool's, and a crisis must not wait for them.
     intake_engine = create_engine(settings.database.url, echo=settings.database.echo)
     intake_sessions = create_sessionmaker(intake_engine)
     replies = UrgentReplies(
-        bot, intake_sessions, handoff.citizen_text, unreachable=handoff.urgent_reply_unreachable
+        bot,
+        intake_sessions,
+        handoff.citizen_text,
+        unreachable=handoff.urgent_reply_unreachable,
+        owner=owner,
+        lease_seconds=settings.intake.lease_seconds,
     )
     # Whether a sender is half-way through a form, read on the intake's connections too.
     forms = dp.storage if settings.redis.url else build_storage(settings, intake_sessions)

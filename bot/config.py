@@ -179,6 +179,9 @@ class OfficersSettings(BaseSettings):
     # free for urgent ones. With several processes, divide per_minute among them.
     per_minute: int = Field(20, ge=0)
     urgent_reserve: int = Field(5, ge=0)
+    # How long a process keeps a case it works on (delivering, relaying, re-paging) before
+    # another may take it over; renewed while it works, so only a dead process's runs out.
+    claim_seconds: float = Field(15.0, gt=0)
 
     @field_validator("chat_id", "backup_chat_id")
     @classmethod

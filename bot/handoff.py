@@ -4,8 +4,10 @@ The guarantees come from the order of operations: every row is written and commi
 Telegram is called (a case with `delivered_at` NULL, a message with relay_state PENDING) and
 marked done after. `HandoffService.tick` (run every OFFICERS_LOOP_SECONDS by `run_worker`, and
 once at start) retries whatever is still pending, so neither a Telegram outage nor a restart
-loses a case or a message. Per-case locks keep relays of one case in order and stop the loop and
-an update from delivering the same card twice in one process.
+loses a case or a message. A per-case claim in the database (`bot.claims`: an in-process lock,
+then a leased row) keeps relays of one case in order and stops the loop and an update, in this
+process or another, from delivering the same card, page or relay twice; a dead process's claims
+are taken over when their lease runs out.
 
 The service knows Telegram only through ids, text and the Bot's methods; handlers turn updates
 into these calls.
@@ -21,7 +23,7 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +40,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.claims import Claims
 from bot.db import repo
 from bot.db.models import (
     Case,
@@ -73,6 +76,9 @@ EDIT_NOTICE_CHARS = 3000
 MAX_RELAY_ATTEMPTS = 10
 # A text longer than this (escaped) is copied on its own, not merged with others.
 MERGED_TEXT_MAX = 1500
+# How long an update's handler waits for a case another process is working on before leaving
+# the rest to the loop (which takes it over once a dead process's claim runs out).
+CLAIM_WAIT_SECONDS = 5.0
 BADGE = {CasePriority.URGENT: "🔴 URGENT", CasePriority.NORMAL: "🔵 normal"}
 CLOSED_MARK = "✅ "
 
@@ -206,9 +212,12 @@ class HandoffService:
         settings: OfficersSettings,
         *,
         lane: ForumLane | None = None,
+        claims: Claims | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.bot = bot
+        # Who works on a case now, shared with every other process on the database.
+        self.claims = claims or Claims(sessionmaker, getattr(settings, "claim_seconds", 15.0))
         # The forum's minute of messages: ordinary cases wait for room in it (and their
         # messages pile up meanwhile, to be relayed merged); urgent ones take the reserve.
         self.lane = lane
@@ -217,17 +226,18 @@ class HandoffService:
         self.settings = settings
         self.clock = clock
         self.staff_lang = locales.default
-        self._locks: dict[int, asyncio.Lock] = {}
         # case id -> (failed loop retries in a row, monotonic time of the next retry)
         self._backoff: dict[int, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ helpers
 
     def _lock(self, case_id: int) -> asyncio.Lock:
-        lock = self._locks.get(case_id)
-        if lock is None:
-            lock = self._locks[case_id] = asyncio.Lock()
-        return lock
+        """This process's lock of a case (taken before its claim in the database)."""
+        return self.claims.lock(f"case:{case_id}")
+
+    def _hold(self, case_id: int, wait: float) -> AbstractAsyncContextManager[bool]:
+        """Work on a case alone, across processes: True when held (see `Claims.hold`)."""
+        return self.claims.hold(f"case:{case_id}", wait)
 
     def _st(self, key: str, **kw: Any) -> str:
         return self.locales.t(self.staff_lang, key, **kw)
@@ -469,13 +479,25 @@ class HandoffService:
 
     # ------------------------------------------------------------------ delivery
 
-    async def flush_case(self, case_id: int) -> bool:
+    async def flush_case(self, case_id: int, wait: float = CLAIM_WAIT_SECONDS) -> bool:
         """Deliver the card if needed, then relay every pending message in order.
 
         Returns True when nothing is left pending. Never raises for Telegram errors: they
-        are logged with the case id and retried by the loop.
+        are logged with the case id and retried by the loop. When another process works on the
+        case for longer than `wait` seconds, returns False and leaves it to the loop.
         """
-        async with self._lock(case_id), self.sessionmaker() as session:
+        return bool(await self._flush(case_id, wait))
+
+    async def _flush(self, case_id: int, wait: float) -> bool | None:
+        """`flush_case`; None when another process (or task) holds the case."""
+        async with self._hold(case_id, wait) as held:
+            if not held:
+                log.info("case %s: another process is working on it", case_id)
+                return None
+            return await self._flush_held(case_id)
+
+    async def _flush_held(self, case_id: int) -> bool:
+        async with self.sessionmaker() as session:
             case = await session.get(Case, case_id)
             if case is None:
                 return True
@@ -884,8 +906,8 @@ class HandoffService:
             log.error("case %s: notice not posted: %s", case.id, exc)
 
     async def notice(self, case_id: int, text: str) -> None:
-        """Post a notice into a case topic (own session and lock)."""
-        async with self._lock(case_id), self.sessionmaker() as session:
+        """Post a notice into a case topic (own session and claim)."""
+        async with self._hold(case_id, CLAIM_WAIT_SECONDS), self.sessionmaker() as session:
             case = await session.get(Case, case_id)
             if case is not None and case.delivered_at is not None:
                 await self._notice(session, case, text)
@@ -1057,7 +1079,8 @@ class HandoffService:
 
     async def set_topic_closed(self, case_id: int, closed: bool) -> None:
         """Close (✅ name) or reopen a case's topic; Telegram errors are logged."""
-        async with self._lock(case_id), self.sessionmaker() as session:
+        # Done even if another process keeps the case past the wait: an officer asked for it.
+        async with self._hold(case_id, CLAIM_WAIT_SECONDS), self.sessionmaker() as session:
             case = await session.get(Case, case_id)
             if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
                 return
@@ -1096,7 +1119,7 @@ class HandoffService:
 
     async def rename_topic(self, case_id: int) -> None:
         """Bring the topic name in line with the case (after a priority change)."""
-        async with self._lock(case_id), self.sessionmaker() as session:
+        async with self._hold(case_id, CLAIM_WAIT_SECONDS), self.sessionmaker() as session:
             case = await session.get(Case, case_id)
             if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
                 return
@@ -1260,7 +1283,10 @@ class HandoffService:
             failures, next_try = self._backoff.get(case_id, (0, 0.0))
             if time.monotonic() < next_try:
                 continue
-            if await self.flush_case(case_id):
+            flushed = await self._flush(case_id, wait=0)
+            if flushed is None:
+                continue  # another process delivers it right now
+            if flushed:
                 self._backoff.pop(case_id, None)
             elif priority != CasePriority.URGENT and self.lane and self.lane.room() <= 0:
                 pass  # stopped for the forum's minute, not for a failure: no backoff
@@ -1295,27 +1321,32 @@ class HandoffService:
                 )
             ).all()
         for case_id in waiting:
-            lock = self._lock(case_id)
-            if lock.locked():
-                continue
-            async with lock, self.sessionmaker() as session:
-                case = await session.get(Case, case_id)
-                if case is None or case.status != CaseStatus.OPEN:
-                    continue
-                if case.priority != CasePriority.URGENT:
-                    continue
-                try:
-                    last = case.last_paged_at or case.opened_at
-                    if case.delivered_at is not None and now - last >= repage:
-                        await self._page(session, case)
-                    # Escalation does not wait for the forum: when the forum is what fails,
-                    # the backup desk is the one place left to hear about the case.
-                    if case.escalated_at is None and now - case.opened_at >= escalate:
-                        await self._escalate(session, case)
-                except TelegramAPIError as exc:
-                    log.error("case %s: paging failed: %s", case.id, exc)
+            # Under the case's claim, read afresh: another process may have paged it just now.
+            async with self._hold(case_id, 0) as held:
+                if held:
+                    await self._repage(case_id, now, repage, escalate)
         for case_id in unnotified:
             await self._wait_notice(case_id)
+
+    async def _repage(
+        self, case_id: int, now: datetime, repage: timedelta, escalate: timedelta
+    ) -> None:
+        async with self.sessionmaker() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.status != CaseStatus.OPEN:
+                return
+            if case.priority != CasePriority.URGENT:
+                return
+            try:
+                last = case.last_paged_at or case.opened_at
+                if case.delivered_at is not None and now - last >= repage:
+                    await self._page(session, case)
+                # Escalation does not wait for the forum: when the forum is what fails,
+                # the backup desk is the one place left to hear about the case.
+                if case.escalated_at is None and now - case.opened_at >= escalate:
+                    await self._escalate(session, case)
+            except TelegramAPIError as exc:
+                log.error("case %s: paging failed: %s", case.id, exc)
 
     async def _escalate(self, session: AsyncSession, case: Case) -> None:
         citizen = await session.get(Citizen, case.citizen_id)
@@ -1356,7 +1387,12 @@ class HandoffService:
         await session.commit()
 
     async def _wait_notice(self, case_id: int) -> None:
-        async with self._lock(case_id), self.sessionmaker() as session:
+        async with self._hold(case_id, 0) as held:
+            if held:
+                await self._wait_notice_held(case_id)
+
+    async def _wait_notice_held(self, case_id: int) -> None:
+        async with self.sessionmaker() as session:
             case = await session.get(Case, case_id)
             if case is None or case.wait_notice_at is not None:
                 return

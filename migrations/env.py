@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.db.models import Base
@@ -37,9 +38,19 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Any constant: the key of the advisory lock every upgrading process takes first.
+MIGRATION_LOCK_KEY = 0x5AFE3E11
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several `safewell run` processes start together and each migrates first: one at a
+            # time (held until the migration commits), the others then find the schema at head.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -63,3 +68,30 @@ async def test_audit_log_is_append_only(sessionmaker) -> None:  # type: ignore[n
                 await session.execute(stmt)
     async with sessionmaker() as session:
         assert (await session.scalars(sa.select(AuditLog.action))).all() == ["test.action"]
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+async def test_processes_starting_together_migrate_one_at_a_time(empty_db_url: str) -> None:
+    # N `safewell run` processes start at once and each upgrades first: none may fail on a
+    # table another is creating (PostgreSQL takes an advisory lock; SQLite locks the file).
+    # Processes, not threads: alembic's context is one per process.
+    repo_root = REPO_ROOT
+    code = "import sys; from bot.db.migrate import upgrade; upgrade(sys.argv[1])"
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            empty_db_url,
+            cwd=repo_root,
+            env={**os.environ, "PYTHONPATH": str(repo_root)},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert "work_claims" in await _tables(empty_db_url)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 import migrations
 
@@ -23,9 +26,34 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@contextlib.contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Processes that migrate one SQLite file together take turns (a lock file beside it);
+    PostgreSQL takes an advisory lock in migrations/env.py instead."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one process at a time is up to the operator
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Upgrade the database schema (blocking; alembic's env runs its own event loop)."""
-    command.upgrade(alembic_config(url), revision)
+    with _one_at_a_time(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:

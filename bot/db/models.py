@@ -405,6 +405,18 @@ class InboxUpdate(Base):
     parked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class WorkClaim(Base):
+    """A claim on a piece of work (a case's delivery, its re-pages) by one process, so several
+    processes never do it at once; a dead process's claim is taken over when `until` passes.
+    See `bot.claims`."""
+
+    __tablename__ = "work_claims"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime]
+
+
 class UrgentReplyState(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -436,6 +448,10 @@ class UrgentReply(Base):
     sent_at: Mapped[datetime | None]
     # An unreachable citizen's topic has been told (the case may open after the failure).
     noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The process sending it (or telling the topic it failed) and until when: with several
+    # processes only one sends, and a dead one's claim runs out.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
 
 
 class FaqQuery(Base):

@@ -1,12 +1,20 @@
 """Crisis and emergency replies owed per update: recorded once, sent at once, retried until
-Telegram takes them or the citizen cannot be reached (then the case topic is told)."""
+Telegram takes them or the citizen cannot be reached (then the case topic is told).
+
+With several processes on one database each reply is claimed before it is sent (`claimed_by`,
+`claimed_until` on its row, taken with one atomic UPDATE and renewed while sending), so the
+process that owes it and another's retry loop never both send it; a dead process's claim runs
+out and the reply is taken over.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot
@@ -16,10 +24,11 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramRetryAfter,
 )
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import failpoints
+from bot.claims import process_identity
 from bot.db import repo
 from bot.db.models import UrgentReply, UrgentReplyState, utcnow
 from bot.telegram import critical_sends
@@ -29,6 +38,9 @@ log = logging.getLogger(__name__)
 # How long the path that owes a reply waits for it to be sent before going on (Telegram slow
 # or away: the reply keeps trying in the background).
 SEND_WAIT_SECONDS = 5.0
+
+# How often a process waiting for another's send looks whether it went out.
+CLAIM_POLL_SECONDS = 0.1
 
 # Triage level -> the locale key of the reply owed for it.
 URGENT_REPLY_KEYS = {"crisis": "ho_crisis_reply", "emergency": "ho_emergency_reply"}
@@ -46,6 +58,8 @@ class UrgentReplies:
         unreachable: Callable[[int, str], Awaitable[bool]] | None = None,
         backoff_max: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        owner: str | None = None,
+        lease_seconds: float = 10.0,
     ) -> None:
         self.bot = bot
         self.sessionmaker = sessionmaker
@@ -56,6 +70,9 @@ class UrgentReplies:
         self.backoff_max = backoff_max
         self.sleep = sleep
         self._sending: dict[int, asyncio.Task[None]] = {}
+        # This process, as it signs its claims; how long a claim lasts unless renewed.
+        self.owner = owner or process_identity()
+        self.lease = timedelta(seconds=lease_seconds)
 
     def text_for(self, lang: str | None, level: str) -> str:
         """The reply a citizen gets for this level, in their language, numbers filled in."""
@@ -111,17 +128,81 @@ class UrgentReplies:
         if self._sending:
             await asyncio.wait(list(self._sending.values()), timeout=timeout)
 
+    def _free(self, now: Any) -> Any:
+        """Rows no process is sending (unclaimed, their claim run out, or ours)."""
+        return or_(
+            UrgentReply.claimed_until.is_(None),
+            UrgentReply.claimed_until < now,
+            UrgentReply.claimed_by == self.owner,
+        )
+
+    async def _claim(self, update_id: int) -> tuple[int, str] | None:
+        """Claim a pending reply for sending: (chat, text), or None when there is nothing to
+        send. When another process is sending it, waits (a few seconds at most) to see it go
+        out or its claim run out, so the reply still comes before the case card."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEND_WAIT_SECONDS
+        while True:
+            now = utcnow()
+            async with self.sessionmaker() as session:
+                claimed = (
+                    await session.execute(
+                        update(UrgentReply)
+                        .where(
+                            UrgentReply.update_id == update_id,
+                            UrgentReply.state == UrgentReplyState.PENDING,
+                            self._free(now),
+                        )
+                        .values(claimed_by=self.owner, claimed_until=now + self.lease)
+                        .returning(UrgentReply.chat_id, UrgentReply.text)
+                    )
+                ).first()
+                state = None
+                if claimed is None:
+                    state = await session.scalar(
+                        select(UrgentReply.state).where(UrgentReply.update_id == update_id)
+                    )
+                await session.commit()
+            if claimed is not None:
+                return claimed[0], claimed[1]
+            if state != UrgentReplyState.PENDING or loop.time() > deadline:
+                return None  # sent, unreachable, or still another's (its loop goes on)
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    async def _keep_claim(self, update_id: int) -> None:
+        """Renew the claim while Telegram is slow (429 waits, retries)."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.sessionmaker() as session:
+                    await session.execute(
+                        update(UrgentReply)
+                        .where(
+                            UrgentReply.update_id == update_id,
+                            UrgentReply.claimed_by == self.owner,
+                        )
+                        .values(claimed_until=utcnow() + self.lease)
+                    )
+                    await session.commit()
+            except Exception as exc:  # the next renewal tries again
+                log.warning("urgent reply %s: claim not renewed: %s", update_id, exc)
+
     async def _deliver(self, update_id: int) -> None:
         try:
-            async with self.sessionmaker() as session:
-                row = await session.get(UrgentReply, update_id)
-                if row is None or row.state != UrgentReplyState.PENDING:
-                    return
-                chat_id, text = row.chat_id, row.text
+            claimed = await self._claim(update_id)
         except Exception as exc:  # the database is away: the loop tries again when it is back
             log.warning("urgent reply for update %s not loaded: %s", update_id, exc)
             return
-        delivered, attempts, error = await self.send(chat_id, text)
+        if claimed is None:
+            return
+        chat_id, text = claimed
+        keeper = asyncio.create_task(self._keep_claim(update_id))
+        try:
+            delivered, attempts, error = await self.send(chat_id, text)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         state = UrgentReplyState.SENT if delivered else UrgentReplyState.UNREACHABLE
         for pause in (0.5, 1, 2, 4, 8):
             try:
@@ -134,6 +215,7 @@ class UrgentReplies:
                             attempts=UrgentReply.attempts + attempts,
                             last_error=error,
                             sent_at=utcnow() if delivered else None,
+                            claimed_until=None,
                         )
                     )
                     await session.commit()
@@ -181,37 +263,63 @@ class UrgentReplies:
         raise AssertionError("unreachable")
 
     async def tick(self) -> None:
-        """Send what is still owed (after a restart or an outage); tell topics of failures."""
+        """Send what is still owed (after a restart or an outage); tell topics of failures.
+
+        Only replies no live process is sending are kicked; a failure is told by the one
+        process that claims it."""
+        now = utcnow()
         async with self.sessionmaker() as session:
             pending = (
                 await session.scalars(
                     select(UrgentReply.update_id)
-                    .where(UrgentReply.state == UrgentReplyState.PENDING)
+                    .where(UrgentReply.state == UrgentReplyState.PENDING, self._free(now))
                     .order_by(UrgentReply.update_id)
                     .limit(500)
                 )
             ).all()
-            failed = (
-                await session.execute(
-                    select(UrgentReply.update_id, UrgentReply.chat_id, UrgentReply.last_error)
-                    .where(
-                        UrgentReply.state == UrgentReplyState.UNREACHABLE,
-                        UrgentReply.noticed.is_(False),
-                    )
-                    .limit(100)
+            failed = []
+            if self.unreachable is not None:
+                failed = list(
+                    (
+                        await session.execute(
+                            update(UrgentReply)
+                            .where(
+                                UrgentReply.update_id.in_(
+                                    select(UrgentReply.update_id)
+                                    .where(
+                                        UrgentReply.state == UrgentReplyState.UNREACHABLE,
+                                        UrgentReply.noticed.is_(False),
+                                        self._free(now),
+                                    )
+                                    .limit(100)
+                                ),
+                                self._free(now),
+                            )
+                            .values(claimed_by=self.owner, claimed_until=now + self.lease)
+                            .returning(
+                                UrgentReply.update_id, UrgentReply.chat_id, UrgentReply.last_error
+                            )
+                        )
+                    ).all()
                 )
-            ).all()
+            await session.commit()
         for update_id in pending:
             self.kick(update_id)
         if self.unreachable is None:
             return
         for update_id, chat_id, error in failed:
-            if await self.unreachable(chat_id, error or ""):
+            told = False
+            try:
+                told = await self.unreachable(chat_id, error or "")
+            finally:
                 async with self.sessionmaker() as session:
                     await session.execute(
                         update(UrgentReply)
-                        .where(UrgentReply.update_id == update_id)
-                        .values(noticed=True)
+                        .where(
+                            UrgentReply.update_id == update_id,
+                            UrgentReply.claimed_by == self.owner,
+                        )
+                        .values(noticed=told, claimed_until=None)
                     )
                     await session.commit()
 

@@ -84,6 +84,7 @@ class BotProcess:
         webhook_port: int | None = None,
         settings: dict[str, str] | None = None,
         command: tuple[str, ...] = ("-m", "bot", "run"),
+        public_url: str | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = emulator
@@ -93,6 +94,9 @@ class BotProcess:
         self.workdir = workdir
         self.webhook_port = webhook_port
         self.command = command  # what `python` runs (another bot, for the benchmarks)
+        # The URL Telegram is told to call (a proxy in front of several processes); by
+        # default the process's own port.
+        self.public_url = public_url
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
 
@@ -125,7 +129,7 @@ class BotProcess:
         env.update(self.settings)
         if self.webhook_port is not None:
             env.update(
-                WEBHOOK_URL=f"http://127.0.0.1:{self.webhook_port}",
+                WEBHOOK_URL=self.public_url or f"http://127.0.0.1:{self.webhook_port}",
                 WEBHOOK_HOST="127.0.0.1",
                 WEBHOOK_PORT=str(self.webhook_port),
             )
@@ -182,6 +186,11 @@ class BotProcess:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+    def kill(self) -> None:
+        """kill -9, at whatever point the process is."""
+        assert self.proc is not None
+        self.proc.kill()
 
     def __repr__(self) -> str:
         return f"BotProcess(runs={self.runs})"
