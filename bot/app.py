@@ -20,6 +20,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.aio import cancel_and_wait
 from bot.alerts.wiring import setup_alerts
 from bot.claims import Claims, process_identity
 from bot.config import ConfigError, Settings
@@ -89,8 +90,7 @@ class Safewell:
         for task in self.background:
             task.cancel()
         for task in self.background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self.bot.session.close()
         for close in self.closers:
             await close()
@@ -262,9 +262,7 @@ async def run_polling(
         else:
             await stop.wait()
     finally:
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        await cancel_and_wait(poller)
         await app.close()
 
 

@@ -24,6 +24,7 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.aio import cancel_and_wait
 from bot.db import repo
 from bot.db.models import WorkClaim, utcnow
 
@@ -131,9 +132,7 @@ class Claims:
             try:
                 yield True
             finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                await cancel_and_wait(keeper)
                 try:
                     await self.release(name)
                 except Exception as exc:  # it expires on its own

@@ -12,6 +12,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.aio import cancel_and_wait
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
 from bot.alerts.ratelimit import RateLimiter, RedisRateLimiter, build_rate_limiter
@@ -190,8 +191,6 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
     try:
         await wait_for_stop(stop)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         await app.close()
         log.info("broadcast worker %s stopped", broadcaster.worker_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.aio import cancel_and_wait
 from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
@@ -1209,9 +1210,7 @@ class Emulator:
         task = state.webhook_task
         state.webhook_task = None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _webhook_loop(self, state: BotState) -> None:
         """Deliver queued updates to the webhook (see `bot.emulator.webhook`); never raise."""

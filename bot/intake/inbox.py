@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import failpoints
+from bot.aio import cancel_and_wait
 from bot.config import IntakeSettings
 from bot.db import repo
 from bot.db.models import (
@@ -593,9 +594,7 @@ class Intake:
         if handling:
             await asyncio.wait(handling, timeout=grace)
         for task in self._workers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._workers.clear()
         for task in list(self._triaging):
             task.cancel()

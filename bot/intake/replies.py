@@ -10,7 +10,6 @@ out and the reply is taken over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,6 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import failpoints
+from bot.aio import cancel_and_wait
 from bot.claims import process_identity
 from bot.db import repo
 from bot.db.models import UrgentReply, UrgentReplyState, utcnow
@@ -200,9 +200,7 @@ class UrgentReplies:
         try:
             delivered, attempts, error = await self.send(chat_id, text)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await cancel_and_wait(keeper)
         state = UrgentReplyState.SENT if delivered else UrgentReplyState.UNREACHABLE
         for pause in (0.5, 1, 2, 4, 8):
             try:
