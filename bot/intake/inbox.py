@@ -213,8 +213,9 @@ class Intake:
         models, most crisis-like first. A crisis or emergency gets its reply owed and sent at
         once, and its chat goes before ordinary ones. The updates go to the workers once the
         rules' replies are sent (so a handler never races its own crisis reply) and after the
-        batch before them (so one chat's updates keep their order). The handler triages
-        again and gets the same judgment (the models' is remembered): one reply."""
+        batch before them (so one chat's updates keep their order); the models are asked at
+        once, without waiting for either. The handler triages again and gets the same
+        judgment (the models' is remembered): one reply."""
         texts = [a for a in arrivals if a.text]
         try:
             if texts:
@@ -229,6 +230,11 @@ class Intake:
                     if rules.level in URGENT_REPLY_KEYS:
                         arrival.level = rules.level
                         owing.append(self._owe_on_arrival(arrival, rules))
+                ask = [a for a in texts if a.level is None]
+                if ask and self.triage.has_models:
+                    models = asyncio.create_task(self._models_on_arrival(ask))
+                    self._triaging.add(models)
+                    models.add_done_callback(self._triaging.discard)
                 await asyncio.gather(*owing)  # each chat's reply at once, none after another
         finally:
             try:
@@ -238,9 +244,10 @@ class Intake:
                     self._enqueue(arrival.queued())
             finally:
                 enqueued.set_result(None)
-        ask = [a for a in texts if a.level is None]
-        if not ask or not self.triage.has_models:
-            return
+
+    async def _models_on_arrival(self, ask: list[_Arrival]) -> None:
+        """The models' opinion on texts the rules found neither crisis nor emergency; a crisis
+        they find is owed its reply, and its chat goes first (queued already or not yet)."""
         try:
             results = await self.triage.queue.second_opinions(
                 [(a.text, a.rules) for a in ask if a.rules is not None]
@@ -248,13 +255,12 @@ class Intake:
         except Exception:
             log.exception("the models' judgment on arrival failed")
             return
-        await asyncio.gather(
-            *(
-                self._owe_on_arrival(arrival, result)
-                for arrival, result in zip(ask, results, strict=True)
-                if result.level in URGENT_REPLY_KEYS
-            )
-        )
+        urgent = []
+        for arrival, result in zip(ask, results, strict=True):
+            if result.level in URGENT_REPLY_KEYS:
+                arrival.level = result.level  # urgent when it reaches the workers
+                urgent.append(self._owe_on_arrival(arrival, result))
+        await asyncio.gather(*urgent)
 
     async def _owe_on_arrival(self, arrival: _Arrival, decided: TriageResult) -> None:
         message, _ = citizen_text(arrival.update)
