@@ -122,18 +122,29 @@ class Claims:
         async with lock:
             deadline = asyncio.get_running_loop().time() + wait
             pause = self.poll_seconds
-            while not await self.take(name):
-                if asyncio.get_running_loop().time() + pause > deadline:
-                    yield False
-                    return
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.5)
+            try:
+                while not await self.take(name):
+                    if asyncio.get_running_loop().time() + pause > deadline:
+                        yield False
+                        return
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+            except asyncio.CancelledError:
+                # Cancelled as the claim was being taken: it may be ours in the database
+                # already. Give it back (only our own row is deleted), then stop.
+                with contextlib.suppress(Exception):
+                    await self.release(name)
+                raise
             keeper = asyncio.create_task(self._keep(name), name=f"claim-{name}")
             try:
                 yield True
             finally:
-                await cancel_and_wait(keeper)
                 try:
-                    await self.release(name)
-                except Exception as exc:  # it expires on its own
-                    log.warning("claim %s not released: %s", name, exc)
+                    await cancel_and_wait(keeper)  # no renewal may land after the release
+                finally:
+                    # Released even when the holder is being cancelled (a shutdown): else the
+                    # next process waits for the lease to run out.
+                    try:
+                        await self.release(name)
+                    except Exception as exc:  # it expires on its own
+                        log.warning("claim %s not released: %s", name, exc)

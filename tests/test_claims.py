@@ -33,6 +33,27 @@ async def test_one_process_holds_a_claim_and_the_other_waits_for_it(sessionmaker
         assert other  # released at the end of the block
 
 
+async def test_a_holder_cancelled_at_shutdown_still_releases(sessionmaker: Maker) -> None:
+    """A loop stopped while it holds a case must not leave the case to wait for the lease
+    (the next start would wait OFFICERS_CLAIM_SECONDS for its own old claim)."""
+    first, second = Claims(sessionmaker, 30, owner="a"), Claims(sessionmaker, 30, owner="b")
+    inside = asyncio.Event()
+
+    async def holder() -> None:
+        async with first.hold("case:9") as held:
+            assert held
+            inside.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(holder())
+    await inside.wait()
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled()
+    async with second.hold("case:9") as other:
+        assert other  # released at once, not after 30 s
+
+
 async def test_a_waiting_process_gets_the_claim_once_released(sessionmaker: Maker) -> None:
     first, second = Claims(sessionmaker, 5, owner="a"), Claims(sessionmaker, 5, owner="b")
     order: list[str] = []

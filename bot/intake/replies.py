@@ -27,7 +27,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import failpoints
-from bot.aio import cancel_and_wait
 from bot.claims import process_identity
 from bot.db import repo
 from bot.db.models import UrgentReply, UrgentReplyState, utcnow
@@ -200,7 +199,9 @@ class UrgentReplies:
         try:
             delivered, attempts, error = await self.send(chat_id, text)
         finally:
-            await cancel_and_wait(keeper)
+            # Not waited for: a cancellation landing in that wait would lose the outcome
+            # below; a renewal after it is harmless (the row's state says what happened).
+            keeper.cancel()
         state = UrgentReplyState.SENT if delivered else UrgentReplyState.UNREACHABLE
         for pause in (0.5, 1, 2, 4, 8):
             try:
