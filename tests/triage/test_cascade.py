@@ -7,12 +7,12 @@ import dataclasses
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage_model import ExamplesModel, decide_all, rank_all
+from tests.triage.counting import counted
 
 NORMAL = TriageResult("normal", ())
 # Citizens' questions, English and Chinese: every file's word vectors rule them out.
@@ -33,27 +33,6 @@ ONLY_THE_MODEL = [
 RISKY_SENTENCE = "tonight I'm going to make the pain stop for good."
 
 
-class _Counting:
-    """Wraps an encoder, counting the texts it is asked to embed."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.name = inner.name  # type: ignore[attr-defined]
-        self.weights = inner.weights  # type: ignore[attr-defined]
-        self.calls: list[list[str]] = []
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(list(texts))
-        return self.inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
-
-
-def _counted(models: tuple[ExamplesModel, ...]) -> tuple[list[ExamplesModel], _Counting]:
-    """The models with the deciding encoder (e5) wrapped in a counter."""
-    (e5,) = {id(m.encoder): m.encoder for m in models if m.decides}.values()
-    counting = _Counting(e5)
-    return [dataclasses.replace(m, encoder=counting) if m.decides else m for m in models], counting
-
-
 def _opinions(models: list[ExamplesModel], texts: list[str]) -> list[str | None]:
     ranked = [shortlists for shortlists, _ in rank_all(models, texts)]
     return [level for level, _ in decide_all(models, list(zip(texts, ranked, strict=True)))]
@@ -68,7 +47,7 @@ def test_the_shipped_ranking_models_rule_messages_out() -> None:
 
 
 def test_clearly_benign_questions_never_reach_the_transformer(triage: Triage) -> None:
-    models, counting = _counted(triage._models)
+    models, counting = counted(triage._models)
     assert _opinions(models, QUESTIONS) == [None] * len(QUESTIONS)
     assert counting.calls == []
     for text in QUESTIONS:
@@ -77,7 +56,7 @@ def test_clearly_benign_questions_never_reach_the_transformer(triage: Triage) ->
 
 
 def test_messages_only_the_model_catches_are_still_read(triage: Triage) -> None:
-    models, counting = _counted(triage._models)
+    models, counting = counted(triage._models)
     for text, _ in ONLY_THE_MODEL:
         assert triage.rules(text).level == "normal", text  # else this test proves nothing
         assert triage.needs_models(text, triage.rank(text)[0]), text
@@ -91,7 +70,7 @@ def test_one_risky_sentence_among_many_benign_ones_is_read(triage: Triage) -> No
     benign = " ".join(QUESTIONS[:4] * 3)
     text = f"{benign} {RISKY_SENTENCE} {benign}"
     assert triage.rules(text).level == "normal"
-    models, counting = _counted(triage._models)
+    models, counting = counted(triage._models)
     assert _opinions(models, [benign]) == [None] and counting.calls == []
     assert _opinions(models, [text]) == ["crisis"]
     assert any(RISKY_SENTENCE in part for part in counting.calls[0])
@@ -101,13 +80,13 @@ def test_a_file_without_its_cheap_model_never_skips(triage: Triage) -> None:
     # The English crisis file loaded without its word vectors: nothing can rule a message out,
     # so e5 reads every English question (the emergency file still rules them out).
     alone = tuple(m for m in triage._models if m.decides or m.key != "en:crisis")
-    models, counting = _counted(alone)
+    models, counting = counted(alone)
     assert _opinions(models, QUESTIONS[:3]) == [None] * 3
     assert sorted(counting.calls[0]) == sorted(QUESTIONS[:3])
     assert Triage(triage._languages, alone).needs_models(QUESTIONS[0], {})
     # A ranking model without a bar rules nothing out either.
     no_bar = tuple(dataclasses.replace(m, skip_below=None) for m in triage._models)
-    models, counting = _counted(no_bar)
+    models, counting = counted(no_bar)
     assert _opinions(models, QUESTIONS) == [None] * len(QUESTIONS)
     assert sorted(counting.calls[0]) == sorted(QUESTIONS)
 

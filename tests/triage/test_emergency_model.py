@@ -8,12 +8,12 @@ import dataclasses
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage_model import ExamplesModel, WordVectors, decide_all, rank_all
+from tests.triage.counting import counted
 
 NORMAL = TriageResult("normal", ())
 HELDOUT = yaml.safe_load(Path(__file__).with_name("emergency_heldout.yaml").read_text("utf-8"))
@@ -158,29 +158,8 @@ def test_an_emergency_sentence_deep_in_a_long_message_is_read(triage: Triage) ->
     assert result.level == "emergency" and result.signals[0] == "model_en_e5_emergency"
 
 
-class _Counting:
-    """Wraps an encoder, counting calls and texts embedded."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.name = inner.name  # type: ignore[attr-defined]
-        self.weights = inner.weights  # type: ignore[attr-defined]
-        self.calls: list[list[str]] = []
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(list(texts))
-        return self.inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
-
-
-def _counted(triage: Triage) -> tuple[list[ExamplesModel], _Counting]:
-    (e5,) = {id(m.encoder): m.encoder for m in triage._models if m.decides}.values()
-    counting = _Counting(e5)
-    models = [dataclasses.replace(m, encoder=counting) if m.decides else m for m in triage._models]
-    return models, counting
-
-
 def test_crisis_and_emergency_share_one_transformer_pass(triage: Triage) -> None:
-    models, counting = _counted(triage)
+    models, counting = counted(triage._models)
     texts = [
         "where do I renew my driving licence",
         PARAPHRASES[0][0],
@@ -201,7 +180,7 @@ def test_crisis_and_emergency_share_one_transformer_pass(triage: Triage) -> None
 
 
 def test_a_flood_is_capped_at_24_parts_for_the_transformer(triage: Triage) -> None:
-    models, counting = _counted(triage)
+    models, counting = counted(triage._models)
     flood = " ".join(f"A man is following me down street {n} right now." for n in range(60))
     ranked = rank_all(models, [flood])
     decide_all(models, [(flood, ranked[0][0])])
