@@ -254,6 +254,7 @@ class EmulatorClient:
         chat_type: str = "supergroup",
         chat_id: int | None = None,
         bot_is_admin: bool = True,
+        bot_can_manage_topics: bool = True,
     ) -> dict[str, Any]:
         """Create a group or supergroup the bot is in; returns its Chat object."""
         body: dict[str, Any] = {
@@ -263,6 +264,7 @@ class EmulatorClient:
             "admins": admins or [],
             "is_forum": is_forum,
             "bot_is_admin": bot_is_admin,
+            "bot_can_manage_topics": bot_can_manage_topics,
         }
         if chat_id is not None:
             body["id"] = chat_id
@@ -274,9 +276,21 @@ class EmulatorClient:
         members: list[int] | None = None,
         admins: list[int] | None = None,
         chat_id: int | None = None,
+        bot_is_admin: bool = True,
+        bot_can_manage_topics: bool = True,
     ) -> dict[str, Any]:
-        """Create a forum supergroup with the bot as admin."""
-        return await self.create_group(title, members, admins, True, "supergroup", chat_id)
+        """Create a forum supergroup with the bot as admin (with can_manage_topics unless
+        ``bot_can_manage_topics`` is False)."""
+        return await self.create_group(
+            title,
+            members,
+            admins,
+            True,
+            "supergroup",
+            chat_id,
+            bot_is_admin=bot_is_admin,
+            bot_can_manage_topics=bot_can_manage_topics,
+        )
 
     async def register_bot(
         self, token: str, username: str = "other_bot", first_name: str = "Other Bot"
@@ -319,6 +333,12 @@ class EmulatorClient:
     async def delete_topic(self, chat_id: int, thread_id: int) -> None:
         """An admin deletes a topic (sends into it then fail with "message thread not found")."""
         await self.request("POST", f"/chats/{chat_id}/topics/{thread_id}/delete", {})
+
+    async def age_message(self, chat_id: int, message_id: int, seconds: int) -> dict[str, Any]:
+        """Move a message's date ``seconds`` into the past (e.g. beyond deleteMessage's 48 h)."""
+        body = {"seconds": seconds}
+        path = f"/chats/{chat_id}/messages/{message_id}/age"
+        return dict(await self.request("POST", path, body))
 
     # ------------------------------------------------------------ observing
 

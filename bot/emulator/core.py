@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 
-from bot.aio import cancel_and_wait
 from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
@@ -33,6 +32,7 @@ from bot.emulator.errors import (
     too_many_requests,
 )
 from bot.emulator.limits import Limits, RateLimiter
+from bot.emulator.markup import validate_inline_keyboard
 from bot.emulator.params import Params, Upload
 from bot.emulator.state import (
     TOPIC_ICON_COLORS,
@@ -44,6 +44,7 @@ from bot.emulator.state import (
     StoredFile,
     StoredMessage,
     User,
+    clean_topic_name,
     now,
 )
 from bot.emulator.webhook import WebhookDelivery
@@ -87,18 +88,12 @@ CHAT_ACTIONS = {
     "upload_video_note",
 }
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_BUTTON_ACTIONS = (
-    "url",
-    "callback_data",
-    "web_app",
-    "login_url",
-    "switch_inline_query",
-    "switch_inline_query_current_chat",
-    "switch_inline_query_chosen_chat",
-    "copy_text",
-    "callback_game",
-    "pay",
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]*")
+MAX_SECRET_TOKEN = 256
+MAX_DELETE_AGE = 48 * 3600  # seconds after which deleteMessage refuses a message
+OTHER_GET_UPDATES = (
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
+    "running"
 )
 
 Method = Callable[[BotState, Params], Awaitable[Any]]
@@ -217,8 +212,7 @@ class Emulator:
         self._closing = True
         for state in self.bots.values():
             await self._stop_webhook(state)
-            if state.active_poll is not None and not state.active_poll.done():
-                state.active_poll.set_result(None)
+            _end_poll(state, None)
             state.update_event.set()
         self._notify()
 
@@ -228,8 +222,7 @@ class Emulator:
         default = self.default_bot
         for state in self.bots.values():
             await self._stop_webhook(state)
-            if state.active_poll is not None and not state.active_poll.done():
-                state.active_poll.set_result(None)
+            _end_poll(state, None)
             state.update_event.set()
         self._notify()
         self._init_state()
@@ -426,8 +419,10 @@ class Emulator:
         username: str | None = None,
         bot_tokens: list[str] | None = None,
         bot_is_admin: bool = True,
+        bot_can_manage_topics: bool = True,
     ) -> Chat:
-        """Create a group or supergroup (a forum when is_forum) with members; bots join it."""
+        """Create a group or supergroup (a forum when is_forum) with members; bots join it (as
+        admins with can_manage_topics unless told otherwise)."""
         if chat_type not in {"group", "supergroup"}:
             raise ControlError(400, "chat_type is group or supergroup")
         if is_forum and chat_type != "supergroup":
@@ -453,6 +448,8 @@ class Emulator:
             chat.members.add(bot_id)
             if bot_is_admin:
                 chat.admins.add(bot_id)
+                if not bot_can_manage_topics:
+                    chat.admins_without_topic_rights.add(bot_id)
         self.chats[chat_id] = chat
         self._emit("chat_created", chat, info=chat.to_api())
         return chat
@@ -493,6 +490,20 @@ class Emulator:
         chat = self._control_chat(chat_id, token)
         return [m.to_transcript() for m in sorted(chat.messages.values(), key=lambda m: m.cursor)]
 
+    def age_message(
+        self, chat_id: int, message_id: int, seconds: int, token: str | None = None
+    ) -> dict[str, Any]:
+        """Make a message look ``seconds`` older (its date moves back), e.g. past the 48 hours
+        after which deleteMessage refuses it."""
+        if seconds < 0:
+            raise ControlError(400, "seconds must not be negative")
+        chat = self._control_chat(chat_id, token)
+        stored = chat.messages.get(message_id)
+        if stored is None:
+            raise ControlError(404, f"no message {message_id} in chat {chat_id}")
+        stored.message["date"] = int(stored.message["date"]) - seconds
+        return stored.to_transcript()
+
     def topics(self, chat_id: int) -> list[dict[str, Any]]:
         """The forum topics of a supergroup, with their closed flag."""
         chat = self._control_chat(chat_id)
@@ -504,7 +515,12 @@ class Emulator:
         """A member (an officer) opens a topic in the forum from their app."""
         chat = self._control_chat(chat_id)
         user = self._member(chat, user_id)
-        return self._create_topic(chat, user, name, icon_color, None, from_bot=False).to_api()
+        if not chat.is_forum:
+            raise ControlError(400, f"chat {chat_id} is not a forum")
+        cleaned = clean_topic_name(name)
+        if not cleaned:
+            raise ControlError(400, "name must be non-empty")
+        return self._create_topic(chat, user, cleaned, icon_color, None, from_bot=False).to_api()
 
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
         """Delete a forum topic as an admin would; later sends get "message thread not found"."""
@@ -590,7 +606,7 @@ class Emulator:
         topic = chat.topics.get(thread_id)
         if topic is None:
             raise ControlError(404, f"no topic {thread_id} in chat {chat.id}")
-        if topic.closed and user.id not in chat.admins:
+        if not chat.may_post_in(topic, user.id):
             raise ControlError(403, "the topic is closed")
         return thread_id
 
@@ -870,7 +886,7 @@ class Emulator:
                 raise forbidden("bot was blocked by the user")
         return chat
 
-    def _thread(self, chat: Chat, params: Params) -> int | None:
+    def _thread(self, state: BotState, chat: Chat, params: Params) -> int | None:
         thread_id = params.int("message_thread_id")
         if thread_id is None or chat.type == "private":
             return None
@@ -878,17 +894,16 @@ class Emulator:
             if chat.live(thread_id) is None:
                 raise bad_request("message thread not found")
             return None
-        if thread_id == 1:
-            return None  # the General topic
+        # General (thread 1) is not a topic a bot can name: Telegram answers as for a missing one.
         topic = chat.topics.get(thread_id)
         if topic is None:
             raise bad_request("message thread not found")
-        if topic.closed:
+        if not chat.may_post_in(topic, state.user.id):
             raise bad_request("TOPIC_CLOSED")
         return thread_id
 
     def _reply_target(
-        self, chat: Chat, params: Params, thread_id: int | None
+        self, state: BotState, chat: Chat, params: Params, thread_id: int | None
     ) -> tuple[StoredMessage | None, int | None]:
         reply = params.json("reply_parameters", "reply parameters")
         if reply is None and params.has("reply_to_message_id"):
@@ -911,7 +926,7 @@ class Emulator:
         if chat.is_forum and thread_id is None and target.thread_id is not None:
             # Telegram puts a reply into the topic of the message it answers.
             topic = chat.topics.get(target.thread_id)
-            if topic is not None and topic.closed:
+            if topic is not None and not chat.may_post_in(topic, state.user.id):
                 raise bad_request("TOPIC_CLOSED")
             thread_id = target.thread_id
         return target, thread_id
@@ -923,7 +938,7 @@ class Emulator:
         if not isinstance(markup, dict):
             raise bad_request("can't parse reply keyboard markup JSON object")
         if "inline_keyboard" in markup:
-            return _validate_inline(markup), None
+            return validate_inline_keyboard(markup), None
         if "keyboard" in markup or "remove_keyboard" in markup or "force_reply" in markup:
             return None, markup
         raise bad_request("can't parse reply keyboard markup JSON object")
@@ -932,6 +947,8 @@ class Emulator:
         self, params: Params, text_key: str, entities_key: str, caption: bool = False
     ) -> tuple[str, list[dict[str, Any]]]:
         text = params.str(text_key) or ""
+        if not caption and not text:
+            raise bad_request("message text is empty")
         parse_mode = (params.str("parse_mode") or "").strip()
         entities: list[dict[str, Any]] = []
         if parse_mode:
@@ -955,7 +972,9 @@ class Emulator:
             entities = [e for e in given if isinstance(e, dict)]
         text, entities = strip_text(text, entities)
         if not caption and not text:
-            raise bad_request("message text is empty")
+            # Text given but nothing left after parsing and trimming: Telegram words it apart
+            # from a missing text.
+            raise bad_request("text must be non-empty")
         if caption and len(text) > MAX_CAPTION:
             raise bad_request("message caption is too long")
         if not caption and len(text) > MAX_TEXT:
@@ -975,10 +994,9 @@ class Emulator:
             resolved.append(entity)
         return resolved
 
-    def _rate(self, state: BotState, chat: Chat, params: Params) -> None:
-        retry = self.limiter.check(
-            state.token, chat.id, chat.type == "private", params.bool("allow_paid_broadcast")
-        )
+    def _rate(self, state: BotState, chat: Chat, paid: bool = False) -> None:
+        """Count one message (a send or an edit) against the chat's and the bot's flood limits."""
+        retry = self.limiter.check(state.token, chat.id, chat.type == "private", paid)
         if retry is not None:
             raise too_many_requests(retry)
 
@@ -987,11 +1005,11 @@ class Emulator:
     ) -> dict[str, Any]:
         """Common pipeline of send methods: target, thread, reply, markup, content, limits."""
         chat = self._send_target(state, params)
-        thread_id = self._thread(chat, params)
-        reply_to, thread_id = self._reply_target(chat, params, thread_id)
+        thread_id = self._thread(state, chat, params)
+        reply_to, thread_id = self._reply_target(state, chat, params, thread_id)
         inline, keyboard = self._markup(params)
         content = build(chat)
-        self._rate(state, chat, params)
+        self._rate(state, chat, params.bool("allow_paid_broadcast"))
         stored = self._post(
             chat,
             state.user,
@@ -1121,19 +1139,15 @@ class Emulator:
             state.updates = [u for u in state.updates if u["update_id"] >= offset]
         elif offset < 0:
             state.updates = state.updates[offset:]
-        if state.active_poll is not None and not state.active_poll.done():
-            state.active_poll.set_result(None)
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        _end_poll(state, OTHER_GET_UPDATES)
+        mine: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         state.active_poll = mine
         deadline = time.monotonic() + timeout
         try:
             while True:
                 if mine.done() and not self._closing:
-                    raise ApiError(
-                        409,
-                        "Conflict: terminated by other getUpdates request; make sure that only "
-                        "one bot instance is running",
-                    )
+                    # Ended by a newer getUpdates or by setWebhook; the result says which.
+                    raise ApiError(409, mine.result() or OTHER_GET_UPDATES)
                 state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
                 ready = state.updates[:limit]
                 remaining = deadline - time.monotonic()
@@ -1155,12 +1169,18 @@ class Emulator:
         url = (params.str("url") or "").strip()
         if not url:
             return await self.m_deleteWebhook(state, params)
+        # Telegram ends a running long poll as soon as a webhook is asked for, before it checks
+        # the rest of the request.
+        _end_poll(state, "Conflict: terminated by setWebhook request")
         if not url.startswith("https://") and not (
             self.config.allow_http_webhook and url.startswith("http://")
         ):
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-        secret = params.str("secret_token")
-        if secret is not None and not _SECRET_RE.fullmatch(secret):
+        # An empty secret_token means no secret (no header on deliveries).
+        secret = params.str("secret_token") or ""
+        if len(secret) > MAX_SECRET_TOKEN:
+            raise bad_request("secret token is too long")
+        if not _SECRET_RE.fullmatch(secret):
             raise bad_request("secret token contains unallowed characters")
         if params.has("allowed_updates"):
             allowed = params.json("allowed_updates", "allowed updates")
@@ -1170,12 +1190,10 @@ class Emulator:
             state.updates.clear()
         await self._stop_webhook(state)
         state.webhook_url = url
-        state.webhook_secret = secret
+        state.webhook_secret = secret or None
         state.webhook_max_connections = params.int("max_connections") or 40
         state.last_error_date = None
         state.last_error_message = None
-        if state.active_poll is not None and not state.active_poll.done():
-            state.update_event.set()
         state.webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop(state))
         self._emit("webhook_set", None, bot_id=state.user.id, url=url)
         return True
@@ -1298,7 +1316,7 @@ class Emulator:
         action = params.str("action")
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
-        thread_id = self._thread(chat, params)
+        thread_id = self._thread(state, chat, params)
         self._emit("chat_action", chat, action=action, thread_id=thread_id)
         return True
 
@@ -1337,15 +1355,19 @@ class Emulator:
         inline, _ = self._markup(params)
         return inline if inline and inline.get("inline_keyboard") else None
 
-    def _apply_edit(self, chat: Chat, stored: StoredMessage, changes: dict[str, Any]) -> Any:
+    def _apply_edit(
+        self, state: BotState, chat: Chat, stored: StoredMessage, changes: dict[str, Any]
+    ) -> Any:
         """Record an edit, refusing one that changes nothing, as Telegram does. An empty value
-        (no entities, no caption, no keyboard) removes the field."""
+        (no entities, no caption, no keyboard) removes the field. An edit counts against the
+        same flood limits as a send (Telegram answers 429 to frequent edits too)."""
         changes = {k: v or None for k, v in changes.items()}
         if all((stored.message.get(k) or None) == v for k, v in changes.items()):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are "
                 "exactly the same as a current content and reply markup of the message"
             )
+        self._rate(state, chat)
         self._record_edit(chat, stored, changes)
         return stored.message
 
@@ -1356,7 +1378,7 @@ class Emulator:
             raise bad_request("there is no text in the message to edit")
         text, entities = self._format(params, "text", "entities")
         changes = {"text": text, "entities": entities, "reply_markup": self._edit_markup(params)}
-        return self._apply_edit(chat, stored, changes)
+        return self._apply_edit(state, chat, stored, changes)
 
     async def m_editMessageCaption(self, state: BotState, params: Params) -> Any:
         """editMessageCaption."""
@@ -1371,12 +1393,12 @@ class Emulator:
             "caption_entities": entities,
             "reply_markup": self._edit_markup(params),
         }
-        return self._apply_edit(chat, stored, changes)
+        return self._apply_edit(state, chat, stored, changes)
 
     async def m_editMessageReplyMarkup(self, state: BotState, params: Params) -> Any:
         """editMessageReplyMarkup."""
         chat, stored = self._edit_target(state, params)
-        return self._apply_edit(chat, stored, {"reply_markup": self._edit_markup(params)})
+        return self._apply_edit(state, chat, stored, {"reply_markup": self._edit_markup(params)})
 
     async def m_deleteMessage(self, state: BotState, params: Params) -> bool:
         """deleteMessage."""
@@ -1389,6 +1411,9 @@ class Emulator:
         if chat.type != "private" and not own and state.user.id not in chat.admins:
             raise bad_request("message can't be deleted")
         if "forum_topic_created" in stored.message:
+            raise bad_request("message can't be deleted")
+        if now() - int(stored.message["date"]) >= MAX_DELETE_AGE:
+            # Bots may delete a message only within 48 hours of its sending, admin or not.
             raise bad_request("message can't be deleted")
         stored.deleted = True
         self._emit("deleted", chat, message_id=stored.message_id, thread_id=stored.thread_id)
@@ -1424,10 +1449,10 @@ class Emulator:
         stored = source_chat.live(message_id) if message_id is not None else None
         if stored is None:
             raise bad_request(f"message to {what} not found")
-        if stored.service:
-            raise bad_request(f"message can't be {what}{'ed' if what == 'forward' else 'ied'}")
-        if stored.message.get("has_protected_content"):
-            raise bad_request(f"message can't be {what}{'ed' if what == 'forward' else 'ied'}")
+        if stored.service or stored.message.get("has_protected_content"):
+            raise bad_request(
+                f"the message can't be {'forwarded' if what == 'forward' else 'copied'}"
+            )
         return source_chat, stored
 
     async def m_copyMessage(self, state: BotState, params: Params) -> dict[str, Any]:
@@ -1559,9 +1584,17 @@ class Emulator:
         chat = self._resolve_chat(state, params)
         if not chat.is_forum:
             raise bad_request("the chat is not a forum")
-        if state.user.id not in chat.admins:
-            raise bad_request("not enough rights to manage topics")
         return chat
+
+    @staticmethod
+    def _topic_rights(
+        state: BotState, chat: Chat, topic: ForumTopic, what: str, admin_right: bool | None = None
+    ) -> None:
+        """Managing a topic needs can_manage_topics (or ``admin_right``) unless the bot opened
+        it itself; Telegram's wording names the action."""
+        allowed = chat.can_manage_topics(state.user.id) if admin_right is None else admin_right
+        if not allowed and topic.creator_id != state.user.id:
+            raise bad_request(f"not enough rights to {what} the topic")
 
     def _create_topic(
         self,
@@ -1578,7 +1611,7 @@ class Emulator:
         stored = self._post(
             chat, creator, from_bot, {"forum_topic_created": created}, None, None, service=True
         )
-        topic = ForumTopic(stored.message_id, name, icon_color, emoji_id)
+        topic = ForumTopic(stored.message_id, name, icon_color, emoji_id, creator_id=creator.id)
         chat.topics[topic.message_thread_id] = topic
         self._emit("topic_created", chat, topic=topic.to_api())
         if not from_bot:
@@ -1598,11 +1631,12 @@ class Emulator:
     async def m_createForumTopic(self, state: BotState, params: Params) -> dict[str, Any]:
         """createForumTopic: returns ForumTopic and posts forum_topic_created in the topic."""
         chat = self._forum(state, params)
-        name = (params.str("name") or "").strip()
+        if not chat.can_manage_topics(state.user.id):
+            raise bad_request("not enough rights to create a topic")
+        # Telegram cuts a long name to 128 characters instead of refusing it.
+        name = clean_topic_name(params.str("name") or "")
         if not name:
-            raise bad_request("TOPIC_TITLE_EMPTY")
-        if len(name) > 128:
-            raise bad_request("TOPIC_TITLE_TOO_LONG")
+            raise bad_request("name must be non-empty")
         color = params.int("icon_color") or TOPIC_ICON_COLORS[0]
         if color not in TOPIC_ICON_COLORS:
             raise bad_request("TOPIC_ICON_COLOR_INVALID")
@@ -1615,12 +1649,11 @@ class Emulator:
         """editForumTopic."""
         chat = self._forum(state, params)
         topic = self._topic(chat, params)
+        self._topic_rights(state, chat, topic, "edit")
         edited: dict[str, Any] = {}
-        name = params.str("name")
-        if name is not None and name.strip() and name.strip() != topic.name:
-            if len(name.strip()) > 128:
-                raise bad_request("TOPIC_TITLE_TOO_LONG")
-            topic.name = name.strip()
+        name = clean_topic_name(params.str("name") or "")
+        if name and name != topic.name:
+            topic.name = name
             edited["name"] = topic.name
         emoji = params.str("icon_custom_emoji_id")
         if emoji is not None and emoji != (topic.icon_custom_emoji_id or ""):
@@ -1636,6 +1669,7 @@ class Emulator:
         """closeForumTopic."""
         chat = self._forum(state, params)
         topic = self._topic(chat, params)
+        self._topic_rights(state, chat, topic, "close or open")
         if topic.closed:
             raise bad_request("TOPIC_NOT_MODIFIED")
         topic.closed = True
@@ -1647,6 +1681,7 @@ class Emulator:
         """reopenForumTopic."""
         chat = self._forum(state, params)
         topic = self._topic(chat, params)
+        self._topic_rights(state, chat, topic, "close or open")
         if not topic.closed:
             raise bad_request("TOPIC_NOT_MODIFIED")
         topic.closed = False
@@ -1658,6 +1693,8 @@ class Emulator:
         """deleteForumTopic: the topic and all its messages go away."""
         chat = self._forum(state, params)
         topic = self._topic(chat, params)
+        # Deleting someone else's topic takes can_delete_messages, which every admin here has.
+        self._topic_rights(state, chat, topic, "delete", state.user.id in chat.admins)
         self.delete_topic(chat.id, topic.message_thread_id)
         return True
 
@@ -1735,6 +1772,25 @@ async def _webhook_reply(response: aiohttp.ClientResponse) -> tuple[str, Params]
     return method, Params(values, uploads)
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait for it to end; a cancellation aimed at the caller
+    while it waits is passed on, not swallowed. (The emulator imports nothing from Safewell.)"""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
+def _end_poll(state: BotState, conflict: str | None) -> None:
+    """End the bot's running getUpdates: with a 409 carrying ``conflict``, or (None) with an
+    empty answer when the emulator shuts down."""
+    if state.active_poll is not None and not state.active_poll.done():
+        state.active_poll.set_result(conflict)
+
+
 def _nonempty(key: str, value: list[Any]) -> dict[str, Any]:
     return {key: value} if value else {}
 
@@ -1795,35 +1851,8 @@ def _admin_obj(user: User, chat: Chat) -> dict[str, Any]:
         "can_pin_messages": True,
     }
     if chat.is_forum:
-        rights["can_manage_topics"] = True
+        rights["can_manage_topics"] = chat.can_manage_topics(user.id)
     return {"status": "administrator", "user": user.to_api(), **rights}
-
-
-def _validate_inline(markup: dict[str, Any]) -> dict[str, Any]:
-    rows = markup.get("inline_keyboard")
-    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-        raise bad_request(
-            'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays'
-        )
-    clean_rows: list[list[dict[str, Any]]] = []
-    for row in rows:
-        clean_row: list[dict[str, Any]] = []
-        for button in row:
-            if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-                raise bad_request("can't parse inline keyboard button: Text must be a String")
-            actions = [a for a in _BUTTON_ACTIONS if a in button and button[a] is not None]
-            if not actions:
-                raise bad_request("text buttons are unallowed in the inline keyboard")
-            data = button.get("callback_data")
-            if data is not None and not 1 <= len(str(data).encode()) <= 64:
-                raise bad_request("BUTTON_DATA_INVALID")
-            url = button.get("url")
-            if url is not None and not re.match(r"(https?|tg)://\S+$", str(url)):
-                raise bad_request(f"inline keyboard button URL '{url}' is invalid")
-            clean_row.append({k: v for k, v in button.items() if v is not None})
-        if clean_row:
-            clean_rows.append(clean_row)
-    return {"inline_keyboard": clean_rows}
 
 
 def _default_name(kind: str) -> str:

@@ -32,9 +32,6 @@ _SIMPLE_TAGS: dict[str, str] = {
 }
 _ALL_TAGS = {*_SIMPLE_TAGS, "span", "a", "tg-emoji", "blockquote"}
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_ATTR_RE = re.compile(
-    r"""\s*([a-zA-Z_:-][-a-zA-Z0-9_:.]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
-)
 _SPECIAL_RE = re.compile(r"[<&]")
 _ENTITY_RE = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]+);")
 
@@ -62,23 +59,75 @@ def _decode_entity(match: re.Match[str]) -> str | None:
     return _NAMED_ENTITIES.get(body)
 
 
-def _parse_attrs(raw: str, tag: str, source: str, at: int) -> dict[str, str]:
+_HTML_SPACES = " \t\r\n\v\0"
+
+
+def _skip_spaces(source: str, i: int) -> int:
+    while i < len(source) and source[i] in _HTML_SPACES:
+        i += 1
+    return i
+
+
+def _name_end(source: str, i: int, stops: str = ">") -> int:
+    """Index of the first space (or end of text, or one of ``stops``) at or after ``i``."""
+    while i < len(source) and source[i] not in _HTML_SPACES and source[i] not in stops:
+        i += 1
+    return i
+
+
+def _read_start_tag(source: str, at: int) -> tuple[str, dict[str, str], int]:
+    """Read the start tag opening at ``at`` the way Telegram does: the tag name runs to the first
+    space or ">"; an attribute value is quoted or a name token (letters, digits, "." and "-",
+    lower-cased). Returns the tag name, its attributes and the index just past ">"."""
+    offset = _byte_offset(source, at)
+    i = _name_end(source, at + 1)
+    if i == len(source):
+        raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
+    tag = source[at + 1 : i].lower()
+    if tag not in _ALL_TAGS:
+        raise EntityParseError(f'Unsupported start tag "{tag}" at byte offset {offset}')
     attrs: dict[str, str] = {}
-    pos = 0
-    raw = raw.rstrip("/").rstrip()
-    while pos < len(raw):
-        match = _ATTR_RE.match(raw, pos)
-        if match is None or match.end() == pos:
+    while True:
+        i = _skip_spaces(source, i)
+        if i < len(source) and source[i] == ">":
+            return tag, attrs, i + 1
+        name_end = _name_end(source, i, "=>/\"'")
+        name = source[i:name_end]
+        if not name:
             raise EntityParseError(
-                f'Unexpected attribute in start tag "{tag}" at byte offset '
-                f"{_byte_offset(source, at)}"
+                f'Empty attribute name in the tag "{tag}" at byte offset {offset}'
             )
-        value = match.group(2) or ""
-        if value[:1] in "\"'":
-            value = value[1:-1]
-        attrs[match.group(1).lower()] = _ENTITY_RE.sub(lambda m: _decode_entity(m) or m[0], value)
-        pos = match.end()
-    return attrs
+        i = _skip_spaces(source, name_end)
+        if i == len(source):
+            raise EntityParseError(f'Unclosed start tag "{tag}" at byte offset {offset}')
+        if source[i] != "=":
+            attrs[name] = ""  # an attribute without a value, e.g. <blockquote expandable>
+            continue
+        i = _skip_spaces(source, i + 1)
+        if i == len(source):
+            raise EntityParseError(f'Unclosed start tag "{tag}" at byte offset {offset}')
+        if source[i] in "\"'":
+            close = source.find(source[i], i + 1)
+            end = len(source) if close == -1 else close
+            raw = source[i + 1 : end]
+            attrs[name] = _ENTITY_RE.sub(lambda m: _decode_entity(m) or m[0], raw)
+            i = end if close == -1 else close + 1
+        else:
+            token_end = i
+            while token_end < len(source) and (
+                (source[token_end].isascii() and source[token_end].isalnum())
+                or source[token_end] in ".-"
+            ):
+                token_end += 1
+            if token_end < len(source) and source[token_end] not in _HTML_SPACES + ">":
+                # An unquoted value with anything else in it (":" or "/" of a URL) is an error.
+                raise EntityParseError(
+                    f"Unexpected end of name token at byte offset {_byte_offset(source, i)}"
+                )
+            attrs[name] = source[i:token_end].lower()
+            i = token_end
+        if i == len(source):
+            raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
 
 
 def _entity_for(tag: str, attrs: dict[str, str], source: str, at: int) -> dict[str, Any] | None:
@@ -142,21 +191,21 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             out_len += utf16_len(chunk)
             i = stop
             continue
-        end = source.find(">", i)
-        if end == -1:
-            raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(source, i)}")
-        inner = source[i + 1 : end]
-        if inner.startswith("/"):
-            name = inner[1:].strip().lower()
+        offset = _byte_offset(source, i)
+        if source.startswith("/", i + 1):
             if not stack:
-                raise EntityParseError(
-                    f"Unexpected end tag at byte offset {_byte_offset(source, i)}"
-                )
+                raise EntityParseError(f"Unexpected end tag at byte offset {offset}")
+            name_end = _name_end(source, i + 2)
+            name = source[i + 2 : name_end].lower()
+            end = _skip_spaces(source, name_end)
+            if end == len(source) or source[end] != ">":
+                raise EntityParseError(f"Unclosed end tag at byte offset {offset}")
             opened = stack.pop()
-            if name != opened.tag:
+            # "</>" closes whatever is open.
+            if name and name != opened.tag:
                 raise EntityParseError(
-                    f'Unmatched end tag at byte offset {_byte_offset(source, i)}, expected "</'
-                    f'{opened.tag}>", found "</{name}>"'
+                    f'Unmatched end tag at byte offset {offset}, expected "</{opened.tag}>", '
+                    f'found "</{name}>"'
                 )
             if opened.entity is not None and out_len > opened.start:
                 closed = dict(opened.entity)
@@ -165,19 +214,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                 entities.append(closed)
             i = end + 1
             continue
-        match_name = re.match(r"[a-zA-Z][a-zA-Z0-9-]*", inner)
-        if match_name is None:
-            raise EntityParseError(
-                f"Empty tag name at byte offset {_byte_offset(source, i)}"
-                if not inner.strip()
-                else f"Unsupported start tag at byte offset {_byte_offset(source, i)}"
-            )
-        name = match_name.group(0).lower()
-        if name not in _ALL_TAGS:
-            raise EntityParseError(
-                f'Unsupported start tag "{name}" at byte offset {_byte_offset(source, i)}'
-            )
-        attrs = _parse_attrs(inner[match_name.end() :], name, source, i)
+        name, attrs, after = _read_start_tag(source, i)
         entity: dict[str, Any] | None = _entity_for(name, attrs, source, i)
         # <pre><code class="language-x"> becomes one pre entity with a language, like Telegram.
         if name == "code" and stack and stack[-1].tag == "pre" and stack[-1].entity is not None:
@@ -185,8 +222,8 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             if language.startswith("language-"):
                 stack[-1].entity["language"] = language[len("language-") :]
                 entity = None
-        stack.append(_Open(name, entity, out_len, _byte_offset(source, i)))
-        i = end + 1
+        stack.append(_Open(name, entity, out_len, offset))
+        i = after
     if stack:
         raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].tag}"')
     return "".join(out), sort_entities(entities)

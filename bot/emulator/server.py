@@ -208,6 +208,7 @@ async def _c_chats(request: web.Request, emu: Emulator, data: dict[str, Any]) ->
         username=data.get("username"),
         bot_tokens=data.get("bot_tokens"),
         bot_is_admin=bool(data.get("bot_is_admin", True)),
+        bot_can_manage_topics=bool(data.get("bot_can_manage_topics", True)),
     )
     return chat.to_api()
 
@@ -219,6 +220,15 @@ async def _c_delete_chat(request: web.Request, emu: Emulator, data: dict[str, An
 
 async def _c_transcript(request: web.Request, emu: Emulator, data: dict[str, Any]) -> Any:
     return emu.transcript(_path_int(request, "chat_id"), data.get("token"))
+
+
+async def _c_age_message(request: web.Request, emu: Emulator, data: dict[str, Any]) -> Any:
+    return emu.age_message(
+        _path_int(request, "chat_id"),
+        _path_int(request, "message_id"),
+        int(data["seconds"]),
+        data.get("token"),
+    )
 
 
 async def _c_topics(request: web.Request, emu: Emulator, data: dict[str, Any]) -> Any:
@@ -395,6 +405,7 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
         ("POST", "/chats", _c_chats),
         ("DELETE", "/chats/{chat_id}", _c_delete_chat),
         ("GET", "/chats/{chat_id}/transcript", _c_transcript),
+        ("POST", "/chats/{chat_id}/messages/{message_id}/age", _c_age_message),
         ("GET", "/chats/{chat_id}/topics", _c_topics),
         ("POST", "/chats/{chat_id}/topics", _c_create_topic),
         ("POST", "/chats/{chat_id}/topics/{thread_id}/{action}", _c_topic_action),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 # Colours Telegram allows for forum topic icons (Bot API, createForumTopic).
 TOPIC_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
+# Longest forum topic name; Telegram cuts a longer one to this many characters.
+MAX_TOPIC_NAME = 128
+_TRIMMED = " \t\r\n\v\0"
 # Update kinds delivered when allowed_updates is empty (Telegram leaves these three out).
 NOT_DEFAULT_UPDATES = {"chat_member", "message_reaction", "message_reaction_count"}
 
@@ -18,6 +22,13 @@ NOT_DEFAULT_UPDATES = {"chat_member", "message_reaction", "message_reaction_coun
 def now() -> int:
     """Current Unix time in seconds, the unit of every Telegram date."""
     return int(time.time())
+
+
+def clean_topic_name(name: str) -> str:
+    """A topic name as Telegram stores it: trimmed, cut (not refused) after 128 characters,
+    then each run of spaces and newlines made one space."""
+    cut = name.strip(_TRIMMED)[:MAX_TOPIC_NAME].strip(_TRIMMED)
+    return re.sub(r"[ \n]+", " ", cut).strip(_TRIMMED)
 
 
 @dataclass
@@ -61,6 +72,8 @@ class ForumTopic:
     icon_color: int
     icon_custom_emoji_id: str | None = None
     closed: bool = False
+    # Who opened the topic: they may still post into it and manage it once it is closed.
+    creator_id: int | None = None
 
     def to_api(self) -> dict[str, Any]:
         """The ForumTopic object."""
@@ -123,6 +136,8 @@ class Chat:
     user: User | None = None
     members: set[int] = field(default_factory=set)
     admins: set[int] = field(default_factory=set)
+    # Admins promoted without the can_manage_topics right (every other admin has it in a forum).
+    admins_without_topic_rights: set[int] = field(default_factory=set)
     owner_id: int | None = None
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     topics: dict[int, ForumTopic] = field(default_factory=dict)
@@ -159,6 +174,17 @@ class Chat:
         """A stable opaque identifier of this chat for callback queries."""
         digest = hashlib.sha256(f"chat-instance:{self.id}".encode()).hexdigest()
         return str(int(digest[:15], 16))
+
+    def can_manage_topics(self, user_id: int) -> bool:
+        """Whether the user is the owner or an admin with the can_manage_topics right."""
+        if user_id == self.owner_id:
+            return True
+        return user_id in self.admins and user_id not in self.admins_without_topic_rights
+
+    def may_post_in(self, topic: ForumTopic, user_id: int) -> bool:
+        """Whether the user may post into the topic: anyone while it is open; once closed, only
+        its creator and admins with can_manage_topics (Telegram's TOPIC_CLOSED for others)."""
+        return not topic.closed or topic.creator_id == user_id or self.can_manage_topics(user_id)
 
     def live(self, message_id: int) -> StoredMessage | None:
         """The message if it exists and was not deleted."""
@@ -208,7 +234,8 @@ class BotState:
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     callbacks: dict[str, CallbackRecord] = field(default_factory=dict)
     update_event: asyncio.Event = field(default_factory=asyncio.Event)
-    active_poll: asyncio.Future[None] | None = None
+    # The running getUpdates; its result, when ended early, is the 409 description it gets.
+    active_poll: asyncio.Future[str | None] | None = None
     webhook_task: asyncio.Task[None] | None = None
 
     def wants(self, kind: str) -> bool:

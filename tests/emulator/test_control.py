@@ -161,3 +161,17 @@ async def test_wrong_secret_is_rejected_by_aiogram_and_retried(
     await bot.set_webhook(url, secret_token="hook-secret")
     reply = await emu.wait_bot_message(42, timeout=5)
     assert reply["text"] == "Got: hello"
+
+
+async def test_age_message_moves_the_date_back_and_refuses_nonsense(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    sent = await emu.user(42).send("hello")
+    aged = await emu.age_message(42, sent["message_id"], 3600)
+    assert aged["message"]["date"] == sent["date"] - 3600
+    transcript = await emu.transcript(42)
+    assert transcript[0]["message"]["date"] == sent["date"] - 3600
+    with pytest.raises(EmulatorClientError, match="no message 999"):
+        await emu.age_message(42, 999, 10)
+    with pytest.raises(EmulatorClientError, match="must not be negative"):
+        await emu.age_message(42, sent["message_id"], -5)

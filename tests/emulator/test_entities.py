@@ -75,7 +75,16 @@ def test_mention_link_becomes_text_mention() -> None:
         ("<br>", 'Unsupported start tag "br" at byte offset 0'),
         ("é<p>", 'Unsupported start tag "p" at byte offset 2'),
         ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
-        ("1 < 2", "Unclosed start tag at byte offset 2"),
+        ("1 < 2", 'Unsupported start tag "" at byte offset 2'),
+        ("x <b", "Unclosed start tag at byte offset 2"),
+        ("<b>x</b", "Unclosed end tag at byte offset 4"),
+        ("<br/>", 'Unsupported start tag "br/" at byte offset 0'),
+        ("<b />x</b>", 'Empty attribute name in the tag "b" at byte offset 0'),
+        ('<a href="x"', "Unclosed start tag at byte offset 0"),
+        ("<a href=", 'Unclosed start tag "a" at byte offset 0'),
+        # An unquoted value may only be a name token: letters, digits, "." and "-".
+        ("<a href=https://example.org>x</a>", "Unexpected end of name token at byte offset 8"),
+        ("é<a href=ex_ample>x</a>", "Unexpected end of name token at byte offset 10"),
         (
             "<tg-emoji>x</tg-emoji>",
             'Tag "tg-emoji" must have attribute "emoji-id" at byte offset 0',
@@ -86,6 +95,19 @@ def test_errors_name_the_problem_and_byte_offset(html: str, message: str) -> Non
     with pytest.raises(EntityParseError) as caught:
         parse_html(html)
     assert str(caught.value) == message
+
+
+def test_unquoted_name_token_values_and_bare_end_tags_are_accepted() -> None:
+    text, entities = parse_html(
+        "<span class=tg-spoiler>s</span> <blockquote expandable>q</> <a href=Example.org>x</a>"
+    )
+    assert text == "s q x"
+    assert entities == [
+        {"type": "spoiler", "offset": 0, "length": 1},
+        {"type": "expandable_blockquote", "offset": 2, "length": 1},
+        # A name token is lower-cased.
+        {"type": "text_link", "url": "example.org", "offset": 4, "length": 1},
+    ]
 
 
 def test_utf16_length_counts_astral_characters_twice() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import ReplyParameters
 
 from bot.emulator.client import EmulatorClient, EmulatorClientError
+from bot.emulator.server import EmulatorServer
 
 OFFICER = 8
 SERGEANT = 9
+CONSTABLE = 10
 
 
 @pytest.fixture
@@ -93,21 +96,102 @@ async def test_unknown_and_deleted_topics_are_thread_not_found(
 
 
 async def test_closed_topic_refuses_bot_messages_until_reopened(
-    bot: Bot, emu: EmulatorClient, forum: int
+    bot: Bot, emu: EmulatorClient
 ) -> None:
-    topic = await bot.create_forum_topic(forum, "Case #5")
-    tid = topic.message_thread_id
-    assert await bot.close_forum_topic(forum, tid) is True
+    # A bot that is admin without can_manage_topics is refused like any member.
+    chat = await emu.create_forum(
+        members=[OFFICER, CONSTABLE], admins=[SERGEANT], bot_can_manage_topics=False
+    )
+    forum = int(chat["id"])
+    topic = await emu.create_topic(forum, OFFICER, "Case #5")
+    tid = topic["message_thread_id"]
+    officer_msg = await emu.user(OFFICER).send("first note", chat_id=forum, thread_id=tid)
+    await emu.close_topic(forum, tid)
     with pytest.raises(TelegramBadRequest, match="Bad Request: TOPIC_CLOSED"):
         await bot.send_message(forum, "x", message_thread_id=tid)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: TOPIC_CLOSED"):
+        await bot.send_message(
+            forum, "x", reply_parameters=ReplyParameters(message_id=officer_msg["message_id"])
+        )
+    with pytest.raises(TelegramBadRequest, match="not enough rights to close or open the topic"):
+        await bot.reopen_forum_topic(forum, tid)
+    with pytest.raises(EmulatorClientError, match="closed"):
+        await emu.user(CONSTABLE).send("x", chat_id=forum, thread_id=tid)
+    # The topic's creator and admins with can_manage_topics may still write in it.
+    await emu.user(OFFICER).send("still here", chat_id=forum, thread_id=tid)
+    await emu.user(SERGEANT).send("closing note", chat_id=forum, thread_id=tid)
+    await emu.reopen_topic(forum, tid)
+    assert (await bot.send_message(forum, "back", message_thread_id=tid)).message_thread_id == tid
+
+
+async def test_closed_topic_still_takes_the_bot_when_it_may_manage_topics(
+    bot: Bot, emu: EmulatorClient, forum: int
+) -> None:
+    opened_by_officer = await emu.create_topic(forum, OFFICER, "Case #8")
+    tid = opened_by_officer["message_thread_id"]
+    await emu.close_topic(forum, tid)
+    # An admin with can_manage_topics posts into a closed topic.
+    assert (await bot.send_message(forum, "x", message_thread_id=tid)).message_thread_id == tid
+    member = await bot.get_chat_member(forum, bot.id)
+    assert getattr(member, "can_manage_topics", None) is True
     with pytest.raises(TelegramBadRequest, match="TOPIC_NOT_MODIFIED"):
         await bot.close_forum_topic(forum, tid)
-    with pytest.raises(EmulatorClientError, match="closed"):
-        await emu.user(OFFICER).send("x", chat_id=forum, thread_id=tid)
-    # Admins may still write in a closed topic.
-    await emu.user(SERGEANT).send("closing note", chat_id=forum, thread_id=tid)
+
+
+async def test_closed_topic_still_takes_the_bot_that_opened_it(
+    bot: Bot, emu: EmulatorClient, server: EmulatorServer, forum: int
+) -> None:
+    topic = await bot.create_forum_topic(forum, "Case #9")
+    tid = topic.message_thread_id
+    # The bot loses can_manage_topics after opening the topic: as its creator it may still post
+    # into it and close or reopen it.
+    server.emulator.chats[forum].admins_without_topic_rights.add(bot.id)
+    await emu.close_topic(forum, tid)
+    assert (await bot.send_message(forum, "x", message_thread_id=tid)).message_thread_id == tid
     assert await bot.reopen_forum_topic(forum, tid) is True
-    assert (await bot.send_message(forum, "back", message_thread_id=tid)).message_thread_id == tid
+    member = await bot.get_chat_member(forum, bot.id)
+    assert getattr(member, "can_manage_topics", None) is False
+
+
+async def test_creating_a_topic_needs_can_manage_topics(bot: Bot, emu: EmulatorClient) -> None:
+    chat = await emu.create_forum(members=[OFFICER], bot_can_manage_topics=False)
+    with pytest.raises(
+        TelegramBadRequest, match="Bad Request: not enough rights to create a topic"
+    ):
+        await bot.create_forum_topic(chat["id"], "Case #10")
+    not_admin = await emu.create_forum(members=[OFFICER], bot_is_admin=False)
+    with pytest.raises(
+        TelegramBadRequest, match="Bad Request: not enough rights to create a topic"
+    ):
+        await bot.create_forum_topic(not_admin["id"], "Case #10")
+    assert await emu.topics(chat["id"]) == []
+
+
+async def test_general_thread_one_is_thread_not_found(
+    bot: Bot, emu: EmulatorClient, forum: int
+) -> None:
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message thread not found"):
+        await bot.send_message(forum, "x", message_thread_id=1)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message thread not found"):
+        await bot.send_chat_action(forum, "typing", message_thread_id=1)
+    # Without a thread id the message goes to General.
+    general = await bot.send_message(forum, "x")
+    assert general.message_thread_id is None
+
+
+async def test_long_topic_name_is_cut_to_128_characters(
+    bot: Bot, emu: EmulatorClient, forum: int
+) -> None:
+    long_name = "Case #11 " + "é" * 200
+    topic = await bot.create_forum_topic(forum, long_name)
+    assert topic.name == long_name[:128]
+    assert (await emu.topics(forum))[0]["name"] == long_name[:128]
+    spaced = await bot.create_forum_topic(forum, "  Case   #12 \n lost  ")
+    assert spaced.name == "Case #12 lost"
+    with pytest.raises(TelegramBadRequest, match="Bad Request: name must be non-empty"):
+        await bot.create_forum_topic(forum, "   ")
+    assert await bot.edit_forum_topic(forum, topic.message_thread_id, name="x" * 300) is True
+    assert (await emu.topics(forum))[0]["name"] == "x" * 128
 
 
 async def test_edit_topic_and_non_forum_chat(bot: Bot, emu: EmulatorClient, forum: int) -> None:

@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.limits import Limits, RateLimiter
+
+PNG_1x1 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01" + b"\x00" * 16
+
+
+def _keyboard(data: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=data, callback_data=data)]]
+    )
 
 
 class FakeClock:
@@ -62,6 +71,43 @@ async def test_overall_thirty_per_second_unless_paid_broadcast(
     # Paid broadcasts raise the overall ceiling to 1,000 messages per second.
     for uid in range(31, 41):
         await bot.send_message(1000 + uid, "Alert", allow_paid_broadcast=True)
+
+
+async def test_edits_count_against_the_chat_limit_like_sends(bot: Bot, emu: EmulatorClient) -> None:
+    # Refill slowly so that a slow machine cannot earn a new token in the middle of the test.
+    await emu.set_limits(private_per_second=0.05)
+    await emu.user(42).send("hi")
+    photo = await bot.send_photo(42, BufferedInputFile(PNG_1x1, "a.png"), caption="v0")
+    text = await bot.send_message(42, "v0", reply_markup=_keyboard("a"))
+    await bot.edit_message_caption(chat_id=42, message_id=photo.message_id, caption="v1")
+    # The burst of three is used up by two sends and one edit: each edit method now gets 429.
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.edit_message_text("v1", chat_id=42, message_id=text.message_id)
+    assert caught.value.retry_after >= 1
+    with pytest.raises(TelegramRetryAfter):
+        await bot.edit_message_caption(chat_id=42, message_id=photo.message_id, caption="v2")
+    with pytest.raises(TelegramRetryAfter):
+        await bot.edit_message_reply_markup(
+            chat_id=42, message_id=text.message_id, reply_markup=_keyboard("b")
+        )
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(42, "and sends wait too")
+    assert (await emu.stats())["too_many_requests"] == 4
+
+
+async def test_edits_in_a_group_share_its_twenty_per_minute(bot: Bot, emu: EmulatorClient) -> None:
+    group = await emu.create_group(members=[5])
+    progress = await bot.send_message(group["id"], "0 %")
+    for n in range(1, 20):
+        await bot.edit_message_text(
+            f"{n * 5} %", chat_id=group["id"], message_id=progress.message_id
+        )
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.edit_message_text("100 %", chat_id=group["id"], message_id=progress.message_id)
+    assert 1 <= caught.value.retry_after <= 60
+    # A refused edit changed nothing.
+    transcript = await emu.transcript(group["id"])
+    assert transcript[-1]["message"]["text"] == "95 %"
 
 
 async def test_limits_can_be_switched_off(bot: Bot, emu: EmulatorClient) -> None:

@@ -19,6 +19,7 @@ from aiogram.types import (
 )
 
 from bot.emulator.client import EmulatorClient
+from bot.emulator.markup import UrlError, check_url
 
 PNG_16x32 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x20" + b"\x00" * 16
 
@@ -62,7 +63,9 @@ async def test_html_becomes_entities_with_utf16_offsets(bot: Bot, citizen_chat: 
         ("<b>open", "Can't find end tag corresponding to start tag"),
         ("<div>x</div>", 'Unsupported start tag "div"'),
         ("<b>x</i>", "Unmatched end tag"),
-        ("a < b", "Unclosed start tag"),
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("<x>y</x>", 'Unsupported start tag "x" at byte offset 0'),
+        ('<a href=https://example.org">x</a>', "Unexpected end of name token at byte offset 8"),
         ('<span class="red">x</span>', "tg-spoiler"),
     ],
 )
@@ -84,10 +87,27 @@ async def test_text_length_is_checked_after_entity_parsing(bot: Bot, citizen_cha
 
 
 async def test_empty_text_is_refused(bot: Bot, citizen_chat: int) -> None:
-    with pytest.raises(TelegramBadRequest, match="Bad Request: message text is empty"):
+    # No text at all and text that parses or trims to nothing are worded differently.
+    with pytest.raises(TelegramBadRequest) as caught:
+        await bot.send_message(citizen_chat, "")
+    assert caught.value.message == "Bad Request: message text is empty"
+    with pytest.raises(TelegramBadRequest) as caught:
         await bot.send_message(citizen_chat, "   ")
-    with pytest.raises(TelegramBadRequest, match="message text is empty"):
+    assert caught.value.message == "Bad Request: text must be non-empty"
+    with pytest.raises(TelegramBadRequest) as caught:
         await bot.send_message(citizen_chat, "<b></b>", parse_mode="HTML")
+    assert caught.value.message == "Bad Request: text must be non-empty"
+    sent = await bot.send_message(citizen_chat, "draft")
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message text is empty"):
+        await bot.edit_message_text("", chat_id=citizen_chat, message_id=sent.message_id)
+
+
+async def test_html_error_is_worded_exactly_as_telegram(bot: Bot, citizen_chat: int) -> None:
+    with pytest.raises(TelegramBadRequest) as caught:
+        await bot.send_message(citizen_chat, "1 < 2", parse_mode="HTML")
+    assert caught.value.message == (
+        'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 2'
+    )
 
 
 async def test_callback_data_longer_than_64_bytes_is_refused(bot: Bot, citizen_chat: int) -> None:
@@ -95,6 +115,97 @@ async def test_callback_data_longer_than_64_bytes_is_refused(bot: Bot, citizen_c
         await bot.send_message(citizen_chat, "Pick", reply_markup=_keyboard(("A", "é" * 33)))
     ok = await bot.send_message(citizen_chat, "Pick", reply_markup=_keyboard(("A", "é" * 32)))
     assert ok.reply_markup is not None
+
+
+async def test_more_than_100_buttons_is_reply_markup_too_long(bot: Bot, citizen_chat: int) -> None:
+    def grid(rows: int, per_row: int, extra: int = 0) -> InlineKeyboardMarkup:
+        """``rows`` rows of ``per_row`` buttons, plus a last row of ``extra``."""
+        sizes = [per_row] * rows + ([extra] if extra else [])
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=f"{r}.{c}", callback_data=f"{r}.{c}") for c in range(n)]
+                for r, n in enumerate(sizes)
+            ]
+        )
+
+    full = await bot.send_message(citizen_chat, "Pick", reply_markup=grid(10, 10))
+    assert full.reply_markup is not None
+    assert sum(len(row) for row in full.reply_markup.inline_keyboard) == 100
+    with pytest.raises(TelegramBadRequest, match="Bad Request: reply markup is too long"):
+        await bot.send_message(citizen_chat, "Pick", reply_markup=grid(10, 10, extra=1))
+    with pytest.raises(TelegramBadRequest, match="reply markup is too long"):
+        await bot.edit_message_reply_markup(
+            chat_id=citizen_chat, message_id=full.message_id, reply_markup=grid(11, 10)
+        )
+    # Telegram keeps only the first 12 buttons of a row, and counts what it keeps.
+    wide = await bot.send_message(citizen_chat, "Pick", reply_markup=grid(8, 13))
+    assert wide.reply_markup is not None
+    assert [len(row) for row in wide.reply_markup.inline_keyboard] == [12] * 8
+    assert wide.reply_markup.inline_keyboard[0][-1].callback_data == "0.11"
+
+
+async def test_a_button_with_a_url_is_a_url_button(
+    bot: Bot, emu: EmulatorClient, citizen_chat: int
+) -> None:
+    both = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="Help", url="https://example.org/help", callback_data="h")]
+        ]
+    )
+    sent = await bot.send_message(citizen_chat, "More", reply_markup=both)
+    assert sent.reply_markup is not None
+    button = sent.reply_markup.inline_keyboard[0][0]
+    assert (button.url, button.callback_data) == ("https://example.org/help", None)
+    from bot.emulator.client import EmulatorClientError
+
+    with pytest.raises(EmulatorClientError, match="not a callback button"):
+        await emu.user(42).press(sent.message_id, text="Help")
+
+
+async def test_a_url_without_scheme_is_taken_as_http(bot: Bot, citizen_chat: int) -> None:
+    def link(url: str) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="Go", url=url)]])
+
+    sent = await bot.send_message(citizen_chat, "Site", reply_markup=link("example.org/help"))
+    assert sent.reply_markup is not None
+    assert sent.reply_markup.inline_keyboard[0][0].url == "http://example.org/help"
+    with pytest.raises(
+        TelegramBadRequest,
+        match="Bad Request: inline keyboard button URL 'localhost' is invalid: Wrong HTTP URL",
+    ):
+        await bot.send_message(citizen_chat, "Site", reply_markup=link("localhost"))
+    with pytest.raises(TelegramBadRequest, match="is invalid: Unsupported URL protocol"):
+        await bot.send_message(citizen_chat, "Site", reply_markup=link("ftp://example.org"))
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("example.org", "http://example.org/"),
+        ("HTTPS://Example.ORG/Path?q=1", "https://example.org/Path?q=1"),
+        ("https://example.org/a b", "https://example.org/a%20b"),
+        ("http://example.org:8080", "http://example.org:8080/"),
+        ("tg://resolve?domain=safewell_bot", "tg://resolve?domain=safewell_bot"),
+    ],
+)
+def test_button_urls_are_stored_as_telegram_normalises_them(given: str, stored: str) -> None:
+    assert check_url(given) == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("localhost", "Wrong HTTP URL"),
+        ("ftp://example.org", "Unsupported URL protocol"),
+        ("not a url", "Disallowed character in URL host"),
+        ("http://example.org:70000/", "Wrong port number specified in the URL"),
+        ("https://", "URL host is empty"),
+        ("tg://res.olve", "Unallowed characters in URL host"),
+    ],
+)
+def test_bad_button_urls_give_telegrams_reason(given: str, reason: str) -> None:
+    with pytest.raises(UrlError, match=reason):
+        check_url(given)
 
 
 async def test_edit_text_and_not_modified(bot: Bot, emu: EmulatorClient, citizen_chat: int) -> None:
@@ -150,6 +261,25 @@ async def test_edit_reply_markup_and_delete(
         if e["message"]["message_id"] == sent.message_id
     )
     assert entry["deleted"] is True
+
+
+async def test_a_message_older_than_48_hours_cannot_be_deleted(
+    bot: Bot, emu: EmulatorClient, citizen_chat: int
+) -> None:
+    old = await bot.send_message(citizen_chat, "sent two days ago")
+    recent = await bot.send_message(citizen_chat, "sent yesterday")
+    aged = await emu.age_message(citizen_chat, old.message_id, 48 * 3600)
+    assert aged["message"]["date"] <= old.date.timestamp() - 48 * 3600
+    await emu.age_message(citizen_chat, recent.message_id, 47 * 3600)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message can't be deleted"):
+        await bot.delete_message(citizen_chat, old.message_id)
+    assert await bot.delete_message(citizen_chat, recent.message_id) is True
+    # Being admin does not lift the limit in a group either.
+    group = await emu.create_group(members=[7])
+    said = await emu.user(7).send("old news", chat_id=group["id"])
+    await emu.age_message(group["id"], said["message_id"], 49 * 3600)
+    with pytest.raises(TelegramBadRequest, match="message can't be deleted"):
+        await bot.delete_message(group["id"], said["message_id"])
 
 
 async def test_button_press_arrives_and_can_be_answered_once(
@@ -311,6 +441,21 @@ async def test_copy_message_returns_only_the_id(bot: Bot, emu: EmulatorClient) -
     assert copy["from"]["id"] == bot.id
     with pytest.raises(TelegramBadRequest, match="message to copy not found"):
         await bot.copy_message(group["id"], 42, 9999)
+
+
+async def test_service_messages_cannot_be_copied_or_forwarded(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    forum = await emu.create_forum(members=[7])
+    topic = await bot.create_forum_topic(forum["id"], "Case")
+    service_id = topic.message_thread_id  # the forum_topic_created message
+    await emu.user(42).send("hi")
+    with pytest.raises(TelegramBadRequest) as caught:
+        await bot.copy_message(42, forum["id"], service_id)
+    assert caught.value.message == "Bad Request: the message can't be copied"
+    with pytest.raises(TelegramBadRequest) as caught:
+        await bot.forward_message(42, forum["id"], service_id)
+    assert caught.value.message == "Bad Request: the message can't be forwarded"
 
 
 async def test_forward_shows_origin_or_hidden_user(bot: Bot, emu: EmulatorClient) -> None:

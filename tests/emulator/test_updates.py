@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.exceptions import TelegramConflictError
+from aiogram.exceptions import TelegramBadRequest, TelegramConflictError
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiohttp import web
 
@@ -162,6 +162,45 @@ async def test_webhook_retries_while_the_receiver_is_down_or_failing(
     stats = await emu.stats()
     assert stats["webhook_failures"] >= 2
     assert stats["webhook_deliveries"] == 1
+
+
+async def test_set_webhook_ends_a_running_long_poll(bot: Bot, emu: EmulatorClient) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=5))
+    for _ in range(100):  # the poll is running once the emulator has logged it
+        if await emu.calls("getUpdates"):
+            break
+        await asyncio.sleep(0.05)
+    assert await bot.set_webhook("http://127.0.0.1:9/never") is True
+    with pytest.raises(TelegramConflictError, match="Conflict: terminated by setWebhook request"):
+        await asyncio.wait_for(poll, 2)
+    await bot.delete_webhook()
+
+
+async def test_webhook_secret_token_empty_means_none_and_256_is_the_limit(
+    bot: Bot, emu: EmulatorClient
+) -> None:
+    received: list[str | None] = []
+    done = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        done.set()
+        return web.Response()
+
+    async with _receiver(hook) as (url, _):
+        with pytest.raises(TelegramBadRequest, match="Bad Request: secret token is too long"):
+            await bot.set_webhook(url, secret_token="a" * 257)
+        with pytest.raises(
+            TelegramBadRequest, match="Bad Request: secret token contains unallowed characters"
+        ):
+            await bot.set_webhook(url, secret_token="not allowed!")
+        assert await bot.set_webhook(url, secret_token="a" * 256) is True
+        assert await bot.set_webhook(url, secret_token="") is True
+        await emu.user(42).send("hello")
+        await asyncio.wait_for(done.wait(), 5)
+    # An empty secret is no secret: deliveries carry no secret header.
+    assert received == [None]
+    await bot.delete_webhook()
 
 
 async def test_webhook_drop_pending_updates_and_delete(bot: Bot, emu: EmulatorClient) -> None:
