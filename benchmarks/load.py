@@ -1,63 +1,131 @@
-"""Citizen throughput: messages a second one Safewell process answers, against a bare aiogram
-echo bot (the framework's ceiling) measured in the same run.
+"""Citizen throughput: messages a second Safewell answers, against a bare aiogram echo bot
+(the framework's ceiling) measured in the same run, and one webhook process against two.
 
     python -m benchmarks.load [--citizens 200] [--questions 3] [--database-url URL]
 
-Each bot runs as its own process against a fresh emulator with Telegram's limits lifted;
-Safewell sends at 1,000 messages/s (`ALERTS_RATE`, a bureau paying for broadcasts) and runs the
-defaults of `.env.example` otherwise (long polling). `--citizens` citizens each send
-`--questions` FAQ questions (English and Chinese) at once. Rate = messages answered / (last
-answer - first question); reply p50/p99 per message, from the emulator's event log. Runs: the
-echo bot, Safewell on SQLite, and Safewell on PostgreSQL when `--database-url` names an EMPTY
-PostgreSQL database.
+Each bot runs against a fresh emulator with Telegram's limits lifted; Safewell sends at 1,000
+messages/s (`ALERTS_RATE`, a bureau paying for broadcasts) and runs the defaults of
+`.env.example` otherwise. `--citizens` citizens each send `--questions` FAQ questions (English
+and Chinese) at once. Rate = messages answered / (last answer - first question); reply p50/p99
+per message, from the emulator's event log. Runs: the echo bot; Safewell, one process, long
+polling, on SQLite; and with `--database-url` (a PostgreSQL server: each run gets a scratch
+database beside the one named, dropped afterwards) Safewell on PostgreSQL: one process polling,
+then one and two webhook processes behind nginx (Debian's), sharing Redis when it answers.
 
-Floor (issue 15): one Safewell process answers at least 0.2 of the echo bot's rate. Exit status
-1 when it is missed.
+Floors (issue 15): one process at least 0.2 of the echo bot's rate; two webhook processes at
+least 1.3x one. Exit status 1 when one is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.surge import QUESTIONS, analyse, percentile
+from sqlalchemy.engine import make_url
+
+from benchmarks.surge import QUESTIONS, analyse, free_port, percentile
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
 from tests.e2e.faults import BotProcess
+from tests.e2e.nginx import Nginx, nginx_binary
 
 FORUM = -1001000000089
 FLOOR = 0.2  # of the echo bot's rate
+SCALE_FLOOR = 1.3  # two webhook processes against one
+WEBHOOK_PATH = "/telegram/webhook"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_answers() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(base_url: str, name: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database beside the one `base_url` names; dropped after."""
+    import asyncpg
+
+    url = make_url(base_url)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await run(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def run(
-    label: str, citizens: int, questions: int, database_url: str | None
+    label: str,
+    citizens: int,
+    questions: int,
+    database_url: str | None,
+    processes: int = 1,
+    webhook: bool = False,
 ) -> dict[str, Any]:
-    """One bot, one surge; its rate and reply times."""
+    """One bot (or several behind nginx), one surge; its rate and reply times."""
     workdir = Path(tempfile.mkdtemp(prefix="safewell-load-"))
     server = EmulatorServer(Emulator(EmulatorConfig(limits=Limits(enabled=False))))
+    settings = {"ALERTS_RATE": "1000"}
+    if processes > 1 and redis_answers():
+        settings["REDIS_URL"] = REDIS_URL  # the send rate shared, as in a deployment
+    nginx = None
     async with server, EmulatorClient(server.base_url) as emu:
         await emu.create_forum(chat_id=FORUM)
         askers = list(range(700_000, 700_000 + citizens))
         for uid in askers:
             await emu.create_user(uid, first_name=f"Asker{uid}", language_code="en")
         if database_url is None:
-            bot = BotProcess(
-                server, "sqlite://", workdir, FORUM, command=("-m", "benchmarks.echo_bot")
-            )
+            echo = ("-m", "benchmarks.echo_bot")
+            bots = [BotProcess(server, "sqlite://", workdir, FORUM, command=echo)]
+        elif not webhook:
+            bots = [BotProcess(server, database_url, workdir, FORUM, settings=settings)]
         else:
-            bot = BotProcess(server, database_url, workdir, FORUM, settings={"ALERTS_RATE": "1000"})
-        await bot.start()
+            ports = [free_port() for _ in range(processes)]
+            nginx = Nginx(workdir / "nginx", free_port(), ports, WEBHOOK_PATH)
+            await nginx.start()
+            bots = [
+                BotProcess(
+                    server,
+                    database_url,
+                    workdir / f"bot{n}",
+                    FORUM,
+                    webhook_port=port,
+                    settings=settings,
+                    public_url=nginx.url,
+                )
+                for n, port in enumerate(ports)
+            ]
+        for bot in bots:  # one after the other: each migrates and sets the same webhook
+            await bot.start()
         try:
             expected = citizens * questions
 
@@ -77,7 +145,10 @@ async def run(
             while batch := await emu.events(after=len(events)):
                 events += batch
         finally:
-            await bot.stop()
+            for bot in bots:
+                await bot.stop()
+            if nginx is not None:
+                await nginx.stop()
     result = analyse(events, askers, {})
     sent = [e["time"] for e in events if e["type"] == "message" and not e["from_bot"]]
     answers = [
@@ -98,20 +169,31 @@ async def run(
 
 
 async def main_async(citizens: int, questions: int, database_url: str | None) -> bool:
-    runs = [("bare aiogram echo bot", None)]
+    results = [await run("bare aiogram echo bot", citizens, questions, None)]
     sqlite = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='safewell-load-db-')) / 'l.db'}"
-    runs.append(("Safewell, one process, SQLite", sqlite))
+    results.append(await run("Safewell, one process, SQLite", citizens, questions, sqlite))
+    scale: list[dict[str, Any]] = []
     if database_url:
-        runs.append(("Safewell, one process, PostgreSQL", database_url))
-    results = [await run(label, citizens, questions, url) for label, url in runs]
+        runs: list[tuple[str, int, bool]] = [("Safewell, one process, PostgreSQL", 1, False)]
+        if nginx_binary() is not None:
+            runs += [
+                ("Safewell, 1 webhook process, nginx, PG", 1, True),
+                ("Safewell, 2 webhook processes, nginx, PG", 2, True),
+            ]
+        else:
+            print("nginx is not installed: no webhook rows (apt-get install nginx)")
+        for n, (label, processes, webhook) in enumerate(runs):
+            async with scratch_database(database_url, f"safewell_load_{n}") as url:
+                result = await run(label, citizens, questions, url, processes, webhook)
+            (scale if webhook else results).append(result)
     print(
         f"load: {citizens} citizens x {questions} questions at once, Telegram's limits lifted, "
         "Safewell sending at 1,000/s"
     )
-    print(f"{'':<36} {'answered':>9} {'msg/s':>7} {'p50 s':>7} {'p99 s':>7}")
-    for r in results:
+    print(f"{'':<42} {'answered':>9} {'msg/s':>7} {'p50 s':>7} {'p99 s':>7}")
+    for r in results + scale:
         print(
-            f"{r['label']:<36} {r['answered']:>4}/{r['expected']:<4} {r['rate']:>7.0f} "
+            f"{r['label']:<42} {r['answered']:>4}/{r['expected']:<4} {r['rate']:>7.0f} "
             f"{r['p50']:>7.2f} {r['p99']:>7.2f}"
         )
     echo = results[0]["rate"]
@@ -124,6 +206,15 @@ async def main_async(citizens: int, questions: int, database_url: str | None) ->
             f"floor: {r['label']} at {share:.2f} of the echo bot (>= {FLOOR}): "
             f"{'met' if met else 'MISSED'}"
         )
+    if len(scale) == 2:
+        one, two = scale
+        gain = two["rate"] / one["rate"]
+        met = gain >= SCALE_FLOOR and two["answered"] >= two["expected"]
+        ok = ok and met
+        print(
+            f"floor: two webhook processes at {gain:.2f}x one (>= {SCALE_FLOOR}): "
+            f"{'met' if met else 'MISSED'}"
+        )
     return ok
 
 
@@ -131,7 +222,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--citizens", type=int, default=200)
     parser.add_argument("--questions", type=int, default=3)
-    parser.add_argument("--database-url", help="an EMPTY PostgreSQL database to use as well")
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL database URL; scratch databases are made beside it"
+    )
     args = parser.parse_args()
     raise SystemExit(
         0 if asyncio.run(main_async(args.citizens, args.questions, args.database_url)) else 1

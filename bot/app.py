@@ -18,6 +18,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.aio import cancel_and_wait
@@ -41,12 +42,14 @@ from bot.middlewares import (
 from bot.telegram import ForumLane, ForumLaneMiddleware, RetryAfterMiddleware
 from bot.triage import Triage
 from handlers import setup_routers
+from bot.windows import window
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 20.0
 POLL_TIMEOUT_SECONDS = 10
 INTAKE_LOOP_SECONDS = 1.0
+POLL_LIMIT = 100  # updates per getUpdates, Telegram's maximum
 
 
 @dataclass
@@ -169,20 +172,27 @@ async def build(
     locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)
 
     inflight = InflightMiddleware()
-    dp = Dispatcher(storage=build_storage(settings, sessionmaker))
+    # aiogram's FSM middleware is placed by hand, after the session: the state it reads for
+    # every update then comes in the update's own transaction, not a connection of its own.
+    dp = Dispatcher(storage=build_storage(settings, sessionmaker), disable_fsm=True)
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
-    dp.update.outer_middleware(FsmSessionMiddleware())  # FSM writes join the update's session
+    dp.update.outer_middleware(FsmSessionMiddleware())  # FSM reads and writes join the session
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(IdentityMiddleware(locales, settings.bot.admin_ids))
-    dp.update.outer_middleware(
-        FloodMiddleware(locales, settings.bot.flood_messages, settings.bot.flood_window_seconds)
-    )
+    redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+    flood = window(redis, settings.bot.flood_window_seconds, "safewell:flood")
+    dp.update.outer_middleware(FloodMiddleware(locales, settings.bot.flood_messages, flood))
     dp.update.outer_middleware(BanMiddleware(locales))
     dp.include_router(setup_routers())
     triage = triage or Triage.load(settings.faq.knowledge_dir / "triage")
     lane = None
     if settings.officers.chat_id is not None and settings.officers.per_minute:
-        lane = ForumLane(settings.officers.per_minute, settings.officers.urgent_reserve)
+        lane = ForumLane(
+            settings.officers.per_minute,
+            settings.officers.urgent_reserve,
+            window=window(redis, ForumLane.WINDOW, "safewell:forum"),
+        )
         bot.session.middleware(ForumLaneMiddleware(lane, settings.officers.chat_id))
     # Work several processes could both do (a case's card, relays and pages, a crisis reply)
     # is claimed in the database first, signed with this process's identity.
@@ -206,7 +216,15 @@ async def build(
     # Whether a sender is half-way through a form, read on the intake's connections too.
     forms = dp.storage if settings.redis.url else build_storage(settings, intake_sessions)
     intake = Intake(
-        dp, bot, intake_sessions, triage, locales, replies, settings.intake, forms=forms
+        dp,
+        bot,
+        intake_sessions,
+        triage,
+        locales,
+        replies,
+        settings.intake,
+        forms=forms,
+        owner=owner,
     )
     app = Safewell(
         settings=settings,
@@ -229,6 +247,8 @@ async def build(
     app.workers.append(run_handoff_worker)
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
     return app
+    if redis is not None:
+        app.closers.append(redis.aclose)
 
 
 async def run_intake_worker(app: Safewell) -> None:
@@ -280,10 +300,12 @@ async def poll(app: Safewell, stop: asyncio.Event) -> None:
                 request_timeout=int(app.bot.session.timeout + POLL_TIMEOUT_SECONDS),
             )
             if updates:
-                await app.intake.accept(updates)
+                limit=POLL_LIMIT,
                 offset = updates[-1].update_id + 1
             pause = 0.5
         except asyncio.CancelledError:
+            # A full batch: more are waiting at Telegram (a surge), fetched before handling.
+            await app.intake.accept(updates, more=len(updates) >= POLL_LIMIT)
             raise
         except Exception as exc:  # Telegram away, or neither the database nor the disk kept them
             log.error("polling: %s: %s; again in %.1fs", type(exc).__name__, exc, pause)
@@ -292,6 +314,7 @@ async def poll(app: Safewell, stop: asyncio.Event) -> None:
 
 
 async def wait_for_stop(stop: asyncio.Event | None = None) -> None:
+            await app.intake.accept([])  # nothing more known to be waiting: handling goes on
     """Return on SIGINT or SIGTERM (or when `stop` is set by the caller)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -323,6 +346,7 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
     app.start_workers()
     try:
         await wait_for_stop(stop)
+        max_connections=settings.max_connections,
     finally:
         # The webhook stays registered: Telegram queues updates while we restart.
         await runner.cleanup()

@@ -154,6 +154,10 @@ class WebhookSettings(BaseSettings):
         # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and -.
         if value is not None and not re.fullmatch(
             r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+    # Updates Telegram may have in flight at once (1-100; Telegram's own default is 40). Each
+    # is acknowledged once kept, so more at once means a surge reaches the bot (and a crisis
+    # late in it is read) sooner.
+    max_connections: int = Field(100, ge=1, le=100)
         ):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value

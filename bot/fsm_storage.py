@@ -2,9 +2,10 @@
 
 A staff member half-way through the /alert wizard keeps their answers across a restart.
 
-Inside an update, writes go through that update's own session (`FsmSessionMiddleware` puts it
-in a context variable): on SQLite a second connection would wait for the update's write lock
-until the update ends. Each write commits at once (as Redis would): the handler answers before
+Inside an update, reads and writes go through that update's own session (`FsmSessionMiddleware`
+puts it in a context variable): the state aiogram reads for every update costs no connection of
+its own, and on SQLite a second connection would wait for the update's write lock until the
+update ends. Each write commits at once (as Redis would): the handler answers before
 the update ends, and the person's next message must already see the new state, not the old
 one. Outside an update (tests, CLI) the storage opens its own session.
 """

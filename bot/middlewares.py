@@ -1,16 +1,14 @@
 """Outer middlewares: in-flight tracking, one DB session per update, citizen, flood, bans.
 
-Order matters and is set in `bot.app.build_dispatcher`: in-flight tracking first (so shutdown
-waits for everything), then the session (so everything below shares one unit of work), then
-who is writing, then flood control and bans.
+Order matters and is set in `bot.app.build`: in-flight tracking first (so shutdown waits for
+everything), then the session (so everything below shares one unit of work, aiogram's FSM state
+included), then who is writing, then flood control and bans.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
 from bot.db.models import CasePriority, CaseStatus, Role
+from bot.db.session import detachable, end_reading, wrote
 from bot.i18n import Locales
+from bot.intake.handled import GroupCommit, InboxDone
+from bot.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,27 @@ class DbSessionMiddleware(BaseMiddleware):
     by `IdentityMiddleware` before any handler talks to Telegram, and handlers commit before
     their own network calls: SQLite has one writer, and a write transaction held across an
     HTTP round trip would queue every other citizen behind it.
+
+    An update from the intake (`inbox_done`) leaves the inbox in the same commit as the
+    handler's last writes. When those are new rows only (the usual question), the reads end
+    here and the rows go to the `GroupCommit`, written with other updates' in one transaction.
     """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        self.group = GroupCommit(sessionmaker)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.sessionmaker() as session:
             data["session"] = session
+            done: InboxDone | None = data.get("inbox_done")
             try:
                 result = await handler(event, data)
-                done = data.get("inbox_done")
+                if done is not None and not wrote(session) and all(map(detachable, session.new)):
+                    rows = await end_reading(session)
+                    await self.group.end(done.update_id, rows)
+                    done.marked = True
+                    return result
                 if done is not None:
                     # The update leaves the inbox in the same commit as the handler's last
                     # writes: one transaction fewer, and effects and "handled" agree.
@@ -104,7 +115,8 @@ class IdentityMiddleware(BaseMiddleware):
         data["lang"] = self.locales.default
         if user is None or user.is_bot:
             return await handler(event, data)
-        roles = await repo.roles_of(session, user.id)
+        # The citizen row comes along and, held here, saves `upsert_citizen` its own read.
+        roles, _known = await repo.identify(session, user.id)
         if user.id in self.admin_ids:
             roles.add(Role.ADMIN)
         data["roles"] = roles
@@ -121,8 +133,9 @@ class IdentityMiddleware(BaseMiddleware):
             data["lang"] = self.locales.for_citizen(citizen)
         else:
             data["lang"] = self.locales.resolve(user.language_code)
-        # Commit the bookkeeping before any handler waits on Telegram (see DbSessionMiddleware).
-        await session.commit()
+        if wrote(session):
+            # Commit the bookkeeping before any handler waits on Telegram (DbSessionMiddleware).
+            await session.commit()
         return await handler(event, data)
 
 
@@ -130,22 +143,14 @@ class FloodMiddleware(BaseMiddleware):
     """Marks a citizen who writes too fast as `throttled` and tells them once per window.
 
     Throttling only pauses automatic FAQ answers: triage and the relay to officers still see
-    every message, so a crisis typed in a hurry is never dropped.
+    every message, so a crisis typed in a hurry is never dropped. The counts are this
+    process's, or shared in Redis by every process (`bot.windows`).
     """
 
-    def __init__(
-        self,
-        locales: Locales,
-        limit: int,
-        window: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, locales: Locales, limit: int, counts: Window) -> None:
         self.locales = locales
         self.limit = limit
-        self.window = window
-        self.clock = clock
-        self._seen: dict[int, deque[float]] = {}
-        self._warned: dict[int, float] = {}
+        self.counts = counts
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         data["throttled"] = False
@@ -153,18 +158,9 @@ class FloodMiddleware(BaseMiddleware):
         update = event if isinstance(event, Update) else None
         if citizen is None or update is None or update.message is None:
             return await handler(event, data)
-        now = self.clock()
-        seen = self._seen.setdefault(citizen.id, deque())
-        while seen and now - seen[0] > self.window:
-            seen.popleft()
-        seen.append(now)
-        if len(self._seen) > 50_000:  # bound memory under a flood of distinct users
-            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.window}
-            self._warned = {k: t for k, t in self._warned.items() if now - t <= self.window}
-        if len(seen) > self.limit:
+        if await self.counts.count(f"sent:{citizen.id}", record=True) > self.limit:
             data["throttled"] = True
-            if now - self._warned.get(citizen.id, -1e18) > self.window:
-                self._warned[citizen.id] = now
+            if await self.counts.take(f"told:{citizen.id}", 1) == 0:  # once per window
                 await update.message.answer(self.locales.t(data["lang"], "flood"))
         return await handler(event, data)
 

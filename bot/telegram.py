@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -15,6 +14,8 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods.base import TelegramMethod, TelegramType
+
+from bot.windows import LocalWindow, Window
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,22 @@ class UrgentLimiter(Protocol):
     """The part of `bot.alerts.ratelimit.RateLimiter` this module needs."""
 
     async def acquire(
-        self, n: int = 1, *, urgent: bool = False, critical: bool = False
+        self, n: int = 1, *, urgent: bool = False, critical: bool = False, lifeline: bool = False
     ) -> float: ...
 
 
-# Set while a crisis or emergency reply is being sent: its sends take the limiter's critical
-# line, which waits for the rate alone, never behind FAQ answers or relays.
-_critical: ContextVar[bool] = ContextVar("safewell_critical_send", default=False)
+# Set while an urgent case's card, page or relay (CRITICAL) or a crisis or emergency reply
+# (LIFELINE) is being sent: they take the limiter's lines that never wait behind FAQ answers
+# or ordinary relays, and a crisis reply waits behind nothing but the rate.
+CRITICAL, LIFELINE = 1, 2
+_critical: ContextVar[int] = ContextVar("safewell_critical_send", default=0)
 
 
 @contextlib.contextmanager
-def critical_sends() -> Iterator[None]:
-    """Sends inside this block are critical (see `UrgentLimitMiddleware`)."""
-    token = _critical.set(True)
+def critical_sends(lifeline: bool = False) -> Iterator[None]:
+    """Sends inside this block are critical, or with `lifeline` a crisis reply's (see
+    `UrgentLimitMiddleware`)."""
+    token = _critical.set(LIFELINE if lifeline else CRITICAL)
     try:
         yield
     finally:
@@ -107,7 +111,10 @@ class UrgentLimitMiddleware(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Any:
         if _is_message(method):
-            await self.limiter.acquire(urgent=True, critical=_critical.get())
+            level = _critical.get()
+            await self.limiter.acquire(
+                urgent=True, critical=level == CRITICAL, lifeline=level == LIFELINE
+            )
         return await make_request(bot, method)
 
 
@@ -117,17 +124,19 @@ class ForumLane:
     A sliding window of the last minute's messages to the forum. Ordinary sends (cards and
     relays of ordinary cases, officers' commands) may fill it up to `per_minute - reserve`;
     the last `reserve` slots are kept for urgent cases' cards, pages and relays, so a crisis
-    never finds the forum's minute used up by questions. In-process: with several processes
-    give each its share (see the README).
+    never finds the forum's minute used up by questions. The window is this process's, or
+    shared in Redis by every process (`bot.windows`).
     """
 
     WINDOW = 60.0
+    KEY = "forum"
 
     def __init__(
         self,
         per_minute: int = 20,
         reserve: int = 5,
         *,
+        window: Window | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -135,27 +144,22 @@ class ForumLane:
             raise ValueError("a forum lane needs at least one message a minute")
         self.per_minute = per_minute
         self.reserve = max(0, min(reserve, per_minute - 1))
+        self.window = window or LocalWindow(self.WINDOW, clock)
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
 
     def _limit(self, urgent: bool) -> int:
         return self.per_minute if urgent else self.per_minute - self.reserve
 
-    def room(self, urgent: bool = False) -> int:
+    async def room(self, urgent: bool = False) -> int:
         """How many more messages of this kind may go to the forum right now."""
-        now = self._clock()
-        while self._sent and self._sent[0] <= now - self.WINDOW:
-            self._sent.popleft()
-        return self._limit(urgent) - len(self._sent)
+        return self._limit(urgent) - await self.window.count(self.KEY)
 
     async def acquire(self, urgent: bool = False) -> float:
         """Wait for a slot of this kind and take it; the seconds waited."""
         start = self._clock()
-        while (free := self.room(urgent)) <= 0:
-            # The slot that frees this kind's room is the one `-free` places after the oldest.
-            await self._sleep(max(self._sent[-free] + self.WINDOW - self._clock(), 0.01))
-        self._sent.append(self._clock())
+        while (wait := await self.window.take(self.KEY, self._limit(urgent))) > 0:
+            await self._sleep(wait)
         return self._clock() - start
 
 
@@ -174,5 +178,5 @@ class ForumLaneMiddleware(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Any:
         if _is_message(method) and getattr(method, "chat_id", None) == self.chat_id:
-            await self.lane.acquire(urgent=_critical.get())
+            await self.lane.acquire(urgent=bool(_critical.get()))
         return await make_request(bot, method)

@@ -107,6 +107,7 @@ Fifth pass (session 4): a contextual encoder (multilingual-e5-small) after the w
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -520,6 +521,8 @@ def _heads(options: list[str], normaliser: _Normaliser, rest: str) -> tuple[tupl
 # Long messages are matched only against regexes whose anchor words occur in them; keys are
 # whole tokens and their first few letters (so "overdosed" opens the gate of "overdose").
 _KEY_LENGTH = 6
+# Texts whose signals are remembered (see `Triage.rules`).
+_RULES_REMEMBERED = 4096
 _GATE_FROM = 300  # characters; shorter messages search every regex (glued words stay found)
 _TOKEN = re.compile(r"[a-z0-9]+")
 # Emoji and other symbols beyond Latin, Greek and Cyrillic letters, which emoji signals use.
@@ -856,7 +859,7 @@ def _build_language(spec: _LanguageSpec, source: Path) -> _Language:
 class Triage:
     """Classifier built once from the content files; immutable and safe to share."""
 
-    __slots__ = ("_languages", "_models", "_queue")
+    __slots__ = ("_hits", "_languages", "_models", "_queue")
 
     def __init__(
         self, languages: Iterable[_Language], models: Iterable[ExamplesModel] = ()
@@ -866,6 +869,10 @@ class Triage:
         self._queue: ModelQueue | None = None
         if not self._languages:
             raise ValueError("triage needs at least one language file")
+        # The intake reads a message on arrival and its handler reads it again: the signals
+        # each language finds in a text are remembered (thread-safe: arrivals are read in a
+        # worker thread), so the regexes run once per message.
+        self._hits = functools.lru_cache(maxsize=_RULES_REMEMBERED)(self._language_hits)
 
     @classmethod
     def load(
@@ -930,6 +937,14 @@ class Triage:
             return decided
         return await self.queue.second_opinion(text, decided)
 
+    async def aknown(self, text: str, lang: str | None = None) -> TriageResult | None:
+        """What :meth:`aclassify` says if it can say it without waiting for the models (the
+        rules decided, or the models have read the text already, as on arrival), else None."""
+        decided = await self.arules(text, lang)
+        if decided.level in ("crisis", "emergency") or not self._models:
+            return decided
+        return self.queue.known(text, decided)
+
     async def arules(self, text: str, lang: str | None = None) -> TriageResult:
         """:meth:`rules`, in a worker thread for a long message."""
         if len(text) < _OFFLOAD_FROM:
@@ -952,22 +967,12 @@ class Triage:
 
     def rules(self, text: str, lang: str | None = None) -> TriageResult:
         """The level the content's signals decide, before any embedding model."""
-        languages = sorted(self._languages, key=lambda item: item.lang != lang)
+        found = self._hits(text)
+        order = sorted(range(len(self._languages)), key=lambda i: self._languages[i].lang != lang)
         matched: dict[str, tuple[_Signal, int]] = {}
-        for language in languages:
-            norm = language.normaliser.full(text)
-            if not norm:
-                continue
-            words = len(_TOKEN.findall(norm))  # counted before idioms are blanked
-            keys = None
-            if len(norm) >= _GATE_FROM:
-                keys = _text_keys(norm, language.normaliser.script)
-            for exception in language.exceptions:
-                if exception.open(keys):
-                    norm = exception.regex.sub(" ¦ ", norm)
-            for signal in language.signals:
-                hits = signal.hits(norm, keys, words)
-                if hits and hits > matched.get(signal.name, (signal, 0))[1]:
+        for index in order:
+            for signal, hits in found[index]:
+                if hits > matched.get(signal.name, (signal, 0))[1]:
                     matched[signal.name] = (signal, hits)
         decided = TriageResult("normal", ())
         for level in LEVELS[:-1]:
@@ -978,6 +983,25 @@ class Triage:
                 decided = TriageResult(level, tuple(s.name for s, _ in at_level))
                 break
         return decided
+
+    def _language_hits(self, text: str) -> tuple[tuple[tuple[_Signal, int], ...], ...]:
+        """Per language (in file order), the signals found in ``text`` and their counts."""
+        found: list[tuple[tuple[_Signal, int], ...]] = []
+        for language in self._languages:
+            norm = language.normaliser.full(text)
+            if not norm:
+                found.append(())
+                continue
+            words = len(_TOKEN.findall(norm))  # counted before idioms are blanked
+            keys = None
+            if len(norm) >= _GATE_FROM:
+                keys = _text_keys(norm, language.normaliser.script)
+            for exception in language.exceptions:
+                if exception.open(keys):
+                    norm = exception.regex.sub(" ¦ ", norm)
+            hits = ((signal, signal.hits(norm, keys, words)) for signal in language.signals)
+            found.append(tuple((signal, n) for signal, n in hits if n))
+        return tuple(found)
 
     def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
         """Crisis or emergency if an embedding model says so, else the rules' ``decided``.

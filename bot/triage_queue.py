@@ -64,6 +64,18 @@ class ModelQueue:
     def waiting(self) -> int:
         return len(self._jobs)
 
+    def known(self, text: str, decided: TriageResult) -> TriageResult | None:
+        """The second opinion if it is ready (asked before and answered), else None."""
+        future = self._known.get((text, decided))
+        if (
+            future is None
+            or self._loop is not asyncio.get_running_loop()
+            or not future.done()
+            or future.exception() is not None
+        ):
+            return None
+        return future.result()
+
     async def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
         """The models' level for a message the rules found neither crisis nor emergency."""
         return (await self.second_opinions([(text, decided)]))[0]

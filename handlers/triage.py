@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import failpoints
 from bot.db.models import CasePriority, CaseReason, CaseStatus, Citizen
+from bot.db.session import end_reading
 from bot.handoff import HandoffService
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
@@ -136,10 +137,13 @@ async def triage_message(
     if citizen is None or (message.text is not None and text.startswith("/")):
         raise SkipHandler
     lang = locales.for_citizen(citizen, text)
-    # The models may take a while in a surge (their queue): give the connection back first
-    # (what was read stays usable), so a waiting message never holds one another update needs.
-    await session.commit()
-    result = await triage.aclassify(text, lang)
+    result = await triage.aknown(text, lang)  # usually judged on arrival already
+    if result is None:
+        # The models may take a while in a surge (their queue): give the connection back
+        # first (what was read stays usable), so a waiting message never holds one another
+        # update needs.
+        session.add_all(await end_reading(session))
+        result = await triage.aclassify(text, lang)
     failpoints.reached("triaged")
     if event_update.edited_message is not None and result.level not in URGENT_REPLY_KEYS:
         raise SkipHandler  # an ordinary edit: the fallback says only new messages are answered

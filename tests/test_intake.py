@@ -77,7 +77,8 @@ class Rig:
 
         @router.message()
         async def record(message: Message) -> None:
-            await asyncio.sleep(random.random() / 100)
+            slow = (message.text or "").startswith("slow")
+            await asyncio.sleep(0.5 if slow else random.random() / 100)
             if self.fail(message.text or ""):
                 raise RuntimeError("handler bug")
             self.handled.append((message.chat.id, message.text or ""))
@@ -91,13 +92,22 @@ class Rig:
         rules: Triage,
         tmp_path: Path,
         clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
         **settings: Any,
     ) -> Intake:
         locales = Locales.load(REPO / "knowledge" / "locales", "en")
         replies = UrgentReplies(bot, sessionmaker, lambda lang, key: key)
         options = IntakeSettings(spool_dir=tmp_path / "spool", **settings)
         return Intake(
-            self.dispatcher, bot, sessionmaker, rules, locales, replies, options, clock=clock
+            self.dispatcher,
+            bot,
+            sessionmaker,
+            rules,
+            locales,
+            replies,
+            options,
+            clock=clock,
+            owner=owner,
         )
 
 
@@ -374,3 +384,98 @@ async def test_an_update_leaves_the_inbox_in_the_handlers_own_commit(
     assert [(row.update_id, row.parked) for row in left] == [(3, True)]
     assert separately == []  # no transaction of its own for "handled"
     await intake.close(1)
+
+
+async def test_ordinary_handling_waits_while_more_updates_are_arriving(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full getUpdates batch says more are waiting at Telegram: the burst is kept and read
+    first (a crisis late in it is found sooner), questions wait, but never for long."""
+    from bot.intake import inbox as module
+
+    rig = Rig()
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path)
+    intake.start()
+    await intake.accept([update(1, 10, "a")], more=True)
+    await asyncio.sleep(0.5)
+    assert rig.handled == []
+    await intake.accept([update(2, 11, "b")])  # the rest of the burst: handling goes on
+    await quiet(intake)
+    assert sorted(rig.handled) == [(10, "a"), (11, "b")]
+    # Telegram said "more" and then nothing came (a poll failed): the wait has an end.
+    monkeypatch.setattr(module, "ARRIVALS_FIRST_MAX", 0.3)
+    await intake.accept([update(3, 12, "c")], more=True)
+    await quiet_for(intake, lambda: len(rig.handled) == 3, seconds=3)
+    await intake.close(1)
+
+
+async def test_two_processes_keep_one_chats_order(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    """Behind nginx one chat's updates reach both processes in turn: a newer update waits
+    while an older one of its chat is being handled by the other process."""
+    handled: list[tuple[int, str]] = []
+    rigs = [Rig(), Rig()]
+    intakes = []
+    for name, rig in zip("ab", rigs, strict=True):
+        rig.handled = handled  # one transcript: what the citizen would see, in order
+        intakes.append(rig.intake(bot, sessionmaker, rules, tmp_path / name, owner=name))
+    for intake in intakes:
+        intake.start()
+    texts = ["slow first", "second", "third", "slow fourth", "fifth"]
+    for n, text in enumerate(texts):
+        # Telegram sends a chat's next update once the previous one was acknowledged (kept).
+        await intakes[n % 2].accept([update(n + 1, 10, text), update(100 + n, 20 + n, "x")])
+    for intake in intakes:
+        await quiet_for(intake, lambda: len(handled) == 10)
+    assert [text for chat, text in handled if chat == 10] == texts
+    for intake in intakes:
+        await intake.close(1)
+    assert await inbox(sessionmaker) == []
+
+
+async def test_a_failed_update_holds_back_its_chat_until_tried_again(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    """Like Telegram's own webhook delivery: a chat's later updates wait for the retry of
+    one that failed (the citizen reads answers in the order asked); other chats go on."""
+    clock = Clock()
+    tries: dict[str, int] = {}
+
+    def fail(text: str) -> bool:
+        tries[text] = tries.get(text, 0) + 1
+        return text == "flaky" and tries[text] == 1
+
+    rig = Rig(fail)
+    intake = rig.intake(bot, sessionmaker, rules, tmp_path, clock)
+    intake.start()
+    await intake.accept([update(1, 10, "flaky"), update(2, 10, "after"), update(3, 20, "other")])
+    await quiet_for(intake, lambda: (20, "other") in rig.handled)
+    await asyncio.sleep(0.3)
+    assert (10, "after") not in rig.handled  # waits for "flaky"
+    clock.now += timedelta(minutes=1)  # its backoff has passed
+    await intake.tick()
+    await quiet_for(intake, lambda: len(rig.handled) == 3)
+    assert [text for chat, text in rig.handled if chat == 10] == ["flaky", "after"]
+    await intake.close(1)
+
+
+async def test_a_parked_update_of_another_process_holds_back_nothing(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    handled: list[tuple[int, str]] = []
+    rigs = [Rig(lambda text: text == "broken"), Rig()]
+    intakes = []
+    for name, rig in zip("ab", rigs, strict=True):
+        rig.handled = handled
+        intakes.append(
+            rig.intake(bot, sessionmaker, rules, tmp_path / name, owner=name, max_attempts=1)
+        )
+    for intake in intakes:
+        intake.start()
+    await intakes[0].accept([update(1, 10, "broken")])
+    await quiet(intakes[0])  # failed once: parked
+    await intakes[1].accept([update(2, 10, "next")])
+    await quiet_for(intakes[1], lambda: handled == [(10, "next")])
+    for intake in intakes:
+        await intake.close(1)

@@ -95,3 +95,44 @@ async def test_processes_starting_together_migrate_one_at_a_time(empty_db_url: s
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()[-2000:]
     assert "work_claims" in await _tables(empty_db_url)
+
+
+async def test_faq_query_ids_chosen_by_the_bot_survive_a_downgrade(empty_db_url: str) -> None:
+    # 0004: ids are random 63-bit numbers (PostgreSQL's column widened to BIGINT); going back
+    # renumbers them in order so they fit the old 32-bit column and its sequence again.
+    from bot.db.models import FaqQuery, random_id
+    from bot.db.session import create_sessionmaker
+
+    await upgrade_async(empty_db_url)
+    engine = create_engine(empty_db_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        ids = [random_id() for _ in range(3)]
+        async with sessions() as session:
+            for n, query_id in enumerate(ids):
+                session.add(FaqQuery(id=query_id, text=f"q{n}", language="en", outcome="none"))
+            await session.commit()
+        async with sessions() as session:
+            assert sorted((await session.scalars(sa.select(FaqQuery.id))).all()) == sorted(ids)
+    finally:
+        await engine.dispose()
+    await downgrade_async(empty_db_url, "0003")
+    engine = create_engine(empty_db_url)
+    try:
+        async with engine.begin() as conn:
+            rows = (await conn.execute(sa.text("SELECT id, text FROM faq_queries"))).all()
+            if engine.dialect.name == "postgresql":
+                assert sorted(rows) == [(1, "q0"), (2, "q1"), (3, "q2")]
+                # The sequence is back and goes on after them.
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO faq_queries (text, language, outcome, created_at) "
+                        "VALUES ('q3', 'en', 'none', now())"
+                    )
+                )
+                assert (await conn.scalar(sa.text("SELECT max(id) FROM faq_queries"))) == 4
+            else:
+                assert sorted(text for _, text in rows) == ["q0", "q1", "q2"]
+    finally:
+        await engine.dispose()
+    await upgrade_async(empty_db_url)

@@ -36,11 +36,11 @@ async def test_upsert_citizen_creates_then_refreshes(sessionmaker: Maker) -> Non
 
 async def test_claim_update_detects_redelivery(sessionmaker: Maker) -> None:
     async with sessionmaker() as s:
-        assert await repo.claim_update(s, 10) is True
+        assert await repo.claim_updates(s, [10]) == 1
         await s.commit()
     async with sessionmaker() as s:
-        assert await repo.claim_update(s, 10) is False
-        assert await repo.claim_update(s, 11) is True
+        assert await repo.claim_updates(s, [10]) == 0
+        assert await repo.claim_updates(s, [10, 11]) == 1
         await s.commit()
     async with sessionmaker() as s:
         assert await repo.prune_processed_updates(s, timedelta(seconds=-1)) == 2
@@ -55,13 +55,43 @@ async def test_roles(sessionmaker: Maker) -> None:
         await repo.add_role(s, 6, Role.ADMIN)
         await s.commit()
     async with sessionmaker() as s:
-        assert await repo.roles_of(s, 5) == {Role.OFFICER, Role.STAFF}
+        assert (await repo.identify(s, 5))[0] == {Role.OFFICER, Role.STAFF}
         assert [r.user_id for r in await repo.list_staff(s, Role.ADMIN)] == [6]
         assert await repo.remove_role(s, 5, Role.STAFF) == 1
         assert await repo.remove_role(s, 6) == 1
         await s.commit()
-        assert await repo.roles_of(s, 5) == {Role.OFFICER}
-        assert await repo.roles_of(s, 6) == set()
+        assert (await repo.identify(s, 5))[0] == {Role.OFFICER}
+        assert await repo.identify(s, 6) == (set(), None)
+
+
+async def test_a_citizens_roles_come_with_the_citizen(sessionmaker: Maker) -> None:
+    from sqlalchemy import event
+
+    async with sessionmaker() as s:
+        for user_id in (7, 8):
+            await repo.upsert_citizen(
+                s, user_id, first_name="A", last_name=None, username=None, telegram_language="en"
+            )
+        await repo.add_role(s, 7, Role.OFFICER)
+        await repo.add_role(s, 7, Role.ADMIN)
+        await s.commit()
+    statements: list[str] = []
+    engine = sessionmaker.kw["bind"].sync_engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        async with sessionmaker() as s:
+            roles, seven = await repo.identify(s, 7)
+            assert roles == {Role.OFFICER, Role.ADMIN} and seven is not None and seven.id == 7
+            roles, eight = await repo.identify(s, 8)
+            assert roles == set() and eight is not None
+            read = len(statements)
+            citizen = await repo.upsert_citizen(
+                s, 8, first_name="A", last_name=None, username=None, telegram_language="en"
+            )
+            assert citizen.id == 8 and len(statements) == read  # already in the session
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
 
 
 async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:

@@ -97,15 +97,15 @@ async def test_forum_lane_keeps_its_reserve_for_urgent_sends() -> None:
     lane = ForumLane(per_minute=4, reserve=1, clock=time.clock, sleep=time.sleep)
     for _ in range(3):
         assert await lane.acquire() == 0
-    assert lane.room() == 0 and lane.room(urgent=True) == 1
+    assert await lane.room() == 0 and await lane.room(urgent=True) == 1
     # The reserve is the urgent sends' alone: one goes at once, the next waits its minute.
     assert await lane.acquire(urgent=True) == 0
-    assert lane.room(urgent=True) == 0
+    assert await lane.room(urgent=True) == 0
     time.now = 10.0
     assert await lane.acquire(urgent=True) == pytest.approx(50.0)  # the first slot frees at 60
     # Everything sent at 0 has left the window at 60: ordinary sends go again, up to 3.
     assert await lane.acquire() == 0 and await lane.acquire() == 0
-    assert lane.room() == 0
+    assert await lane.room() == 0
     assert await lane.acquire() == pytest.approx(60.0)  # until the sends of 60 leave at 120
     assert time.now == pytest.approx(120.0)
 
@@ -122,7 +122,7 @@ async def test_forum_lane_counts_messages_to_the_forum_only(
     for _ in range(3):
         await bot.send_message(7, "to a citizen")  # not the forum's minute
     await bot.send_chat_action(forum["id"], "typing")  # not a message
-    assert time.slept == 0 and lane.room() == 2
+    assert time.slept == 0 and await lane.room() == 2
     for _ in range(2):
         await bot.send_message(forum["id"], "in the forum")
     assert time.slept == 0

@@ -76,11 +76,14 @@ class RateLimiter(Protocol):
         """Messages per second that broadcast traffic may use at most."""
         ...
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
+    async def acquire(
+        self, n: int = 1, *, urgent: bool = False, critical: bool = False, lifeline: bool = False
+    ) -> float:
         """Wait until ``n`` messages may be sent; return the seconds waited.
 
-        ``critical`` (a crisis or emergency reply) is urgent and queues behind nobody: it
-        waits only for the rate itself, never for the line of other urgent sends.
+        ``critical`` (an urgent case's card, page or relay) is urgent and queues behind no
+        ordinary send: it waits only for the rate and for ``lifeline`` sends (a crisis or
+        emergency reply), which wait for the rate alone.
         """
         ...
 
@@ -153,10 +156,13 @@ class _Plan:
 
 
 def _line(
-    limiter: LocalRateLimiter | RedisRateLimiter, urgent: bool, critical: bool
+    limiter: LocalRateLimiter | RedisRateLimiter, urgent: bool, critical: bool, lifeline: bool
 ) -> asyncio.Lock:
     """The FIFO line a sender waits in: one per priority, so no priority waits behind a lower
-    one, and a critical send (few, and a life may hang on it) waits behind nobody."""
+    one; a crisis reply (lifeline) waits behind nobody, an urgent case's traffic (critical)
+    behind crisis replies only."""
+    if lifeline:
+        return limiter._lifeline_lock
     if critical:
         return limiter._critical_lock
     return limiter._urgent_lock if urgent else limiter._broadcast_lock
@@ -191,6 +197,8 @@ class LocalRateLimiter:
         self._broadcast_lock = asyncio.Lock()
         self._critical_lock = asyncio.Lock()
         self._critical_waiting = 0
+        self._lifeline_lock = asyncio.Lock()
+        self._lifeline_waiting = 0
 
     @property
     def rate(self) -> float:
@@ -202,13 +210,17 @@ class LocalRateLimiter:
         """Messages per second that broadcast traffic may use at most."""
         return self._plan.rate * self._plan.broadcast_share
 
-    def _try(self, n: int, urgent: bool, now: float, critical: bool = False) -> float:
+    def _try(
+        self, n: int, urgent: bool, now: float, critical: bool = False, lifeline: bool = False
+    ) -> float:
         """Take n slots and return 0, or return how long to wait before trying again."""
         plan = self._plan
         if now < self._paused_until:
             return self._paused_until - now
-        if self._critical_waiting and not critical:
-            return plan.interval  # a critical send takes the next slot, whoever woke first
+        if self._lifeline_waiting and not lifeline:
+            return plan.interval  # a crisis reply takes the next slot, whoever woke first
+        if self._critical_waiting and not (critical or lifeline):
+            return plan.interval  # then an urgent case's send
         if urgent:
             at = _conform_at(self._tat_global, now, n, plan.interval, plan.urgent_tolerance)
         else:
@@ -231,23 +243,28 @@ class LocalRateLimiter:
             self._tat_broadcast = max(self._tat_broadcast, now) + n * plan.broadcast_interval
         return 0.0
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
+    async def acquire(
+        self, n: int = 1, *, urgent: bool = False, critical: bool = False, lifeline: bool = False
+    ) -> float:
         """Wait until ``n`` messages may be sent; return the seconds waited."""
-        urgent = urgent or critical
+        critical = critical and not lifeline
+        urgent = urgent or critical or lifeline
         self._plan.check_n(n, urgent)
         start = self._clock()
-        async with _line(self, urgent, critical):
+        async with _line(self, urgent, critical, lifeline):
             self._critical_waiting += critical
+            self._lifeline_waiting += lifeline
             try:
                 while True:
                     now = self._clock()
-                    wait = self._try(n, urgent, now, critical)
+                    wait = self._try(n, urgent, now, critical, lifeline)
                     if wait <= 0:
                         return now - start
                     # Re-check after waking: a 429 may have paused everyone meanwhile.
                     await self._sleep(wait)
             finally:
                 self._critical_waiting -= critical
+                self._lifeline_waiting -= lifeline
 
     async def pause_for(self, seconds: float) -> None:
         """Stop every sender sharing this limiter for ``seconds`` (never shortens a pause)."""
@@ -362,6 +379,8 @@ class RedisRateLimiter:
         self._urgent_lock = asyncio.Lock()
         self._broadcast_lock = asyncio.Lock()
         self._critical_lock = asyncio.Lock()
+        self._lifeline_lock = asyncio.Lock()
+        self._lifeline_waiting = 0
 
     async def close(self) -> None:
         """Close the Redis client (the application does this when it stops)."""
@@ -377,9 +396,12 @@ class RedisRateLimiter:
         """Messages per second that broadcast traffic may use at most."""
         return self._plan.rate * self._plan.broadcast_share
 
-    async def acquire(self, n: int = 1, *, urgent: bool = False, critical: bool = False) -> float:
+    async def acquire(
+        self, n: int = 1, *, urgent: bool = False, critical: bool = False, lifeline: bool = False
+    ) -> float:
         """Wait until ``n`` messages may be sent; return the seconds waited."""
-        urgent = urgent or critical
+        critical = critical and not lifeline
+        urgent = urgent or critical or lifeline
         plan = self._plan
         plan.check_n(n, urgent)
         us = 1_000_000.0
@@ -394,23 +416,32 @@ class RedisRateLimiter:
         start = time.monotonic()
         # Only the head of each local line polls Redis, so a process with many workers does
         # not flood Redis with retries.
-        async with _line(self, urgent, critical):
-            while True:
-                if self._degraded and time.monotonic() < self._retry_redis_at:
-                    # Do not pay a connection timeout on every send while Redis is down.
-                    await self._fallback.acquire(n, urgent=urgent, critical=critical)
-                    return time.monotonic() - start
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        wait_us = int(await self._acquire_script(keys=self.keys, args=args))
-                except (RedisError, OSError, TimeoutError) as exc:
-                    self._note_failure(exc)
-                    await self._fallback.acquire(n, urgent=urgent, critical=critical)
-                    return time.monotonic() - start
-                self._note_success()
-                if wait_us <= 0:
-                    return time.monotonic() - start
-                await asyncio.sleep(wait_us / us)
+        kind = {"urgent": urgent, "critical": critical, "lifeline": lifeline}
+        async with _line(self, urgent, critical, lifeline):
+            self._lifeline_waiting += lifeline
+            try:
+                while True:
+                    if self._lifeline_waiting and not lifeline:
+                        # This process's crisis replies take the shared rate's next slots.
+                        await asyncio.sleep(plan.interval)
+                        continue
+                    if self._degraded and time.monotonic() < self._retry_redis_at:
+                        # Do not pay a connection timeout on every send while Redis is down.
+                        await self._fallback.acquire(n, **kind)
+                        return time.monotonic() - start
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            wait_us = int(await self._acquire_script(keys=self.keys, args=args))
+                    except (RedisError, OSError, TimeoutError) as exc:
+                        self._note_failure(exc)
+                        await self._fallback.acquire(n, **kind)
+                        return time.monotonic() - start
+                    self._note_success()
+                    if wait_us <= 0:
+                        return time.monotonic() - start
+                    await asyncio.sleep(wait_us / us)
+            finally:
+                self._lifeline_waiting -= lifeline
 
     @property
     def degraded(self) -> bool:

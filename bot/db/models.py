@@ -8,6 +8,7 @@ the database, so a typo in code fails loudly instead of storing a state nobody h
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -36,6 +37,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def random_id() -> int:
+    """A row id chosen here, not by the database: known before the row is written (it goes
+    into buttons sent first), unique across processes without asking anyone (63 random bits:
+    a collision is about one in 10^5 after ten million rows)."""
+    return secrets.randbits(63) or 1
 
 
 def utcnow() -> datetime:
@@ -388,11 +396,15 @@ class InboxUpdate(Base):
     A row is written (or spooled to disk while the database is away) before Telegram's delivery
     is acknowledged, and deleted in the same transaction that records the id in
     `processed_updates` once the dispatcher has handled it. `lease_until` keeps the row to the
-    process working on it; an expired lease (the process died) lets any process take it over.
+    process working on it (`owner`); an expired lease (the process died) lets any process take
+    it over.
     """
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_lease", "parked", "lease_until"),)
+    __table_args__ = (
+        Index("ix_inbox_lease", "parked", "lease_until"),
+        Index("ix_inbox_chat", "chat_id", "update_id"),
+    )
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -403,6 +415,9 @@ class InboxUpdate(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     parked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The process holding the lease (None: released, to be taken over); another process keeps
+    # one chat's order by not handling a newer update of the chat while this one is held.
+    owner: Mapped[str | None] = mapped_column(String(128))
 
 
 class WorkClaim(Base):
@@ -460,7 +475,14 @@ class FaqQuery(Base):
     __tablename__ = "faq_queries"
     __table_args__ = (Index("ix_faq_queries_outcome_created", "outcome", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Chosen by `random_id` when the question is answered (the buttons carry it), so the row
+    # is written with the update's last commit, not before the answer goes out.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+        default=random_id,
+    )
     citizen_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("citizens.id", ondelete="SET NULL")
     )

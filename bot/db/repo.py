@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,13 +19,16 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-async def claim_update(session: AsyncSession, update_id: int) -> bool:
-    """Record an update id; False when it was already recorded (a redelivery)."""
+async def claim_updates(session: AsyncSession, update_ids: Sequence[int]) -> int:
+    """Record update ids as handled; how many were new (the rest: redeliveries)."""
+    if not update_ids:
+        return 0
+    now = utcnow()
     stmt = dialect_insert(session, ProcessedUpdate).values(
-        update_id=update_id, processed_at=utcnow()
+        [{"update_id": update_id, "processed_at": now} for update_id in update_ids]
     )
     result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
-    return bool(cast(CursorResult[Any], result).rowcount)
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 async def release_update(session: AsyncSession, update_id: int) -> None:
@@ -85,10 +88,19 @@ async def upsert_citizen(
     return citizen
 
 
-async def roles_of(session: AsyncSession, user_id: int) -> set[Role]:
-    """The roles a Telegram user holds (empty for citizens)."""
+async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citizen | None]:
+    """The roles a Telegram user holds (empty for citizens) and their citizen row, if any, in
+    one query. While the caller holds the row, `upsert_citizen` reads it from the session."""
+    listed = (
+        select(func.aggregate_strings(StaffRole.role, ","))
+        .where(StaffRole.user_id == user_id)
+        .scalar_subquery()
+    )
+    row = (await session.execute(select(Citizen, listed).where(Citizen.id == user_id))).first()
+    if row is not None:
+        return {Role(r) for r in (row[1] or "").split(",") if r}, row[0]
     rows = await session.scalars(select(StaffRole.role).where(StaffRole.user_id == user_id))
-    return {Role(r) for r in rows}
+    return {Role(r) for r in rows}, None
 
 
 async def add_role(

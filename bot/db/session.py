@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,6 +13,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+
+# Set in a session's info while its transaction has written something (see `wrote`).
+_WROTE = "safewell_wrote"
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -57,3 +61,45 @@ async def database_ok(engine: AsyncEngine) -> bool:
     except Exception:
         return False
     return True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _flush: UOWTransaction) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+def detachable(row: object) -> bool:
+    """Whether a new row can be written by another session: it refers to other rows by their
+    ids only (a related object set on it would be pulled into that session too)."""
+    state = inspect(row)
+    return not any(rel.key in state.dict for rel in state.mapper.relationships)
+
+
+def wrote(session: AsyncSession) -> bool:
+    """Whether the session's transaction has written, or would write at commit, anything but
+    new rows (a statement, a flush, a changed or deleted row)."""
+    sync = session.sync_session
+    return bool(sync.info.get(_WROTE) or sync.dirty or sync.deleted)
+
+
+async def end_reading(session: AsyncSession) -> list[Any]:
+    """End the session's transaction (its connection goes back to the pool) without writing
+    its new rows: they are returned, detached, for a later commit. What else it holds (see
+    `wrote`, and new rows that are not `detachable`) is committed as usual."""
+    rows = [row for row in session.new if detachable(row)]
+    for row in rows:
+        session.expunge(row)
+    await session.commit()
+    return rows

@@ -67,12 +67,17 @@ class LocalizedText:
     tests: list[str]
 
 
+ENTRY_ID_MAX = 32
+
+
 class FaqEntry(BaseModel):
     """One FAQ entry: metadata plus content per language code."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # At most 32 characters: a "Did you mean" button carries it with the question's id (up to
+    # 19 digits) in Telegram's 64 bytes of callback data.
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=ENTRY_ID_MAX)
     category: str = Field(min_length=1)
     updated: dt.date | None = None
     clarification: bool = False

@@ -15,7 +15,8 @@ outage the case opens and the reply is not sent twice.
 
 Handling runs from the inbox: one worker per update up to `INTAKE_CONCURRENCY`, one chat's
 updates in order, chats with an urgent update first. An update leaves the inbox in the same
-transaction that records its id in `processed_updates`; until then it is leased to this process
+transaction that records its id in `processed_updates` and writes its handler's last rows (many
+updates in one commit in a surge, `bot.intake.handled`); until then it is leased to this process
 (renewed while alive), and a dead process's updates are taken over when their lease runs out.
 A handler that fails is retried with backoff and parked after `INTAKE_MAX_ATTEMPTS`.
 

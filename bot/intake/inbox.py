@@ -6,7 +6,9 @@ See the package docstring for the guarantees.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -19,13 +21,13 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import Message, Update
-from sqlalchemy import delete, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import failpoints
 from bot.aio import cancel_and_wait
+from bot.claims import process_identity
 from bot.config import IntakeSettings
-from bot.db import repo
 from bot.db.models import (
     Case,
     CasePriority,
@@ -38,6 +40,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.i18n import Locales
+from bot.intake.handled import InboxDone, leave_inbox
 from bot.intake.replies import (
     SEND_WAIT_SECONDS,
     URGENT_REPLY_KEYS,
@@ -52,6 +55,16 @@ log = logging.getLogger(__name__)
 # Workers that take only chats with an urgent update, so a crisis found while every ordinary
 # worker waits on Telegram's send rate (a surge) is still handled at once.
 URGENT_WORKERS = 4
+# While updates are arriving (being kept and read by the rules, or more waiting at Telegram),
+# ordinary handling waits, at most this long per update: in a surge the whole burst is kept and
+# read first, so a crisis sent late in it is answered without waiting for the questions before
+# it. Arrivals cost a fraction of handling, so the wait is short even for a large burst.
+ARRIVALS_FIRST_MAX = 2.0
+# Handling goes on this long after the last arrival was read: webhook requests come in waves
+# (each waits for its commit), and the gap between two waves is no reason to start.
+ARRIVALS_QUIET_AFTER = 0.05
+# How often a chat whose older update another process holds is looked at again.
+FOREIGN_POLL_SECONDS = 0.1
 
 
 def citizen_text(update: Update) -> tuple[Message | None, str]:
@@ -87,19 +100,6 @@ class _Arrival:
 
 
 @dataclass
-class InboxDone:
-    """Given to the handlers with the update: `mark` adds "left the inbox, handled" to their
-    session, to be committed with their last writes (see `DbSessionMiddleware`)."""
-
-    update_id: int
-    marked: bool = False
-
-    async def mark(self, session: AsyncSession) -> None:
-        await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == self.update_id))
-        await repo.claim_update(session, self.update_id)
-
-
-@dataclass
 class _Queued:
     update_id: int
     update: Update
@@ -122,6 +122,7 @@ class Intake:
         *,
         forms: BaseStorage | None = None,
         clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         # The FSM storage as the intake reads it: on its own connections, so a crisis reply
@@ -134,6 +135,7 @@ class Intake:
         self.replies = replies
         self.settings = settings
         self.clock = clock
+        self.owner = owner or process_identity()  # signs this process's leases in the inbox
         self.spool = Spool(settings.spool_dir)
         self._chats: dict[int, deque[_Queued]] = {}
         self._busy: set[int] = set()
@@ -149,22 +151,39 @@ class Intake:
         self._enqueued: asyncio.Future[None] | None = None  # the last batch reached the workers
         self._accepting: list[tuple[list[Update], asyncio.Future[None]]] = []  # to be kept
         self._keeper: asyncio.Task[None] | None = None  # keeping them
+        self._arriving = 0  # accept calls not yet read by the rules and queued
+        self._more = False  # Telegram has more updates waiting (the last batch was full)
+        self._quiet = asyncio.Event()  # neither: ordinary handling goes on
+        self._quiet.set()
+        self._quieting: asyncio.TimerHandle | None = None
+        # Per chat, older updates in the inbox that another process holds (or none does), and
+        # this process's own that failed and wait for their retry: an update of the chat is
+        # handled here only once those older than it have left or are parked (one chat's order,
+        # across processes and retries).
+        self._foreign: dict[int, set[int]] = {}
+        self._retrying: set[int] = set()  # own updates that failed, until taken again
+        self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ arrival
 
-    async def accept(self, updates: Sequence[Update]) -> None:
+    async def accept(self, updates: Sequence[Update], *, more: bool = False) -> None:
         """Keep these updates durably; return only when they are kept (or raise).
 
         Telegram's delivery may be acknowledged once this returns. The triage of what was
         kept runs right after, in a task of its own, so the next batch is fetched meanwhile.
         Calls that come in while a batch is being stored (concurrent webhook requests) are
         kept together in the next transaction: one commit for many updates under load, no
-        wait when quiet.
+        wait when quiet. `more`: Telegram has more waiting (a full getUpdates batch); ordinary
+        handling waits for them too (`ARRIVALS_FIRST_MAX`).
         """
+        self._more = more
+        self._arrivals_changed()
         if not updates:
             return
         kept = asyncio.get_running_loop().create_future()
         self._accepting.append((list(updates), kept))
+        self._arriving += 1
+        self._arrivals_changed()
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.create_task(self._keep_pending(), name="intake-keep")
         await kept
@@ -172,10 +191,11 @@ class Intake:
     async def _keep_pending(self) -> None:
         while self._accepting:
             waiting, self._accepting = self._accepting, []
+            reading: asyncio.Task[None] | None = None
             try:
                 # An update delivered twice meanwhile (a retry) is kept once.
                 unique = {u.update_id: u for updates, _ in waiting for u in reversed(updates)}
-                await self._keep(sorted(unique.values(), key=lambda u: u.update_id))
+                reading = await self._keep(sorted(unique.values(), key=lambda u: u.update_id))
             except Exception as exc:
                 for _, kept in waiting:
                     if not kept.done():
@@ -184,8 +204,33 @@ class Intake:
                 for _, kept in waiting:
                     if not kept.done():
                         kept.set_result(None)
+            finally:
+                calls = len(waiting)
+                if reading is None:
+                    self._arrived(calls)
+                else:
+                    reading.add_done_callback(functools.partial(self._read, calls))
 
-    async def _keep(self, updates: list[Update]) -> None:
+    def _read(self, calls: int, _task: asyncio.Task[None]) -> None:
+        self._arrived(calls)
+
+    def _arrived(self, calls: int) -> None:
+        self._arriving -= calls
+        self._arrivals_changed()
+
+    def _arrivals_changed(self) -> None:
+        if self._quieting is not None:
+            self._quieting.cancel()
+            self._quieting = None
+        if self._arriving or self._more:
+            self._quiet.clear()
+        elif not self._quiet.is_set():
+            self._quieting = asyncio.get_running_loop().call_later(
+                ARRIVALS_QUIET_AFTER, self._quiet.set
+            )
+
+    async def _keep(self, updates: list[Update]) -> asyncio.Task[None] | None:
+        """Keep the updates; the task reading them on arrival (None: spooled instead)."""
         failpoints.reached("received")
         arrivals = [self._arrive(u) for u in updates]
         try:
@@ -193,7 +238,7 @@ class Intake:
         except Exception as exc:  # the database is away: keep them on disk instead
             log.error("database unavailable, %d update(s) spooled: %s", len(arrivals), exc)
             await self._spool(arrivals)
-            return
+            return None
         failpoints.reached("stored")
         kept = [a for a in arrivals if a.update_id in fresh]
         self._known.update(a.update_id for a in kept)
@@ -202,6 +247,7 @@ class Intake:
         task = asyncio.create_task(self._triage_on_arrival(kept, previous, self._enqueued))
         self._triaging.add(task)
         task.add_done_callback(self._triaging.discard)
+        return task
 
     async def _triage_on_arrival(
         self,
@@ -332,6 +378,7 @@ class Intake:
                     "lease_until": lease,
                     "attempts": 0,
                     "parked": False,
+                    "owner": self.owner,
                 }
                 for a in arrivals
                 if a.update_id not in done
@@ -339,8 +386,28 @@ class Intake:
             fresh = await insert_ignore(session, InboxUpdate, rows)
             replies = [r for i, r in (spooled or {}).items() if i in fresh]
             owed = await insert_ignore(session, UrgentReply, replies)
+            newest: dict[int, int] = {}
+            for a in arrivals:
+                if a.update_id in fresh and a.chat_id is not None:
+                    newest[a.chat_id] = max(a.update_id, newest.get(a.chat_id, a.update_id))
+            if newest:
+                held = await session.execute(
+                    select(InboxUpdate.chat_id, InboxUpdate.update_id).where(
+                        InboxUpdate.chat_id.in_(list(newest)),
+                        InboxUpdate.parked.is_(False),
+                        or_(InboxUpdate.owner.is_(None), InboxUpdate.owner != self.owner),
+                    )
+                )
+                for chat, update_id in held.all():
+                    if chat is not None and update_id < newest[chat]:
+                        self._foreign.setdefault(chat, set()).add(update_id)
             await session.commit()
         return fresh, owed
+
+    def _blocked(self, key: int) -> bool:
+        """The chat's next update has an older one held by another process."""
+        foreign, queue = self._foreign.get(key), self._chats.get(key)
+        return bool(foreign and queue and min(foreign) < queue[0].update_id)
 
     async def _officers_have_it(self, session: AsyncSession, citizen_id: int) -> bool:
         """An urgent case is open: the officers talk with the citizen; the handler decides."""
@@ -445,9 +512,62 @@ class Intake:
     def _enqueue(self, item: _Queued) -> None:
         key = item.key
         self._known.add(item.update_id)
-        self._chats.setdefault(key, deque()).append(item)
+        if item.update_id in self._retrying:  # its retry: no longer waited for
+            self._retrying.discard(item.update_id)
+            self._forget_waited(key, item.update_id)
+        # In update order: an older update taken over from a dead process goes first.
+        bisect.insort(self._chats.setdefault(key, deque()), item, key=lambda q: q.update_id)
         if key not in self._busy:
-            self._make_ready(key, item.urgent)
+            self._ready_unless_blocked(key)
+
+    def _ready_unless_blocked(self, key: int) -> None:
+        queue = self._chats.get(key)
+        if not queue:
+            return
+        if self._blocked(key):
+            if self._watcher is None or self._watcher.done():
+                self._watcher = asyncio.create_task(self._watch_foreign(), name="intake-order")
+        else:
+            self._make_ready(key, any(q.urgent for q in queue))
+
+    def _forget_waited(self, key: int, update_id: int) -> None:
+        waited = self._foreign.get(key)
+        if waited is not None:
+            waited.discard(update_id)
+            if not waited:
+                del self._foreign[key]
+
+    async def _watch_foreign(self) -> None:
+        """Let a chat go on once the older updates it waits for have left the inbox or are
+        parked (handled by another process, or taken over by this one when the other died;
+        this process's own failed update is taken again by `tick` after its backoff)."""
+        while self._foreign and not self._closing:
+            await asyncio.sleep(FOREIGN_POLL_SECONDS)
+            ids = [update_id for held in self._foreign.values() for update_id in held]
+            try:
+                async with self.sessionmaker() as session:
+                    rows = await session.execute(
+                        select(InboxUpdate.update_id, InboxUpdate.owner).where(
+                            InboxUpdate.update_id.in_(ids), InboxUpdate.parked.is_(False)
+                        )
+                    )
+                    still = {
+                        update_id
+                        for update_id, owner in rows.all()
+                        if owner != self.owner or update_id in self._retrying
+                    }
+            except Exception as exc:  # the database is away: look again
+                log.warning("could not look at chats waiting for older updates: %s", exc)
+                continue
+            for chat in list(self._foreign):
+                self._foreign[chat] &= still
+                if not self._foreign[chat]:
+                    del self._foreign[chat]
+                if chat not in self._busy and not self._blocked(chat):
+                    queue = self._chats.get(chat)
+                    if queue:
+                        self._make_ready(chat, any(q.urgent for q in queue))
+            self._retrying &= still
 
     def _make_ready(self, key: int, urgent: bool) -> None:
         entry = (0 if urgent else 1, next(self._seq), key)
@@ -461,7 +581,7 @@ class Intake:
         for item in queue or ():
             if item.update_id == update_id:
                 item.urgent = True
-                if chat_id not in self._busy:
+                if chat_id not in self._busy and not self._blocked(chat_id):
                     self._make_ready(chat_id, True)
 
     def start(self) -> None:
@@ -481,24 +601,31 @@ class Intake:
         line = self._urgent_ready if urgent_only else self._ready
         while not self._closing:
             _, _, key = await line.get()
+            if not urgent_only and not self._quiet.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), ARRIVALS_FIRST_MAX)
             queue = self._chats.get(key)
-            if key in self._busy or not queue:
+            if key in self._busy or not queue or self._blocked(key):
                 continue
             self._busy.add(key)
             item = queue.popleft()
             self._handling.add(me)
             try:
-                await self._handle(item)
+                if await self._handle(item):
+                    # Tried again after its backoff (`tick`); the chat's later updates wait.
+                    self._retrying.add(item.update_id)
+                    self._foreign.setdefault(key, set()).add(item.update_id)
             finally:
                 self._handling.discard(me)
                 self._busy.discard(key)
                 self._known.discard(item.update_id)
                 if queue:
-                    self._make_ready(key, any(q.urgent for q in queue))
+                    self._ready_unless_blocked(key)
                 else:
                     self._chats.pop(key, None)
 
-    async def _handle(self, item: _Queued) -> None:
+    async def _handle(self, item: _Queued) -> bool:
+        """Handle one update; True when it failed and will be tried again."""
         done = InboxDone(item.update_id)
         try:
             # The handlers' session middleware marks the update handled in its last commit
@@ -506,21 +633,18 @@ class Intake:
             await self.dispatcher.feed_update(self.bot, item.update, inbox_done=done)
         except Exception as exc:
             log.exception("update %s failed", item.update_id)
-            await self._failed(item.update_id, exc)
-            return
+            return await self._failed(item.update_id, exc)
         failpoints.reached("card_posted")
         if not done.marked:
             await self._done(item.update_id)
+        return False
 
     async def _done(self, update_id: int) -> None:
         """The update leaves the inbox and is recorded as handled, in one transaction."""
         for pause in (0.2, 0.5, 1, 2, 4, 0):
             try:
                 async with self.sessionmaker() as session:
-                    await session.execute(
-                        delete(InboxUpdate).where(InboxUpdate.update_id == update_id)
-                    )
-                    await repo.claim_update(session, update_id)
+                    await leave_inbox(session, [update_id])
                     await session.commit()
                 return
             except Exception as exc:
@@ -528,13 +652,14 @@ class Intake:
                 await asyncio.sleep(pause)
         log.error("update %s handled but not recorded: it will be handled again", update_id)
 
-    async def _failed(self, update_id: int, exc: BaseException) -> None:
-        """Count the failure in its own transaction (it survives the handler's rollback)."""
+    async def _failed(self, update_id: int, exc: BaseException) -> bool:
+        """Count the failure in its own transaction (it survives the handler's rollback);
+        whether the update will be tried again (False: parked, or gone)."""
         try:
             async with self.sessionmaker() as session:
                 row = await session.get(InboxUpdate, update_id)
                 if row is None:
-                    return
+                    return False
                 row.attempts += 1
                 row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 row.lease_until = self.clock() + timedelta(seconds=min(2**row.attempts, 300))
@@ -544,8 +669,10 @@ class Intake:
                         "update %s parked after %d attempts: %s", update_id, row.attempts, exc
                     )
                 await session.commit()
+                return not row.parked
         except Exception as db_exc:  # the lease runs out and it is tried again
             log.warning("failure of update %s not recorded: %s", update_id, db_exc)
+            return True
 
     # ------------------------------------------------------------ the loop
 
@@ -558,7 +685,7 @@ class Intake:
                 await session.execute(
                     update(InboxUpdate)
                     .where(InboxUpdate.update_id.in_(list(self._known)))
-                    .values(lease_until=lease)
+                    .values(lease_until=lease, owner=self.owner)
                 )
             taken = (
                 await session.execute(
@@ -568,7 +695,7 @@ class Intake:
                         (InboxUpdate.lease_until.is_(None)) | (InboxUpdate.lease_until < now),
                         InboxUpdate.update_id.not_in(list(self._known) or [0]),
                     )
-                    .values(lease_until=lease)
+                    .values(lease_until=lease, owner=self.owner)
                     .returning(
                         InboxUpdate.update_id,
                         InboxUpdate.chat_id,
@@ -602,6 +729,8 @@ class Intake:
         for task in self._workers:
             await cancel_and_wait(task)
         self._workers.clear()
+        if self._watcher is not None:
+            await cancel_and_wait(self._watcher)
         for task in list(self._triaging):
             task.cancel()
         if self._triaging:
@@ -615,7 +744,7 @@ class Intake:
                     await session.execute(
                         update(InboxUpdate)
                         .where(InboxUpdate.update_id.in_(queued))
-                        .values(lease_until=None)
+                        .values(lease_until=None, owner=None)
                     )
                     await session.commit()
         await self.replies.wait(grace)

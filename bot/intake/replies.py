@@ -240,7 +240,7 @@ class UrgentReplies:
         pause = 0.5
         for attempt in itertools.count(1):
             try:
-                with critical_sends():
+                with critical_sends(lifeline=True):
                     await self.bot.send_message(chat_id, text)
                 return True, attempt, None
             except TelegramRetryAfter as exc:

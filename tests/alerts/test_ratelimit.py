@@ -173,6 +173,26 @@ async def test_critical_send_waits_behind_no_line_of_urgent_sends() -> None:
     assert done["crisis"] < 1.1 < done["faq"]
 
 
+async def test_a_crisis_reply_goes_before_urgent_cases_cards_and_relays() -> None:
+    """Six crises at once: their cards, pages and copied messages (critical) queue in the
+    critical line; each crisis reply (lifeline) takes the next slot of the rate instead."""
+    clock = VirtualClock()
+    limiter = local(clock, 30.0, burst=3, broadcast_share=0.8, urgent_reserve=2)
+    done: dict[str, float] = {}
+
+    async def case_traffic() -> None:
+        await asyncio.gather(*(limiter.acquire(critical=True) for _ in range(30)))
+        done["cards"] = clock.now
+
+    async def crisis_reply() -> None:
+        await clock.sleep(0.2)
+        done["reply_wait"] = await limiter.acquire(lifeline=True)
+
+    await clock.run(case_traffic(), crisis_reply())
+    assert done["reply_wait"] <= 1 / 30 + 1e-9  # the next slot, not after 30 cards (1 s)
+    assert done["cards"] > 0.9
+
+
 async def test_penalize_stops_everyone_then_resumes_without_burst() -> None:
     clock = VirtualClock()
     limiter = local(clock, 25.0, burst=5)

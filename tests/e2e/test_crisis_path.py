@@ -154,7 +154,7 @@ async def test_closing_a_crisis_case_leaves_the_crisis_line_and_asks_no_rating(
     closing = await fay.next()
     assert "closed" in closing["text"]
     assert "400-000-0000" in closing["text"] and "110" in closing["text"]
-    assert buttons(closing) == []
+    assert buttons(closing) == ["💬 Talk to the officer again"]  # no stars, a way back
 
 
 async def test_closing_an_ordinary_case_still_asks_for_a_rating(harness: Harness) -> None:

@@ -380,3 +380,16 @@ async def test_slow_parts_are_classified_off_the_event_loop(triage: Triage) -> N
     assert result == triage.classify(long + "I want to kill myself", "en")
     assert result.level == "crisis"
     assert calls == [("rules", calls[0][1])] and calls[0][1] != loop_thread
+
+
+def test_a_message_is_searched_once_whoever_asks_and_in_whatever_language() -> None:
+    # The intake reads a text on arrival (no language known yet), the handler again with the
+    # citizen's language: the regexes run once, and the language only orders the result.
+    fresh = Triage.load(DEFAULT_DIRECTORY, models=False)
+    text = "i cant go on anymore, 我不想活了"
+    arrival = fresh.rules(text)
+    searched = fresh._hits.cache_info().misses
+    again = [fresh.rules(text, lang) for lang in ("en", "zh", "zh-latn", None)]
+    assert fresh._hits.cache_info().misses == searched
+    assert {r.level for r in again} == {arrival.level} == {"crisis"}
+    assert set(again[1].signals) == set(arrival.signals)
