@@ -176,7 +176,7 @@ class OfficersSettings(BaseSettings):
     transcript_messages: int = Field(10, ge=0, le=50)
     # How often the handoff loop re-pages, escalates, sends wait notices and retries deliveries.
     loop_seconds: float = Field(5.0, gt=0)
-    # A citizen's message this soon after a close reopens the case instead of starting over.
+    # This soon after a close the citizen can bring the case back instead of starting over.
     reopen_hours: float = Field(24.0, ge=0)
     # Messages a minute the bot sends to the forum (Telegram lets a group take about 20; 0:
     # no lane of our own, Telegram's 429s alone) and how many of them ordinary cases leave

@@ -36,6 +36,7 @@ from aiogram.exceptions import (
 )
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,6 +57,7 @@ from bot.db.models import (
     StaffRole,
     utcnow,
 )
+from bot.faq.telegram_html import fit_html
 from bot.i18n import Locales, format_duration
 from bot.telegram import ForumLane, critical_sends
 
@@ -67,7 +69,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Telegram's hard limits; cards are split below them with room for entities.
-MAX_TEXT = 4096
+MAX_CAPTION = 1024
 CHUNK = 3800
 TOPIC_NAME_MAX = 128
 TRANSCRIPT_LINE_CHARS = 400
@@ -173,18 +175,29 @@ class RateCb(CallbackData, prefix="rate"):
     stars: int
 
 
-def rating_keyboard(case_id: int) -> InlineKeyboardMarkup:
-    """Five buttons, 1-5 stars, for rating a closed case."""
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
+class ReopenCb(CallbackData, prefix="reopen"):
+    """ "Talk to the officer again" under the "case closed" message (checked against the case)."""
+
+    case_id: int
+
+
+def closed_keyboard(case_id: int, talk_again: str, rating: bool) -> InlineKeyboardMarkup:
+    """Under the "case closed" message: 1-5 stars (unless `rating` is off, as after a crisis)
+    and a button that brings the officer back."""
+    rows = []
+    if rating:
+        rows.append(
             [
                 InlineKeyboardButton(
                     text=f"{stars} ⭐", callback_data=RateCb(case_id=case_id, stars=stars).pack()
                 )
                 for stars in range(1, 6)
             ]
-        ]
+        )
+    rows.append(
+        [InlineKeyboardButton(text=talk_again, callback_data=ReopenCb(case_id=case_id).pack())]
     )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 @dataclass(frozen=True)
@@ -246,10 +259,10 @@ class HandoffService:
         """A citizen-facing text with the locale's emergency and crisis-line numbers filled in."""
         return self.locales.t(lang, key, **emergency_numbers(self.locales, lang), **kw)
 
-    def _room(self, case: Case) -> bool:
-        """Whether the forum's lane has room for one more message of this case now (an urgent
-        case always has: it waits for the reserve instead)."""
-        return self.lane is None or case.priority == CasePriority.URGENT or self.lane.room() > 0
+    async def _room(self, priority: CasePriority | str) -> bool:
+        """Whether the forum's lane has room for one more message of a case of this priority
+        now (an urgent case always has: it waits for the reserve instead)."""
+        return self.lane is None or priority == CasePriority.URGENT or await self.lane.room() > 0
 
     def _minutes(self, value: float) -> timedelta:
         return timedelta(minutes=value)
@@ -262,23 +275,13 @@ class HandoffService:
 
     async def active_case(self, session: AsyncSession, citizen_id: int) -> Case | None:
         """The citizen's open or claimed case, else one closed within the reopen window."""
-        case = await session.scalar(
-            select(Case)
-            .where(Case.citizen_id == citizen_id, Case.status != CaseStatus.CLOSED)
-            .order_by(Case.id.desc())
-            .limit(1)
-        )
-        if case is not None:
-            return case
         cutoff = self.clock() - self.reopen_window
+        closed = Case.status == CaseStatus.CLOSED
+        # One query (every citizen message asks): open cases first, then the latest.
         return await session.scalar(
             select(Case)
-            .where(
-                Case.citizen_id == citizen_id,
-                Case.status == CaseStatus.CLOSED,
-                Case.closed_at >= cutoff,
-            )
-            .order_by(Case.id.desc())
+            .where(Case.citizen_id == citizen_id, ~closed | (Case.closed_at >= cutoff))
+            .order_by(sql_case((closed, 1), else_=0), Case.id.desc())
             .limit(1)
         )
 
@@ -463,6 +466,27 @@ class HandoffService:
         )
         return [text for text in reversed(rows.all()) if text]
 
+    async def answers_officer(self, session: AsyncSession, case: Case, message_id: int) -> bool:
+        """Whether the citizen's message `message_id` is the bot's copy of an officer's message
+        in this case (a citizen replying to it wants that officer)."""
+        found = await session.scalar(
+            select(MessagePair.id).where(
+                MessagePair.case_id == case.id,
+                MessagePair.citizen_chat_id == case.citizen_id,
+                MessagePair.citizen_message_id == message_id,
+                MessagePair.direction == Direction.OFFICER,
+            )
+        )
+        return found is not None
+
+    def reopenable(self, case: Case) -> bool:
+        """A closed case the citizen may still bring back (within the reopen window)."""
+        return (
+            case.status == CaseStatus.CLOSED
+            and case.closed_at is not None
+            and self.clock() - case.closed_at <= self.reopen_window
+        )
+
     async def reopen(self, session: AsyncSession, case: Case) -> None:
         """A citizen wrote after the close: the case (and later its topic) opens again."""
         case.status = CaseStatus.CLAIMED if case.assigned_officer_id else CaseStatus.OPEN
@@ -507,7 +531,8 @@ class HandoffService:
             try:
                 with lane:
                     if case.delivered_at is None and (
-                        not self._room(case) or not await self._deliver(session, case)
+                        not await self._room(case.priority)
+                        or not await self._deliver(session, case)
                     ):
                         return False
                     return await self._relay_pending(session, case)
@@ -707,7 +732,7 @@ class HandoffService:
             # An urgent case's messages go one by one (they have the reserve of the forum's
             # minute, and each keeps its pair for replies and edits); ordinary ones merge.
             run = [] if case.priority == CasePriority.URGENT else _mergeable_run(rows, start)
-            if rows[start].direction == Direction.CITIZEN and not self._room(case):
+            if rows[start].direction == Direction.CITIZEN and not await self._room(case.priority):
                 return False  # the forum's minute is full: they wait, and go merged
             if len(run) > 1:
                 relayed = await self._relay_merged(session, case, run)
@@ -900,7 +925,7 @@ class HandoffService:
             await self._topic_call(
                 session,
                 case,
-                lambda c, t: self.bot.send_message(c, text[:MAX_TEXT], message_thread_id=t),
+                lambda c, t: self.bot.send_message(c, fit_html(text), message_thread_id=t),
             )
         except TelegramAPIError as exc:
             log.error("case %s: notice not posted: %s", case.id, exc)
@@ -1067,7 +1092,9 @@ class HandoffService:
             await self.bot.send_message(
                 case.citizen_id,
                 self.citizen_text(lang, "ho_closed_crisis" if crisis else "ho_closed_citizen"),
-                reply_markup=None if crisis else rating_keyboard(case.id),
+                reply_markup=closed_keyboard(
+                    case.id, self.citizen_text(lang, "ho_talk_again"), rating=not crisis
+                ),
             )
         except TelegramForbiddenError as exc:
             await self._mark_blocked(session, case.citizen_id)
@@ -1187,7 +1214,7 @@ class HandoffService:
                     return
                 case_id = case.id
         await self.notice(
-            case_id, self._st("ho_citizen_edited") + "\n" + _short(html_text, EDIT_NOTICE_CHARS)
+            case_id, self._st("ho_citizen_edited") + "\n" + fit_html(html_text, EDIT_NOTICE_CHARS)
         )
 
     async def relay_officer_edit(
@@ -1212,11 +1239,11 @@ class HandoffService:
         try:
             if is_caption:
                 await self.bot.edit_message_caption(
-                    chat_id=chat_id, message_id=message_id, caption=html_text[:1024]
+                    chat_id=chat_id, message_id=message_id, caption=fit_html(html_text, MAX_CAPTION)
                 )
             else:
                 await self.bot.edit_message_text(
-                    html_text[:MAX_TEXT], chat_id=chat_id, message_id=message_id
+                    fit_html(html_text), chat_id=chat_id, message_id=message_id
                 )
         except TelegramBadRequest as exc:
             if _is(exc, "not modified"):
@@ -1278,7 +1305,7 @@ class HandoffService:
         for case_id, priority in sorted(todo.items(), key=lambda c: c[1] != CasePriority.URGENT):
             if self._lock(case_id).locked():
                 continue  # an update is delivering it right now
-            if priority != CasePriority.URGENT and self.lane is not None and self.lane.room() <= 0:
+            if not await self._room(priority):
                 continue  # the forum's minute is full; ordinary cases wait (no backoff)
             failures, next_try = self._backoff.get(case_id, (0, 0.0))
             if time.monotonic() < next_try:
@@ -1288,7 +1315,7 @@ class HandoffService:
                 continue  # another process delivers it right now
             if flushed:
                 self._backoff.pop(case_id, None)
-            elif priority != CasePriority.URGENT and self.lane and self.lane.room() <= 0:
+            elif not await self._room(priority):
                 pass  # stopped for the forum's minute, not for a failure: no backoff
             else:
                 # Back off while the forum is down, up to 12 loop periods (a minute by default).

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import alerts_staff, cases, common, fallback, faq, officers, subscriptions, triage
+from handlers import (
+    alerts_staff,
+    cases,
+    common,
+    errors,
+    fallback,
+    faq,
+    officers,
+    subscriptions,
+    triage,
+)
 
 # cases.watch_router only observes blocks and always passes them on to common.
 ROUTERS: tuple[Router, ...] = (
+    errors.router,  # errors only: what a handler that Telegram refused leaves behind
     cases.watch_router,
     subscriptions.router,  # before common: its sub_ deep links are a more specific /start
     common.router,

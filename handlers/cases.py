@@ -1,6 +1,8 @@
 """Citizens with an active case: every message (any type) and edit goes to the case topic.
 
-A closed case still counts within the reopen window: the citizen's next message reopens it.
+A closed case comes back within the reopen window when the citizen wants the officer: a reply
+to an officer's message, /human, the "talk to the officer again" button, or a message triage
+finds urgent. Anything else after a close is an ordinary message (the FAQ answers it).
 Also the 1-5 rating after a close, and the topic notice when a citizen blocks the bot.
 """
 
@@ -12,11 +14,12 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
+from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import repo
 from bot.db.models import Case, CasePriority, CaseStatus, Citizen
-from bot.handoff import HandoffService, RateCb
+from bot.handoff import HandoffService, RateCb, ReopenCb
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult
@@ -32,13 +35,33 @@ watch_router = Router(name=f"{__name__}.watch")
 
 
 async def has_case(
-    event: Message, session: AsyncSession, citizen: Citizen | None, handoff: HandoffService
+    event: Message,
+    session: AsyncSession,
+    citizen: Citizen | None,
+    handoff: HandoffService,
+    triage: Triage,
+    locales: Locales,
 ) -> bool | dict[str, Any]:
-    """Passes with {"case": …} when the citizen has an open case (or one closed recently)."""
+    """Passes with {"case": …} when the citizen has an open case, or one closed recently that
+    this message brings back (see the module docstring)."""
     if citizen is None:
         return False
     case = await handoff.active_case(session, citizen.id)
-    return {"case": case} if case is not None else False
+    if case is None:
+        return False
+    if case.status != CaseStatus.CLOSED:
+        return {"case": case}
+    replied = event.reply_to_message
+    if replied is not None and await handoff.answers_officer(session, case, replied.message_id):
+        return {"case": case}
+    text = event.text or event.caption or ""
+    if event.text is not None and text.split()[:1] and text.split()[0].split("@")[0] == "/human":
+        return {"case": case}
+    if text and not text.startswith("/"):
+        result = await triage.aclassify(text, locales.for_citizen(citizen, text))
+        if result.level in URGENT_REPLY_KEYS:
+            return {"case": case}
+    return False
 
 
 async def triage_text(
@@ -164,10 +187,51 @@ async def rate(
         return
     await query.answer(locales.t(lang, "ho_rate_thanks"))
     if isinstance(query.message, Message) and query.message.reply_markup is not None:
+        # The stars go; "talk to the officer again" stays.
+        kept = [
+            row
+            for row in query.message.reply_markup.inline_keyboard
+            if not any((b.callback_data or "").startswith(RateCb.__prefix__) for b in row)
+        ]
         try:
-            await query.message.edit_reply_markup(reply_markup=None)
+            await query.message.edit_reply_markup(
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=kept) if kept else None
+            )
         except TelegramAPIError as exc:
             log.warning("rating buttons not removed: %s", exc)
+
+
+@router.callback_query(ReopenCb.filter())
+async def talk_again(
+    query: CallbackQuery,
+    callback_data: ReopenCb,
+    session: AsyncSession,
+    citizen: Citizen | None,
+    handoff: HandoffService,
+    lang: str,
+) -> None:
+    """ "Talk to the officer again" under the closing message: the case and its topic open."""
+    case = await session.get(Case, callback_data.case_id)
+    if citizen is None or case is None or case.citizen_id != query.from_user.id:
+        repo.audit(session, "callback.refused", actor_id=query.from_user.id, data=query.data)
+        await query.answer(handoff.citizen_text(lang, "ho_rate_refused"), show_alert=True)
+        return
+    if case.status != CaseStatus.CLOSED:
+        await query.answer(handoff.citizen_text(lang, "ho_already_connected"), show_alert=True)
+        return
+    if not handoff.reopenable(case):
+        await query.answer(handoff.citizen_text(lang, "ho_talk_again_expired"), show_alert=True)
+        return
+    await handoff.reopen(session, case)
+    await session.commit()
+    await query.answer()
+    if isinstance(query.message, Message):
+        try:
+            await query.message.answer(handoff.citizen_text(lang, "ho_reopened_citizen"))
+        except TelegramAPIError as exc:
+            log.error("case %s: reply to the citizen failed: %s", case.id, exc)
+    await handoff.set_topic_closed(case.id, closed=False)
+    await handoff.flush_case(case.id)
 
 
 @watch_router.my_chat_member(F.chat.type == "private")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import repo
 from bot.i18n import Locales
 
 router = Router(name=__name__)
@@ -29,6 +31,11 @@ async def text(message: Message, locales: Locales, lang: str) -> None:
 
 
 @router.callback_query()
-async def stale_button(query: CallbackQuery, locales: Locales, lang: str) -> None:
-    """A button whose data no router understands: old, or forged."""
+async def stale_button(
+    query: CallbackQuery, session: AsyncSession, locales: Locales, lang: str
+) -> None:
+    """A button whose data no router understands: old, or forged (audited)."""
+    repo.audit(
+        session, "callback.unknown", actor_id=query.from_user.id, data=(query.data or "")[:64]
+    )
     await query.answer(locales.t(lang, "button_expired"), show_alert=True)

@@ -12,11 +12,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
-from bot.db.models import Citizen, FaqQuery, Role
+from bot.db.models import Citizen, FaqQuery, Role, random_id
+from bot.db.session import end_reading
 from bot.faq.models import FaqEntry
 from bot.faq.service import FaqService
 from bot.i18n import Locales
 from handlers.callbacks import FeedbackCb, HumanCb, PickCb
+from handlers.officers import GROUP_COMMANDS, TOPIC_COMMANDS
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -99,6 +101,29 @@ async def reload_knowledge(
         await message.answer(locales.t(lang, "reload_done", entries=len(faq.kb.entries)))
 
 
+# Staff and officers' commands: a citizen who sends one is told it is not theirs (and it is
+# audited), instead of an FAQ answer to "/close".
+STAFF_COMMANDS = frozenset(
+    {"alert", "pending", "stop", "resume", "cancel_alert", "update_alert", "reload"}
+    | set(TOPIC_COMMANDS)
+    | set(GROUP_COMMANDS)
+)
+
+
+@router.message(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)"))
+async def other_command(
+    message: Message, session: AsyncSession, locales: Locales, lang: str, roles: set[Role]
+) -> None:
+    """A command no router took: someone else's, or unknown; never an FAQ question."""
+    name = (message.text or "").split()[0][1:].split("@")[0].lower()
+    if name in STAFF_COMMANDS:
+        user_id = message.from_user.id if message.from_user else None
+        repo.audit(session, "command.refused", actor_id=user_id, command=name, roles=sorted(roles))
+        await message.answer(locales.t(lang, "not_allowed"))
+        return
+    await message.answer(locales.t(lang, "unknown_command"))
+
+
 @router.message(F.text)
 async def question(
     message: Message,
@@ -123,6 +148,7 @@ async def question(
     result = faq.match(text[:MAX_QUERY_CHARS], lang)
     best = result.best
     query = FaqQuery(
+        id=random_id(),  # known now: the buttons carry it, the row is written after
         citizen_id=citizen_id,
         text=text[:4096],
         language=lang,
@@ -130,8 +156,9 @@ async def question(
         entry_id=best.entry_id if best else None,
         score=best.score if best else None,
     )
-    session.add(query)
-    await session.commit()  # the id goes into the buttons; never hold a write across Telegram
+    # Never hold the database across Telegram: the connection goes back first, and the rows
+    # of this update (the log line, the transcript) are written with its last commit.
+    session.add_all([*await end_reading(session), query])
     if result.outcome == "answer" and best is not None:
         await send_entry(message, faq.kb.entries[best.entry_id], query, lang, locales, faq)
         return

@@ -142,3 +142,39 @@ def _check_open_tag(
 def visible_text(text: str) -> str:
     """Text with tags removed and entities decoded (for indexing answers)."""
     return html.unescape(_TAG_RE.sub(" ", text))
+
+
+def fit_html(text: str, limit: int = MAX_MESSAGE_LENGTH, mark: str = "…") -> str:
+    """Valid Telegram HTML cut to at most `limit` visible characters (UTF-16 units, counted
+    after entity parsing, as Telegram counts), never inside a tag or an entity; tags left open
+    are closed after `mark`. Text that fits comes back unchanged."""
+    tokens: list[tuple[str, int, str | None]] = []  # (text, visible width, tag name or None)
+    i = 0
+    while i < len(text):
+        found = _TAG_RE.match(text, i) if text[i] == "<" else None
+        if found is not None:
+            name = found.group(2).lower()
+            tokens.append((found.group(0), 0, ("/" if found.group(1) else "") + name))
+            i = found.end()
+            continue
+        found = _ENTITY_RE.match(text, i) if text[i] == "&" else None
+        token = found.group(0) if found is not None else text[i]
+        tokens.append((token, _utf16_len(html.unescape(token)), None))
+        i += len(token)
+    if sum(width for _, width, _ in tokens) <= limit:
+        return text
+    budget = limit - _utf16_len(mark)
+    kept: list[str] = []
+    open_tags: list[str] = []
+    for token, width, tag in tokens:
+        if tag is None:
+            if width > budget:
+                break
+            budget -= width
+        elif tag.startswith("/"):
+            if open_tags and open_tags[-1] == tag[1:]:
+                open_tags.pop()
+        else:
+            open_tags.append(tag)
+        kept.append(token)
+    return "".join(kept) + mark + "".join(f"</{tag}>" for tag in reversed(open_tags))

@@ -104,6 +104,18 @@ async def test_forged_callback_data_is_refused(harness: Harness) -> None:
     answers = await harness.emu.calls("answerCallbackQuery")
     assert len(answers) == 5
     assert all(c["params"].get("show_alert") for c in answers)
+    # What no router understands is kept in the audit log (a forger leaves a trace).
+    from sqlalchemy import select
+
+    from bot.db.models import AuditLog
+
+    assert harness.app is not None
+    await harness.settle()  # the answer goes out before the update's last commit
+    async with harness.app.sessionmaker() as session:
+        unknown = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "callback.unknown"))
+        ).all()
+    assert {row.details["data"] for row in unknown} == {"garbage", "fb:abc:1"}
 
 
 async def test_reload_keeps_last_good_knowledge_on_a_broken_file(
@@ -147,3 +159,57 @@ async def test_chinese_paraphrase_is_answered_by_meaning(harness: Harness) -> No
     reply = await li.say("外国朋友在酒店护照被偷了")
     assert reply["text"].startswith("护照丢了怎么办")  # the lost-passport entry's question
     assert "👍 有帮助" in buttons(reply)
+
+
+async def test_an_answer_refused_with_403_is_handled_once_and_the_citizen_marked(
+    harness: Harness,
+) -> None:
+    """The citizen blocked the bot between asking and the answer: Telegram says 403. The
+    update is not retried or parked (no one to answer), and alerts skip the citizen."""
+    from sqlalchemy import select
+
+    from bot.db.models import Citizen, InboxUpdate, ProcessedUpdate
+
+    assert harness.app is not None
+    ann = await harness.new_citizen(811)
+    await harness.emu.add_fault(
+        "sendMessage",
+        "error",
+        count=10,
+        chat_id=ann.id,
+        status=403,
+        description="Forbidden: bot was blocked by the user",
+    )
+    await ann.send("I lost my ID card, what should I do?")
+    await harness.settle()
+    await ann.silence(2.5)  # a retry would have come by now (backoff 2 s)
+    calls = await harness.emu.calls("sendMessage")
+    tried = [c for c in calls if str(c["params"].get("chat_id")) == str(ann.id)]
+    assert len(tried) == 1
+    async with harness.app.sessionmaker() as session:
+        assert (await session.scalars(select(InboxUpdate))).all() == []
+        assert len((await session.scalars(select(ProcessedUpdate))).all()) == 1
+        citizen = await session.get(Citizen, ann.id)
+        assert citizen is not None and citizen.blocked_bot
+
+
+async def test_commands_are_never_taken_for_questions(harness: Harness) -> None:
+    """A citizen's /close or /alert is refused (and audited), an unknown command gets a
+    pointer to /help; neither is matched against the FAQ (/close once got opening hours)."""
+    from sqlalchemy import select
+
+    from bot.db.models import AuditLog
+
+    assert harness.app is not None
+    ann = await harness.new_citizen(812)
+    for command in ("/close", "/alert", "/pending@safewell_bot"):
+        assert (await ann.say(command))["text"] == "This command is for staff only."
+    reply = await ann.say("/openinghours")
+    assert "I do not know that command" in reply["text"] and "/help" in reply["text"]
+    await harness.settle()
+    async with harness.app.sessionmaker() as session:
+        refused = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "command.refused"))
+        ).all()
+    assert sorted(row.details["command"] for row in refused) == ["alert", "close", "pending"]
+    assert all(row.actor_id == ann.id for row in refused)

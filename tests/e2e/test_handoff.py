@@ -10,7 +10,15 @@ from sqlalchemy import select
 from bot.db import repo
 from bot.db.models import AuditLog, Case, CasePriority, CaseReason, utcnow
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, OUTSIDER_ID, Harness, buttons
+from tests.e2e.conftest import (
+    ADMIN_ID,
+    FORUM_ID,
+    OFFICERS,
+    OUTSIDER_ID,
+    Harness,
+    bot_message,
+    buttons,
+)
 from tests.handoff.e2e_helpers import (
     bot_says,
     callback_answer,
@@ -55,6 +63,8 @@ async def open_human_case(harness: Harness, user_id: int, name: str = "Bob") -> 
 async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
     ann = await harness.new_citizen(701, "Ann", last_name="Lee", username="annlee")
     await harness.emu.user(WANG).send("/onduty", chat_id=FORUM_ID)
+    # Updates from different chats run concurrently: wait until the duty roster has WANG.
+    await bot_says(harness, FORUM_ID, "You are on duty")
     reply = await ann.say("I want to kill myself tonight")
     assert "A person from our team is joining you" in reply["text"]
     assert "110" in reply["text"] and "120" in reply["text"]
@@ -252,10 +262,13 @@ async def test_close_rating_and_reopen(harness: Harness) -> None:
     bob, tid = await open_human_case(harness, 720)
     await officer_says(harness, LI, tid, "/claim")
     await bot_says(harness, FORUM_ID, "Officer Li took this case", tid)
+    await officer_says(harness, LI, tid, "Is the bike insured?")
+    officers_message = await bob.next()
     await officer_says(harness, LI, tid, "/close resolved by phone")
     closing = await bob.next()
     assert "closed" in closing["text"]
-    assert buttons(closing) == ["1 ⭐", "2 ⭐", "3 ⭐", "4 ⭐", "5 ⭐"]
+    talk_again = "💬 Talk to the officer again"
+    assert buttons(closing) == ["1 ⭐", "2 ⭐", "3 ⭐", "4 ⭐", "5 ⭐", talk_again]
 
     async def topic_closed() -> dict[str, Any] | None:
         topic = await topic_of(harness, 1)
@@ -277,14 +290,29 @@ async def test_close_rating_and_reopen(harness: Harness) -> None:
     async with harness.app.sessionmaker() as session:  # type: ignore[union-attr]
         case = await session.get(Case, 1)
         assert case is not None and case.rating == 5 and case.close_note == "resolved by phone"
+    rated = await bot_message(harness.emu, bob.id, closing["message_id"])
+    assert buttons(rated) == [talk_again]  # the stars went, the way back stays
 
-    # Writing again reopens the case and its topic.
-    await bob.send("Sorry, one more thing")
+    # An ordinary question after the close gets its FAQ answer; the case stays closed.
+    answer = await bob.say("I lost my ID card, what should I do?")
+    assert "ID card" in answer["text"] and "open again" not in answer["text"]
+    assert (await topic_of(harness, 1))["is_closed"]
+
+    # A reply to the officer's message brings the case and its topic back.
+    await bob.user.send("Sorry, one more thing", reply_to=officers_message["message_id"])
     reopened = await bob.next()
     assert "open again" in reopened["text"]
     topic = await eventually(lambda: _open_topic(harness))
     assert topic["name"].startswith("#1 ")
     await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "Sorry, one more thing", tid)
+
+    # Closed again, the button brings it back too.
+    await officer_says(harness, LI, tid, "/close")
+    closing = await bob.next()
+    await eventually(topic_closed)
+    await bob.press(closing, talk_again)
+    assert "open again" in (await bob.next())["text"]
+    await eventually(lambda: _open_topic(harness))
 
 
 async def _open_topic(harness: Harness) -> dict[str, Any] | None:
@@ -408,3 +436,37 @@ async def test_restart_mid_conversation_loses_nothing(harness: Harness) -> None:
     got = await bob.next()
     assert got["text"] == "still with you"
     assert len(await harness.emu.topics(FORUM_ID)) == 1
+
+
+async def test_a_long_edit_of_angle_brackets_reaches_the_topic_whole_and_valid(
+    harness: Harness,
+) -> None:
+    """Escaped, 4,000 "<" are 16,000 characters of "&lt;": the topic's copy is cut by what
+    Telegram counts (the visible text, 4,096) and never inside an entity."""
+    bob, tid = await open_human_case(harness, 715)
+    sent = await bob.send("short first")
+
+    async def copied() -> bool:
+        return any(m.get("text") == "short first" for m in await topic_messages(harness, tid))
+
+    await eventually(copied)
+    await bob.user.edit(sent["message_id"], "<" * 4000)
+
+    async def edited() -> dict[str, Any] | None:
+        return next(
+            (m for m in await topic_messages(harness, tid) if (m.get("text") or "")[:1] == "<"),
+            None,
+        )
+
+    copy = await eventually(edited)
+    assert copy["text"] == "<" * 4000  # fits: 4,000 visible characters
+    await bob.user.edit(sent["message_id"], "<" * 4095 + "😀")  # 4,097 UTF-16 units
+
+    async def cut() -> dict[str, Any] | None:
+        return next(
+            (m for m in await topic_messages(harness, tid) if (m.get("text") or "").endswith("…")),
+            None,
+        )
+
+    copy = await eventually(cut)
+    assert copy["text"] == "<" * 4095 + "…"

@@ -105,3 +105,19 @@ def test_missing_directory_and_bad_synonyms(tmp_path: Path) -> None:
     _, problems = load_knowledge(tmp_path)
     assert has(problems, "en.yaml", 2, "must be a list of strings")
     assert any("no FAQ files" in p.message for p in problems)
+
+
+def test_the_longest_entry_id_fits_a_button_with_the_longest_question_id() -> None:
+    # Telegram refuses callback data over 64 bytes; question ids are random 63-bit numbers.
+    from bot.db.models import random_id
+    from bot.faq.models import ENTRY_ID_MAX
+    from handlers.callbacks import FeedbackCb, HumanCb, PickCb
+
+    longest = 2**63 - 1
+    assert random_id() <= longest
+    for data in (
+        PickCb(query_id=longest, entry_id="x" * ENTRY_ID_MAX),
+        FeedbackCb(query_id=longest, up=False),
+        HumanCb(query_id=longest),
+    ):
+        assert len(data.pack().encode()) <= 64

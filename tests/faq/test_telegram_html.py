@@ -50,3 +50,21 @@ def test_length_counts_utf16_units_after_entities() -> None:
 
 def test_visible_text_strips_tags() -> None:
     assert visible_text("<b>Hi</b> &amp; bye").split() == ["Hi", "&", "bye"]
+
+
+def test_fit_html_cuts_what_telegram_counts_never_inside_a_tag_or_entity() -> None:
+    from bot.faq.telegram_html import check_html, fit_html
+
+    escaped = "&lt;" * 4000  # 4,000 visible characters, 16,000 written
+    assert fit_html(escaped) == escaped
+    cut = fit_html(escaped, 3000)
+    issues, visible = check_html(cut)
+    assert issues == [] and visible == 3000 and cut.endswith("&lt;…")
+    cut = fit_html("<b>bold <i>" + "x" * 5000 + "</i></b> tail")
+    issues, visible = check_html(cut)
+    assert issues == [] and visible == 4096 and cut.endswith("x…</i></b>")
+    # Emoji outside the BMP count two, as Telegram counts them; never split.
+    assert fit_html("ab😀😀", 4) == "ab…"
+    assert fit_html('<a href="https://example.org/?a=1&amp;b=2">link</a>', 3) == (
+        '<a href="https://example.org/?a=1&amp;b=2">li…</a>'
+    )

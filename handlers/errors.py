@@ -1,0 +1,38 @@
+"""What the dispatcher does with an update whose handler Telegram refused."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import Citizen, utcnow
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+
+@router.errors(ExceptionTypeFilter(TelegramForbiddenError))
+async def chat_unreachable(
+    event: ErrorEvent, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Telegram refused a reply with 403: the citizen blocked the bot or is gone. There is
+    no one to answer, so the update counts as handled (not retried, not parked) and the
+    citizen is marked unreachable; alerts skip them until they write again."""
+    method = getattr(event.exception, "method", None)
+    chat_id = getattr(method, "chat_id", None)
+    log.info("update %s: chat %s unreachable: %s", event.update.update_id, chat_id, event.exception)
+    if not isinstance(chat_id, int) or chat_id <= 0:
+        return
+    async with sessionmaker() as session:
+        await session.execute(
+            update(Citizen)
+            .where(Citizen.id == chat_id, Citizen.blocked_bot.is_(False))
+            .values(blocked_bot=True, blocked_at=utcnow())
+        )
+        await session.commit()
