@@ -7,8 +7,10 @@ one line that names the variable; the token is a `SecretStr` and never printed.
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +58,8 @@ class BotSettings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = []
     flood_messages: int = Field(20, ge=1)
     flood_window_seconds: float = Field(30.0, gt=0)
+    # The bureau's time zone (IANA name): times citizens read and staff type are in it.
+    timezone: str = "Asia/Shanghai"
 
     @field_validator("token")
     @classmethod
@@ -76,6 +80,23 @@ class BotSettings(BaseSettings):
         if not re.fullmatch(r"[a-z]{2,3}", value):
             raise ValueError("must be a two- or three-letter language code such as en or zh")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "must be an IANA time zone such as Asia/Shanghai or Europe/Berlin "
+                "(the system's tz database, or the tzdata package, must have it)"
+            ) from None
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The bureau's time zone."""
+        return ZoneInfo(self.timezone)
 
     @field_validator("api_base_url")
     @classmethod

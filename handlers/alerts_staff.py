@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service
 from bot.alerts.catalog import ALL_DISTRICTS, Catalog
+from bot.alerts.render import format_time, utc_offset
+from bot.alerts.wiring import alert_subject
 from bot.config import Settings
 from bot.db.models import Alert, AlertKind, AlertStatus, Role, StaffRole
 from bot.i18n import Locales
@@ -166,7 +168,8 @@ async def chose_category(
 def _districts_kb(
     catalog: Catalog, locales: Locales, lang: str, selected: list[str]
 ) -> InlineKeyboardMarkup:
-    buttons = [(locales.t(lang, "wiz_all"), WizCb(action="dist", value=ALL_DISTRICTS))]
+    all_mark = "✅ " if ALL_DISTRICTS in selected else ""
+    buttons = [(all_mark + locales.t(lang, "wiz_all"), WizCb(action="dist", value=ALL_DISTRICTS))]
     for d in catalog.districts.values():
         mark = "✅ " if d.id in selected else ""
         buttons.append((mark + d.name(lang), WizCb(action="dist", value=d.id)))
@@ -183,7 +186,7 @@ async def chose_district(
     locales: Locales,
     lang: str,
 ) -> None:
-    """Toggle a district; All or Done moves on to severity."""
+    """Toggle a district or All districts (which stands alone); Done moves on to severity."""
     value = callback_data.value
     message = query.message
     if not isinstance(message, Message) or (
@@ -193,21 +196,30 @@ async def chose_district(
         return
     data = await state.get_data()
     selected: list[str] = list(data.get("districts", []))
-    if callback_data.action == "dist" and value != ALL_DISTRICTS:
-        selected = [d for d in selected if d != value] if value in selected else [*selected, value]
+    if callback_data.action == "dist":
+        if value == ALL_DISTRICTS:
+            selected = [] if ALL_DISTRICTS in selected else [ALL_DISTRICTS]
+        else:
+            selected = [d for d in selected if d != ALL_DISTRICTS]
+            selected = (
+                [d for d in selected if d != value] if value in selected else [*selected, value]
+            )
         await state.update_data(districts=selected)
         await query.answer()
-        names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
+        if ALL_DISTRICTS in selected:
+            names = locales.t(lang, "wiz_all")
+        else:
+            names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
         await message.edit_text(
             locales.t(lang, "wiz_districts", selected=names),
             reply_markup=_districts_kb(catalog, locales, lang, selected),
         )
         return
-    if callback_data.action == "done" and not selected:
+    if not selected:
         await query.answer(locales.t(lang, "wiz_pick_district"), show_alert=True)
         return
-    if value == ALL_DISTRICTS:
-        await state.update_data(districts=[])
+    # An alert's empty district list means every district.
+    await state.update_data(districts=[] if ALL_DISTRICTS in selected else selected)
     await state.set_state(Wizard.severity)
     await query.answer()
     buttons = [(s, WizCb(action="sev", value=s)) for s in service.SEVERITIES]
@@ -324,7 +336,9 @@ async def got_text(
         for h in EXPIRY_HOURS
     ]
     buttons.append((locales.t(lang, "wiz_none_expiry"), WizCb(action="exp", value="0")))
-    await message.answer(locales.t(lang, "wiz_expiry"), reply_markup=_kb(buttons, 4))
+    await message.answer(
+        locales.t(lang, "wiz_expiry", zone=_zone_label(settings)), reply_markup=_kb(buttons, 4)
+    )
 
 
 @router.callback_query(WizCb.filter(F.action == "exp"), Wizard.expiry)
@@ -332,6 +346,7 @@ async def chose_expiry(
     query: CallbackQuery,
     callback_data: WizCb,
     state: FSMContext,
+    settings: Settings,
     locales: Locales,
     lang: str,
 ) -> None:
@@ -346,24 +361,35 @@ async def chose_expiry(
     await state.update_data(expires=expires.isoformat() if expires else None)
     await query.answer()
     await query.message.edit_reply_markup(reply_markup=None)
-    await _ask_schedule(query.message, state, locales, lang)
+    await _ask_schedule(query.message, state, settings, locales, lang)
 
 
 @router.message(Wizard.expiry)
-async def typed_expiry(message: Message, state: FSMContext, locales: Locales, lang: str) -> None:
-    """A typed expiry: a duration or a UTC time."""
-    when = service.parse_when(message.text or "")
+async def typed_expiry(
+    message: Message, state: FSMContext, settings: Settings, locales: Locales, lang: str
+) -> None:
+    """A typed expiry: a duration or a date and time in the bureau's zone."""
+    when = service.parse_when(message.text or "", tz=settings.bot.zone)
     if when is None:
-        await message.answer(locales.t(lang, "wiz_bad_time"))
+        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
         return
     await state.update_data(expires=when.isoformat())
-    await _ask_schedule(message, state, locales, lang)
+    await _ask_schedule(message, state, settings, locales, lang)
 
 
-async def _ask_schedule(message: Message, state: FSMContext, locales: Locales, lang: str) -> None:
+async def _ask_schedule(
+    message: Message, state: FSMContext, settings: Settings, locales: Locales, lang: str
+) -> None:
     await state.set_state(Wizard.schedule)
     buttons = [(locales.t(lang, "wiz_send_now"), WizCb(action="now"))]
-    await message.answer(locales.t(lang, "wiz_schedule"), reply_markup=_kb(buttons))
+    await message.answer(
+        locales.t(lang, "wiz_schedule", zone=_zone_label(settings)), reply_markup=_kb(buttons)
+    )
+
+
+def _zone_label(settings: Settings) -> str:
+    """The bureau's zone as staff read it: Asia/Shanghai, UTC+08:00."""
+    return f"{settings.bot.timezone}, {utc_offset(datetime.now(settings.bot.zone))}"
 
 
 @router.callback_query(WizCb.filter(F.action == "now"), Wizard.schedule)
@@ -399,11 +425,11 @@ async def typed_schedule(
     lang: str,
 ) -> None:
     """A typed sending time."""
-    when = service.parse_when(message.text or "")
+    when = service.parse_when(message.text or "", tz=settings.bot.zone)
     data = await state.get_data()
     expires = data.get("expires")
     if when is None or (expires and when >= datetime.fromisoformat(expires)):
-        await message.answer(locales.t(lang, "wiz_bad_time"))
+        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
         return
     await state.update_data(scheduled=when.isoformat())
     assert message.from_user is not None  # private-chat messages always have a sender
@@ -448,7 +474,7 @@ async def _preview_new(
     except service.AlertError as exc:
         await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
         await state.set_state(Wizard.expiry if "expir" in str(exc) else Wizard.schedule)
-        await message.answer(locales.t(lang, "wiz_bad_time"))
+        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
         return
     alert = await service.create_draft(session, draft, author_id=user_id)
     await _show_preview(message, alert, state, session, settings, catalog, locales, lang)
@@ -470,7 +496,7 @@ async def _show_preview(
     shown = [c for c in _langs(settings) if (alert.content.get(c) or {}).get("headline")]
     for content_lang in shown:
         # One message per language, exactly as citizens get it; the summary follows.
-        rendered = service.render_for(alert, content_lang, catalog, default)
+        rendered = service.render_for(alert, content_lang, catalog, default, tz=settings.bot.zone)
         await message.answer(rendered.text, disable_notification=rendered.disable_notification)
     intro = locales.t(lang, "wiz_preview_intro", language=", ".join(_lang_name(c) for c in shown))
     if alert.kind == AlertKind.ALERT:
@@ -489,8 +515,8 @@ async def _show_preview(
         ),
         severity=alert.severity,
         urgency=alert.urgency,
-        expires=_fmt(alert.expires_at) or "–",
-        when=_fmt(alert.scheduled_at) or locales.t(lang, "wiz_send_now"),
+        expires=_fmt(alert.expires_at, settings) or "–",
+        when=_fmt(alert.scheduled_at, settings) or locales.t(lang, "wiz_send_now"),
         count=count,
         approval=locales.t(lang, "wiz_needs_approval" if approval else "wiz_no_approval"),
     )
@@ -501,8 +527,9 @@ async def _show_preview(
     await message.answer(intro + "\n\n" + summary, reply_markup=_kb(buttons))
 
 
-def _fmt(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+def _fmt(value: datetime | None, settings: Settings) -> str | None:
+    """A time as staff read it, in the bureau's zone: 2026-06-01 18:00 (UTC+08:00)."""
+    return format_time(value, settings.bot.zone) if value else None
 
 
 @router.callback_query(WizCb.filter(F.action.in_({"send", "cancel"})), Wizard.confirm)
@@ -545,8 +572,9 @@ async def confirm(
         and alert.kind != AlertKind.CANCEL
     )
     if not approval:
-        when = _fmt(alert.scheduled_at) or locales.t(lang, "wiz_send_now")
-        status = await message.answer(locales.t(lang, "wiz_queued", id=alert_id, when=when))
+        when = _fmt(alert.scheduled_at, settings) or locales.t(lang, "wiz_send_now")
+        subject = alert_subject(alert, locales, lang)
+        status = await message.answer(locales.t(lang, "wiz_queued", subject=subject, when=when))
         await service.submit(
             session,
             alert_id,
@@ -565,7 +593,8 @@ async def confirm(
         bot, session, alert, settings, catalog, locales, query.from_user.full_name
     )
     key = "wiz_waiting_approval" if reached else "wiz_no_approvers"
-    status = await message.answer(locales.t(lang, key, id=alert_id, count=reached))
+    subject = alert_subject(alert, locales, lang)
+    status = await message.answer(locales.t(lang, key, subject=subject, count=reached))
     alert.progress_chat_id, alert.progress_message_id = status.chat.id, status.message_id
 
 
@@ -589,7 +618,7 @@ async def _ask_approvers(
         if user_id == alert.created_by:
             continue
         lang = await locales.for_user(session, user_id)
-        rendered = service.render_for(alert, lang, catalog, default)
+        rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
         buttons = [
             (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
             (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
@@ -642,8 +671,14 @@ async def approval(
         if own and callback_data.ok:
             # The denial is audited: commit it even though nothing else changes.
             await session.commit()
-        key = "approval_own" if own and callback_data.ok else "approval_gone"
-        await query.answer(locales.t(lang, key, id=alert.id), show_alert=True)
+            await query.answer(locales.t(lang, "approval_own", id=alert.id), show_alert=True)
+            return
+        # Decided by a colleague, withdrawn or replaced: say which, and take the stale buttons
+        # away so that nobody presses them again.
+        await query.answer(await _decided(session, alert, locales, lang), show_alert=True)
+        if isinstance(query.message, Message) and alert.status != AlertStatus.PENDING_APPROVAL:
+            with contextlib.suppress(TelegramAPIError):
+                await query.message.edit_reply_markup(reply_markup=None)
         return
     key = "approval_done" if callback_data.ok else "approval_rejected"
     text = locales.t(lang, key, id=alert.id, name=name)
@@ -657,6 +692,30 @@ async def approval(
             await bot.send_message(
                 alert.created_by, locales.t(author_lang, key, id=alert.id, name=name)
             )
+
+
+async def _decided(session: AsyncSession, alert: Alert, locales: Locales, lang: str) -> str:
+    """Why an alert no longer waits for approval, for whoever presses a stale button."""
+    if alert.status == AlertStatus.CANCELLED:
+        newer = await session.scalar(
+            select(Alert.id)
+            .where(Alert.references_id == alert.id, Alert.kind == AlertKind.ALERT)
+            .order_by(Alert.id.desc())
+            .limit(1)
+        )
+        if newer is not None:
+            return locales.t(lang, "approval_replaced", id=alert.id, new_id=newer)
+        return locales.t(lang, "approval_withdrawn", id=alert.id)
+    if alert.status == AlertStatus.REJECTED:
+        return locales.t(lang, "approval_already_rejected", id=alert.id)
+    if alert.approved_by is not None:
+        name = await session.scalar(
+            select(StaffRole.display_name).where(StaffRole.user_id == alert.approved_by).limit(1)
+        )
+        return locales.t(
+            lang, "approval_already_approved", id=alert.id, name=name or alert.approved_by
+        )
+    return locales.t(lang, "approval_gone", id=alert.id)
 
 
 @router.message(Command("pending"))
@@ -682,7 +741,7 @@ async def pending(
         author = await session.scalar(
             select(StaffRole.display_name).where(StaffRole.user_id == alert.created_by).limit(1)
         )
-        rendered = service.render_for(alert, lang, catalog, default)
+        rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
         await message.answer(
             locales.t(
                 lang,
@@ -826,7 +885,12 @@ async def alert_action(
             session, alert_id, AlertKind.CANCEL, author_id=query.from_user.id
         )
         status = await message.answer(
-            locales.t(lang, "wiz_queued", id=draft.id, when=locales.t(lang, "wiz_send_now"))
+            locales.t(
+                lang,
+                "wiz_queued",
+                subject=alert_subject(draft, locales, lang),
+                when=locales.t(lang, "wiz_send_now"),
+            )
         )
         await service.submit(
             session,

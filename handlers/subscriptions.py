@@ -277,5 +277,7 @@ async def active_alerts(
     await message.answer(locales.t(lang, "alerts_header", count=len(alerts)))
     for alert in alerts:
         shown = await service.latest_update(session, alert.id) or alert
-        rendered = service.render_for(shown, lang, catalog, settings.bot.default_language)
+        rendered = service.render_for(
+            shown, lang, catalog, settings.bot.default_language, tz=settings.bot.zone
+        )
         await message.answer(rendered.text, disable_notification=True)

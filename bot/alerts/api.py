@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.alerts import service
 from bot.alerts.cap import MAX_CAP_BYTES, CapError
-from bot.alerts.capio import import_cap
+from bot.alerts.capio import describe, import_cap, outcome
 from bot.alerts.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -21,6 +21,24 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"ok": False, "error": message}, status=status)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None when it is longer than limit bytes.
+
+    `StreamReader.read(n)` returns what is buffered now (one TCP read or one chunk of a chunked
+    body), not n bytes: read until the end of the body.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 async def post_cap(request: web.Request, app: Safewell) -> web.Response:
@@ -38,8 +56,8 @@ async def post_cap(request: web.Request, app: Safewell) -> web.Response:
         )
     if (request.content_length or 0) > MAX_CAP_BYTES:
         return _error(413, f"a CAP message may be at most {MAX_CAP_BYTES} bytes")
-    body = await request.content.read(MAX_CAP_BYTES + 1)
-    if len(body) > MAX_CAP_BYTES:
+    body = await read_body(request, MAX_CAP_BYTES)
+    if body is None:
         return _error(413, f"a CAP message may be at most {MAX_CAP_BYTES} bytes")
     catalog = app.dispatcher.workflow_data.get("catalog")
     if not isinstance(catalog, Catalog):
@@ -59,13 +77,8 @@ async def post_cap(request: web.Request, app: Safewell) -> web.Response:
         except service.AlertError as exc:
             return _error(422, str(exc))
         await session.commit()
-    log.info(
-        "CAP %s accepted over HTTP as alert #%s (%s)", alert.identifier, alert.id, alert.status
-    )
-    return web.json_response(
-        {"ok": True, "alert_id": alert.id, "identifier": alert.identifier, "status": alert.status},
-        status=201,
-    )
+    log.info("CAP %s accepted over HTTP: %s", alert.identifier, describe(alert))
+    return web.json_response({"ok": True, **outcome(alert)}, status=201)
 
 
 def add_routes(web_app: web.Application, app: Safewell) -> None:

@@ -10,10 +10,11 @@ checks and writes elements in schema order, so its output parses back to an equa
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, NamedTuple, TypeVar, cast, get_args
 from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
@@ -36,6 +37,7 @@ __all__ = [
     "CapReference",
     "CapResource",
     "CapValue",
+    "cap_text",
     "format_cap_datetime",
     "parse_cap",
     "parse_cap_datetime",
@@ -45,8 +47,9 @@ __all__ = [
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 # The schema allows XML signatures (any element of this namespace) after the last <info>.
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
-# CAP messages are small; a cap stops memory abuse before the XML parser even starts.
-MAX_CAP_BYTES = 1_000_000
+# CAP messages are small; a cap stops memory abuse before the XML parser even starts. 1 MiB,
+# the same as nginx's client_max_body_size for /api/cap (deploy/nginx/safewell.conf).
+MAX_CAP_BYTES = 1024 * 1024
 
 Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 MsgType = Literal["Alert", "Update", "Cancel", "Ack", "Error"]
@@ -229,9 +232,18 @@ def parse_cap_datetime(text: str, where: str) -> datetime:
         hint = " ('Z' is not allowed; write UTC as -00:00)" if value.endswith("Z") else ""
         raise CapError(f"<{where}> must look like 2026-11-21T10:00:00+08:00, got {value!r}{hint}")
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise CapError(f"<{where}> is not a real date-time: {value!r} ({exc})") from None
+    try:
+        # Times are compared and stored in UTC: one that has no UTC equivalent (9999-12-31
+        # late in the evening at -12:00 is already year 10000) cannot be kept.
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise CapError(
+            f"<{where}> {value} is beyond the range of date-times (years 1 to 9999 in UTC)"
+        ) from None
+    return parsed
 
 
 def format_cap_datetime(value: datetime, where: str = "datetime") -> str:
@@ -567,6 +579,41 @@ _RESOURCE_ORDER = ("resourceDesc", "mimeType", "size", "uri", "derefUri", "diges
 _AREA_ORDER = ("areaDesc", "polygon", "circle", "geocode", "altitude", "ceiling")
 
 
+def _check_times(alert: CapAlert) -> None:
+    """An incoming message's expiry must come after its sending (a typo, or the wrong offset,
+    would otherwise be broadcast as an alert that has already expired when it is issued)."""
+    sent = format_cap_datetime(alert.sent, "sent")
+    for i, info in enumerate(alert.infos, 1):
+        if info.expires is not None and info.expires <= alert.sent:
+            raise CapError(
+                f"<info[{i}]/expires> {format_cap_datetime(info.expires, 'expires')} is not "
+                f"after <sent> {sent}: the alert would expire before it was issued"
+            )
+
+
+_DECLARED_ENCODING_RE = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
+
+
+def cap_text(data: bytes) -> str:
+    """The text of a CAP document that `parse_cap` accepted, decoded as the XML parser did:
+    by its byte order mark, else UTF-16 by its first bytes, else the encoding its XML
+    declaration names, else UTF-8. For keeping the message as it came."""
+    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if data.startswith(bom):
+            return data.decode("utf-8-sig" if bom == codecs.BOM_UTF8 else "utf-16", "replace")
+    if data.startswith(b"<\x00"):
+        encoding = "utf-16-le"
+    elif data.startswith(b"\x00<"):
+        encoding = "utf-16-be"
+    else:
+        declared = _DECLARED_ENCODING_RE.match(data)
+        encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    try:
+        return data.decode(encoding, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
 def parse_cap(data: bytes, *, max_bytes: int = MAX_CAP_BYTES) -> CapAlert:
     """Parse and validate an untrusted CAP 1.2 XML document; raise CapError on any problem."""
     if len(data) > max_bytes:
@@ -623,6 +670,7 @@ def parse_cap(data: bytes, *, max_bytes: int = MAX_CAP_BYTES) -> CapAlert:
         infos=[_parse_info(el, f"info[{i}]") for i, el in enumerate(r.all("info"), 1)],
     )
     _check_alert(alert)
+    _check_times(alert)
     return alert
 
 

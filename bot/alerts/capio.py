@@ -21,11 +21,12 @@ from bot.alerts.cap import (
     CapInfo,
     CapReference,
     CapValue,
+    cap_text,
     parse_cap,
     to_cap_xml,
 )
 from bot.alerts.catalog import Catalog
-from bot.db.models import Alert, AlertKind
+from bot.db.models import Alert, AlertKind, AlertStatus
 from bot.db.models import Alert as AlertRow
 
 GEOCODE_NAME = "SAFEWELL-DISTRICT"
@@ -110,6 +111,10 @@ async def import_cap(
 ) -> Alert:
     """Validate a CAP 1.2 message and queue its alert (approval first where required).
 
+    An Update or Cancel of an alert that was not sent yet (waiting for approval, or scheduled)
+    replaces or withdraws it instead: it returns the replacement (on the approval path like any
+    new alert) or the kept, unsent cancellation (see `outcome`).
+
     Raises CapError for invalid CAP and AlertError for a valid message we cannot broadcast.
     """
     cap = parse_cap(data)
@@ -118,10 +123,42 @@ async def import_cap(
     )
     if existing is not None:
         raise service.AlertError(f"identifier {cap.identifier} was already imported as #{existing}")
-    xml = data.decode("utf-8", errors="replace")
+    xml = cap_text(data)
     if cap.msg_type in ("Update", "Cancel"):
         original = await _referenced(session, cap)
         draft = draft_from_cap(cap, catalog) if cap.msg_type == "Update" else None
+        if original.status in service.UNSENT:
+            # Nobody has it yet: withdraw it, or put the update in its place. None: it started
+            # sending meanwhile, and the update or cancellation goes to its recipients below.
+            if draft is None:
+                record = await service.withdraw_unsent(
+                    session,
+                    original.id,
+                    actor_id=actor_id,
+                    source=source,
+                    identifier=cap.identifier,
+                    cap_xml=xml,
+                )
+                if record is not None:
+                    return record
+            else:
+                draft.check(catalog, default_lang)
+                replacement = await service.replace_unsent(
+                    session,
+                    original.id,
+                    draft,
+                    actor_id=actor_id,
+                    source=source,
+                    identifier=cap.identifier,
+                    cap_xml=xml,
+                )
+                if replacement is not None:
+                    return await service.submit(
+                        session,
+                        replacement.id,
+                        actor_id=actor_id,
+                        approval_severities=approval_severities,
+                    )
         alert = await service.derive(
             session,
             original.id,
@@ -152,11 +189,44 @@ async def import_cap(
     )
 
 
+def outcome(alert: Alert) -> dict[str, object]:
+    """What an import did, for the API's answer and the CLI: the alert's id and status, and
+    which unsent alert it withdrew or replaced, if any."""
+    out: dict[str, object] = {
+        "alert_id": alert.id,
+        "identifier": alert.identifier,
+        "kind": alert.kind,
+        "status": alert.status,
+    }
+    if alert.references_id is not None and alert.kind == AlertKind.CANCEL:
+        if alert.status == AlertStatus.CANCELLED:
+            out["withdrawn"] = alert.references_id
+    elif alert.references_id is not None:
+        out["replaces"] = alert.references_id
+    return out
+
+
+def describe(alert: Alert) -> str:
+    """One line for the operator about an imported message."""
+    done = outcome(alert)
+    if "withdrawn" in done:
+        return (
+            f"alert #{done['withdrawn']} withdrawn before it was sent "
+            f"(cancellation kept as #{alert.id}; nobody had received the alert)"
+        )
+    line = f"alert #{alert.id} ({alert.kind}, {alert.severity}): {alert.status}"
+    if "replaces" in done:
+        line += f", in place of #{done['replaces']}, which had not been sent"
+    return line
+
+
 async def _referenced(session: AsyncSession, cap: CapAlert) -> Alert:
+    """The alert an Update or Cancel is about: its newest reference that is an alert, as that
+    alert is now (an earlier update may have replaced it before it was sent)."""
     for ref in reversed(cap.references):
         found = await session.scalar(select(AlertRow).where(AlertRow.identifier == ref.identifier))
         if found is not None and found.kind == AlertKind.ALERT:
-            return found
+            return await service.current_version(session, found)
     raise service.AlertError(f"{cap.msg_type} refers to no alert we know")
 
 

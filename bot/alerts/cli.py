@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.alerts import service
 from bot.alerts.cap import CapError
-from bot.alerts.capio import export_cap, import_cap
+from bot.alerts.capio import describe, export_cap, import_cap
 from bot.alerts.catalog import Catalog
 from bot.config import Settings
 from bot.db.models import Alert
@@ -35,7 +35,11 @@ async def _with_session(settings: Settings, work: Any) -> int:
 
 def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     catalog = Catalog.load(settings.faq.knowledge_dir)
-    data = Path(args.file).read_bytes()
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
     async def work(session: Any) -> int:
         try:
@@ -53,7 +57,7 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{args.file}: not imported: {exc}", file=sys.stderr)
             return 1
         await session.commit()
-        print(f"alert #{alert.id} ({alert.kind}, {alert.severity}): {alert.status}")
+        print(describe(alert))
         return 0
 
     return asyncio.run(_with_session(settings, work))

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 
 from aiogram import Bot
@@ -187,6 +187,7 @@ class Broadcaster:
         *,
         on_progress: ProgressSink | None = None,
         worker_id: str | None = None,
+        tz: tzinfo | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bot = bot
@@ -196,6 +197,7 @@ class Broadcaster:
         self.config = config or EngineConfig()
         self.on_progress = on_progress
         self.worker_id = worker_id or new_worker_id()
+        self.tz = tz  # the bureau's zone: the times in the message
         self.transport = BroadcastTransport(bot, paid_broadcast=self.config.paid_broadcast)
         self._running: dict[int, asyncio.Task[RunStats]] = {}
         _LIVE.add(self.worker_id)
@@ -232,9 +234,15 @@ class Broadcaster:
     async def materialise(self, alert_id: int) -> bool:
         """Move a scheduled alert to sending and create its delivery rows, in one transaction.
 
-        Returns False when another process did it first (the status check is atomic).
+        Returns False when another process did it first (the status check is atomic), or when
+        it is a cancellation of an alert whose messages are still in flight (the cancellation
+        stopped it; its last messages are about to be recorded): those recipients must be
+        counted in, so it starts at a later tick.
         """
         async with self.sessionmaker() as session:
+            if await self._original_in_flight(session, alert_id):
+                await session.rollback()
+                return False
             claimed = await session.execute(
                 update(Alert)
                 .where(Alert.id == alert_id, Alert.status == AlertStatus.SCHEDULED)
@@ -274,6 +282,29 @@ class Broadcaster:
             await session.commit()
         log.info("alert %s: %s recipients", alert_id, total)
         return True
+
+    async def _original_in_flight(self, session: AsyncSession, alert_id: int) -> bool:
+        """Whether alert_id cancels an alert with deliveries claimed by a live sender (a claim
+        older than the lease is a dead sender's and is not waited for). Updates do not wait:
+        an alert still being sent would hold them back until its very end."""
+        original = await session.scalar(
+            select(Alert.references_id).where(
+                Alert.id == alert_id,
+                Alert.kind == AlertKind.CANCEL,
+                Alert.references_id.is_not(None),
+            )
+        )
+        if original is None:
+            return False
+        cutoff = utcnow() - timedelta(seconds=self.config.lease_seconds)
+        busy = await session.scalar(
+            select(func.count()).where(
+                AlertDelivery.alert_id == original,
+                AlertDelivery.state == DeliveryState.SENDING,
+                AlertDelivery.claimed_at > cutoff,
+            )
+        )
+        return bool(busy)
 
     async def recover(self, alert_id: int) -> int:
         """Return orphaned claims (dead owner or lease expired) to pending; returns how many."""
@@ -353,7 +384,7 @@ class Broadcaster:
         prepared: dict[str, PreparedMessage] = {}
         for lang in {*alert.content, self.default_lang}:
             prepared[lang] = self.transport.prepare(
-                service.render_for(alert, lang, self.catalog, self.default_lang)
+                service.render_for(alert, lang, self.catalog, self.default_lang, tz=self.tz)
             )
 
         queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=self.config.batch_size * 2)

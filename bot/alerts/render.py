@@ -8,6 +8,7 @@ Minor alerts are delivered silently.
 
 from __future__ import annotations
 
+import contextlib
 import html
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
@@ -20,9 +21,11 @@ __all__ = [
     "TELEGRAM_TEXT_LIMIT",
     "RenderedAlert",
     "category_label",
+    "format_time",
     "normalize_lang",
     "render_alert",
     "render_cap_alert",
+    "utc_offset",
 ]
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -120,17 +123,26 @@ def _shorten(text: str, limit: int) -> str:
     return best
 
 
-def _format_time(value: datetime, tz: tzinfo | None) -> str:
+def format_time(value: datetime, tz: tzinfo | None) -> str:
+    """2026-11-21 18:00 (UTC+08:00): a time as read in tz (kept as it is if tz is None)."""
     if tz is not None and value.tzinfo is not None:
-        value = value.astimezone(tz)
+        # 9999-12-31 23:00 UTC has no later zone's equivalent: show it as it is.
+        with contextlib.suppress(OverflowError):
+            value = value.astimezone(tz)
     text = value.strftime("%Y-%m-%d %H:%M")
+    offset = utc_offset(value)
+    return f"{text} ({offset})" if offset else text
+
+
+def utc_offset(value: datetime) -> str:
+    """UTC+08:00 for an aware time; "" for a naive one."""
     offset = value.utcoffset()
     if offset is None:
-        return text
+        return ""
     minutes = int(offset.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
     minutes = abs(minutes)
-    return f"{text} (UTC{sign}{minutes // 60:02d}:{minutes % 60:02d})"
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -172,9 +184,9 @@ def _assemble(p: _Parts, description: str | None) -> str:
     footer: list[str] = []
     if p.areas_text:
         footer.append(f"📍 <b>{_label('areas', p.lang)}</b>{esc(p.areas_text)}")
-    footer.append(f"🕒 {_label('sent', p.lang)}{esc(_format_time(p.sent_at, p.tz))}")
+    footer.append(f"🕒 {_label('sent', p.lang)}{esc(format_time(p.sent_at, p.tz))}")
     if p.expires_at is not None and p.kind != "cancel":
-        expires = esc(_format_time(p.expires_at, p.tz))
+        expires = esc(format_time(p.expires_at, p.tz))
         footer.append(f"⏳ {_label('expires', p.lang)}{expires}")
     blocks.append("\n".join(footer))
     return "\n\n".join(blocks)

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, or_, select, update
@@ -37,6 +37,8 @@ SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor")
 URGENCIES = ("Immediate", "Expected", "Future", "Past", "Unknown")
 CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 TEXT_FIELDS = ("headline", "description", "instruction")
+# Nobody has received anything of these yet: a CAP Cancel withdraws them, an Update replaces them.
+UNSENT = (AlertStatus.DRAFT, AlertStatus.PENDING_APPROVAL, AlertStatus.SCHEDULED)
 SENDER = "safewell@example-city.invalid"  # CAP <sender>; sample bureau
 
 
@@ -272,13 +274,47 @@ async def submit(
         return alert
     _queue(alert)
     repo.audit(session, "alert.queue", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    if alert.kind == AlertKind.CANCEL and alert.references_id is not None:
+        await _halt(session, alert.references_id, by=alert.id, actor_id=actor_id)
     return alert
+
+
+async def _halt(session: AsyncSession, alert_id: int, *, by: int, actor_id: int | None) -> None:
+    """A cancelled alert that is still being sent (or paused) stops: the rest of its
+    recipients never get it (nor /resume), and its cancellation goes to those who did."""
+    original = await get_alert(session, alert_id)
+    halted = await _move(
+        session, original, [AlertStatus.SENDING, AlertStatus.PAUSED], AlertStatus.CANCELLED
+    )
+    if halted:
+        repo.audit(
+            session, "alert.halt", actor_id=actor_id, target_type="alert", target_id=alert_id, by=by
+        )
 
 
 def _queue(alert: Alert) -> None:
     alert.status = AlertStatus.SCHEDULED
     if alert.scheduled_at is None:
         alert.scheduled_at = utcnow()
+
+
+async def _move(
+    session: AsyncSession, alert: Alert, sources: Sequence[str], target: str, **values: Any
+) -> bool:
+    """Change an alert's status only if it still is one of sources, in one statement.
+
+    Reading the status and then writing it would let two people (or a CAP cancellation and an
+    approval, or the broadcast engine) both act on the same state: the later write would win
+    and, say, send a withdrawn alert. False when someone else moved it first.
+    """
+    result = await session.execute(
+        update(Alert)
+        .where(Alert.id == alert.id, Alert.status.in_(list(sources)))
+        .values(status=target, **values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(alert)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> Alert:
@@ -296,9 +332,18 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
             reason="own alert",
         )
         raise AlertError("you cannot approve your own alert")
-    alert.approved_by = approver_id
-    alert.approved_at = utcnow()
-    _queue(alert)
+    now = utcnow()
+    approved = await _move(
+        session,
+        alert,
+        [AlertStatus.PENDING_APPROVAL],
+        AlertStatus.SCHEDULED,
+        approved_by=approver_id,
+        approved_at=now,
+        scheduled_at=alert.scheduled_at or now,
+    )
+    if not approved:
+        raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
     repo.audit(
         session, "alert.approve", actor_id=approver_id, target_type="alert", target_id=alert.id
     )
@@ -308,10 +353,139 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
 async def reject(session: AsyncSession, alert_id: int, *, actor_id: int) -> Alert:
     """A reviewer (or the author) withdraws an alert waiting for approval."""
     alert = await get_alert(session, alert_id)
-    if alert.status != AlertStatus.PENDING_APPROVAL:
+    if not await _move(session, alert, [AlertStatus.PENDING_APPROVAL], AlertStatus.REJECTED):
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
-    alert.status = AlertStatus.REJECTED
     repo.audit(session, "alert.reject", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    return alert
+
+
+async def withdraw_unsent(
+    session: AsyncSession,
+    alert_id: int,
+    *,
+    actor_id: int | None,
+    source: str,
+    identifier: str | None = None,
+    cap_xml: str | None = None,
+) -> Alert | None:
+    """A cancellation of an alert nobody has received (a draft, waiting for approval, or
+    scheduled): the alert is withdrawn, so it can no longer be approved or sent, and the
+    cancellation is kept (unsent: there is nobody to tell) as the record of why.
+
+    Returns that record, or None when the alert is no longer unsent (it started sending
+    meanwhile): then a cancellation must go to the people who got it.
+    """
+    alert = await get_alert(session, alert_id)
+    if alert.kind != AlertKind.ALERT:
+        raise AlertError("only an original alert can be cancelled")
+    if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
+        return None
+    record = await _record(session, alert, AlertKind.CANCEL, actor_id, source, identifier, cap_xml)
+    repo.audit(
+        session,
+        "alert.withdraw",
+        actor_id=actor_id,
+        target_type="alert",
+        target_id=alert.id,
+        by=record.id,
+        identifier=record.identifier,
+        source=source,
+    )
+    return record
+
+
+async def replace_unsent(
+    session: AsyncSession,
+    alert_id: int,
+    draft: AlertDraft,
+    *,
+    actor_id: int | None,
+    source: str,
+    identifier: str | None = None,
+    cap_xml: str | None = None,
+) -> Alert | None:
+    """An update of an alert nobody has received: a new draft with the update's content takes
+    its place (submit it: the approval rules apply to what will actually be sent) and the old
+    one is withdrawn, so a preview of the old content can no longer be approved.
+
+    Returns the new draft, or None when the alert is no longer unsent (it started sending).
+    """
+    alert = await get_alert(session, alert_id)
+    if alert.kind != AlertKind.ALERT:
+        raise AlertError("only an original alert can be updated")
+    scheduled = alert.scheduled_at
+    if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
+        return None
+    if scheduled is not None and scheduled > utcnow() and draft.scheduled_at is None:
+        draft.scheduled_at = scheduled  # still sent when staff chose, not earlier
+    replacement = await create_draft(
+        session,
+        draft,
+        author_id=actor_id,
+        source=source,
+        references_id=alert.id,
+        identifier=identifier,
+        cap_xml=cap_xml,
+    )
+    repo.audit(
+        session,
+        "alert.replace",
+        actor_id=actor_id,
+        target_type="alert",
+        target_id=alert.id,
+        by=replacement.id,
+        identifier=replacement.identifier,
+        source=source,
+    )
+    return replacement
+
+
+async def _record(
+    session: AsyncSession,
+    original: Alert,
+    kind: AlertKind,
+    actor_id: int | None,
+    source: str,
+    identifier: str | None,
+    cap_xml: str | None,
+) -> Alert:
+    draft = AlertDraft(
+        category=original.category,
+        severity=original.severity,
+        content={lang: dict(texts) for lang, texts in original.content.items()},
+        districts=list(original.districts),
+        urgency=original.urgency,
+        certainty=original.certainty,
+    )
+    record = await create_draft(
+        session,
+        draft,
+        author_id=actor_id,
+        source=source,
+        kind=kind,
+        references_id=original.id,
+        identifier=identifier,
+        cap_xml=cap_xml,
+    )
+    record.status = AlertStatus.CANCELLED  # never sent: its alert reached nobody
+    return record
+
+
+async def current_version(session: AsyncSession, alert: Alert) -> Alert:
+    """The alert as it is now: an alert replaced before it was sent lives on in its
+    replacement (and that one perhaps in another)."""
+    seen = {alert.id}
+    while alert.status == AlertStatus.CANCELLED:
+        newer = await session.scalar(
+            select(Alert)
+            .where(Alert.references_id == alert.id, Alert.kind == AlertKind.ALERT)
+            .order_by(Alert.id.desc())
+            .limit(1)
+        )
+        if newer is None or newer.id in seen:
+            break
+        seen.add(newer.id)
+        alert = newer
     return alert
 
 
@@ -459,8 +633,11 @@ def render_for(
     catalog: Catalog,
     default_lang: str,
     all_label: dict[str, str] | None = None,
+    *,
+    tz: tzinfo | None = None,
 ) -> RenderedAlert:
-    """Exactly what a citizen with language lang receives for this alert."""
+    """Exactly what a citizen with language lang receives for this alert (times in tz, the
+    bureau's zone; UTC when not given)."""
     show = pick_language(alert.content, lang, default_lang)
     texts = alert.content.get(show) or {}
     labels = all_label or {"en": "All districts", "zh": "全市"}
@@ -479,14 +656,16 @@ def render_for(
         expires_at=alert.expires_at,
         lang=show,
         kind=kind,  # type: ignore[arg-type]
+        tz=tz or UTC,
     )
 
 
 _DURATION = re.compile(r"^\s*(\d{1,4})\s*(m|min|h|d)\s*$", re.IGNORECASE)
 
 
-def parse_when(text: str, now: datetime | None = None) -> datetime | None:
-    """A future time from '90m', '6h', '2d' or a UTC 'YYYY-MM-DD HH:MM'; None if unreadable."""
+def parse_when(text: str, now: datetime | None = None, tz: tzinfo | None = None) -> datetime | None:
+    """A future time (in UTC) from '90m', '6h', '2d' or 'YYYY-MM-DD HH:MM' read in tz (the
+    bureau's zone; UTC when not given); None if unreadable."""
     now = now or utcnow()
     match = _DURATION.match(text)
     if match:
@@ -497,5 +676,10 @@ def parse_when(text: str, now: datetime | None = None) -> datetime | None:
         value = datetime.fromisoformat(text.strip().replace("T", " "))
     except ValueError:
         return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz or UTC)
+        value = value.astimezone(UTC)
+    except OverflowError:
+        return None
     return value if value > now else None

@@ -28,11 +28,20 @@ log = logging.getLogger(__name__)
 BAR_WIDTH = 16
 
 
-def format_progress(progress: Progress, locales: Locales, lang: str) -> str:
-    """The staff member's live progress message (or the final report when done)."""
+def alert_subject(alert: Alert, locales: Locales, lang: str) -> str:
+    """What a broadcast is, for staff: "Alert #1", "Cancellation #3 of alert #1"."""
+    if alert.kind == AlertKind.ALERT or alert.references_id is None:
+        return locales.t(lang, "alert_subject", id=alert.id)
+    key = "alert_subject_cancel" if alert.kind == AlertKind.CANCEL else "alert_subject_update"
+    return locales.t(lang, key, id=alert.id, original=alert.references_id)
+
+
+def format_progress(progress: Progress, locales: Locales, lang: str, alert: Alert) -> str:
+    """The staff member's live progress message (or the final report when done), naming the
+    broadcast by what it is (a cancellation names the alert it cancels, not its own id)."""
     c = progress.counts
     values: dict[str, Any] = {
-        "id": progress.alert_id,
+        "subject": alert_subject(alert, locales, lang),
         "sent": c.get("sent", 0),
         "blocked": c.get("blocked", 0),
         "failed": c.get("failed", 0),
@@ -81,7 +90,7 @@ def progress_sink(
         # "message is not modified" and the like must never stop a broadcast.
         with contextlib.suppress(TelegramAPIError):
             await bot.edit_message_text(
-                text=format_progress(progress, locales, lang),
+                text=format_progress(progress, locales, lang, alert),
                 chat_id=alert.progress_chat_id,
                 message_id=alert.progress_message_id,
                 reply_markup=markup,
@@ -129,6 +138,7 @@ def setup_alerts(app: Safewell) -> Broadcaster:
         default,
         config,
         on_progress=progress_sink(app.bot, app.locales, app.sessionmaker),
+        tz=settings.bot.zone,
     )
     app.dispatcher.workflow_data.update(
         catalog=catalog, rate_limiter=limiter, broadcaster=broadcaster

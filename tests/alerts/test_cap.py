@@ -330,3 +330,31 @@ def test_serializer_rejects_invalid_models() -> None:
         to_cap_xml(dataclasses.replace(alert, msg_type="Cancel"))
     with pytest.raises(CapError, match="character XML cannot carry"):
         to_cap_xml(dataclasses.replace(alert, note="bell \x07"))
+
+
+def test_times_without_a_utc_equivalent_or_expiring_before_sent_are_refused() -> None:
+    with pytest.raises(CapError, match=r"<info\[1\]/expires> 9999-12-31T23:00:00-12:00 is beyond"):
+        parse_cap(
+            mutate(
+                "amber_alert.xml",
+                "<expires>2026-11-22T10:00:00+08:00",
+                "<expires>9999-12-31T23:00:00-12:00",
+            )
+        )
+    # The last representable day is fine where it is still that day in UTC.
+    late = parse_cap(
+        mutate(
+            "amber_alert.xml",
+            "<expires>2026-11-22T10:00:00+08:00",
+            "<expires>9999-12-31T23:00:00+08:00",
+        )
+    )
+    assert late.infos[0].expires == datetime(9999, 12, 31, 23, 0, tzinfo=CST)
+    with pytest.raises(CapError, match=r"<info\[1\]/expires> .* is not after <sent>"):
+        parse_cap(
+            mutate(
+                "amber_alert.xml",
+                "<expires>2026-11-22T10:00:00+08:00",
+                "<expires>2026-11-21T01:59:59-00:00",
+            )
+        )

@@ -7,13 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
 from bot.alerts.cap import CapError, parse_cap
-from bot.alerts.capio import export_cap, import_cap
+from bot.alerts.capio import describe, export_cap, import_cap, outcome
 from bot.alerts.catalog import Catalog
-from bot.db.models import AlertKind, AlertStatus, utcnow
+from bot.db.models import Alert, AlertKind, AlertStatus, AuditLog, utcnow
 
 DATA = Path(__file__).parent / "data"
 APPROVAL = ["Extreme", "Severe"]
@@ -165,3 +166,92 @@ async def test_unbroadcastable_cap_is_explained(
                 default_lang="en",
                 approval_severities=APPROVAL,
             )
+
+
+async def _import(
+    session: AsyncSession, catalog: Catalog, data: bytes, approval: list[str]
+) -> Alert:
+    return await import_cap(session, data, catalog, default_lang="en", approval_severities=approval)
+
+
+async def _actions(session: AsyncSession, alert_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(AuditLog.action)
+        .where(AuditLog.target_type == "alert", AuditLog.target_id == str(alert_id))
+        .order_by(AuditLog.id)
+    )
+    return list(rows.all())
+
+
+@pytest.mark.parametrize("approval", [APPROVAL, []], ids=["pending_approval", "scheduled"])
+async def test_cancel_withdraws_an_alert_that_was_not_sent(
+    sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog, approval: list[str]
+) -> None:
+    async with sessionmaker() as session:
+        alert = await _import(session, catalog, sample("amber_alert.xml"), approval)
+        await session.commit()
+        assert alert.status == (AlertStatus.PENDING_APPROVAL if approval else AlertStatus.SCHEDULED)
+        cancel = await _import(session, catalog, sample("amber_cancel.xml"), approval)
+        await session.commit()
+        assert cancel.kind == AlertKind.CANCEL and cancel.references_id == alert.id
+        assert cancel.status == AlertStatus.CANCELLED  # nobody to tell: it is a record only
+        assert cancel.identifier == "EXAMPLECITY-PSB-2026-11-21-0003" and cancel.cap_xml
+        assert outcome(cancel)["withdrawn"] == alert.id
+        assert "withdrawn before it was sent" in describe(cancel)
+        original = await service.get_alert(session, alert.id)
+        assert original.status == AlertStatus.CANCELLED
+        assert "alert.withdraw" in await _actions(session, alert.id)
+        # A cancelled alert can no longer be approved, nor started by the engine.
+        with pytest.raises(service.AlertError, match="not waiting for approval"):
+            await service.approve(session, alert.id, approver_id=9202)
+        due = await session.scalars(select(Alert.id).where(Alert.status == AlertStatus.SCHEDULED))
+        assert due.all() == []
+        # The same cancellation twice is refused like any repeated identifier.
+        with pytest.raises(service.AlertError, match="already imported"):
+            await _import(session, catalog, sample("amber_cancel.xml"), approval)
+
+
+async def test_update_replaces_an_alert_that_was_not_sent(
+    sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
+) -> None:
+    async with sessionmaker() as session:
+        alert = await _import(session, catalog, sample("amber_alert.xml"), APPROVAL)
+        # Approved and scheduled, but not started: new content needs a new approval.
+        await service.approve(session, alert.id, approver_id=9202)
+        await session.commit()
+        assert alert.status == AlertStatus.SCHEDULED
+        update = await _import(session, catalog, sample("amber_update.xml"), APPROVAL)
+        await session.commit()
+        assert update.kind == AlertKind.ALERT and update.references_id == alert.id
+        assert update.status == AlertStatus.PENDING_APPROVAL and update.approved_by is None
+        assert "Harbour Road" in update.content["en"]["headline"]
+        assert set(update.districts) == {"riverside", "harbour"}
+        assert outcome(update)["replaces"] == alert.id
+        assert (await service.get_alert(session, alert.id)).status == AlertStatus.CANCELLED
+        assert "alert.replace" in await _actions(session, alert.id)
+        with pytest.raises(service.AlertError):
+            await service.approve(session, alert.id, approver_id=9203)
+
+        # A cancellation that names only the first message reaches its replacement.
+        only_first = sample("amber_cancel.xml").replace(
+            b" alerts@psb.example-city.example,EXAMPLECITY-PSB-2026-11-21-0002,"
+            b"2026-11-21T12:30:00+08:00",
+            b"",
+        )
+        assert b"-0002" not in only_first
+        cancel = await _import(session, catalog, only_first, APPROVAL)
+        await session.commit()
+        assert cancel.references_id == update.id and cancel.status == AlertStatus.CANCELLED
+        assert (await service.get_alert(session, update.id)).status == AlertStatus.CANCELLED
+
+
+async def test_cancel_of_a_sent_alert_still_goes_to_its_recipients(
+    sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
+) -> None:
+    async with sessionmaker() as session:
+        alert = await _import(session, catalog, sample("amber_alert.xml"), [])
+        alert.status = AlertStatus.SENT  # as if delivered
+        await session.commit()
+        cancel = await _import(session, catalog, sample("amber_cancel.xml"), [])
+        assert cancel.status == AlertStatus.SCHEDULED and "withdrawn" not in outcome(cancel)
+        assert (await service.get_alert(session, alert.id)).status == AlertStatus.SENT

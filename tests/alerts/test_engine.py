@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from aiogram import Bot
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
@@ -350,3 +350,90 @@ async def test_two_workers_share_one_broadcast_on_postgres(
     assert first.sent + second.sent == 200
     assert all(len(texts_in(emulator, u)) == 1 for u in range(3000, 3200))
     assert (await states(sessionmaker, alert_id))["sent"] == 200
+
+
+async def test_cancel_stops_a_paused_broadcast_for_good(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    users = range(600, 640)
+    await add_subscribers(sessionmaker, emulator, users)
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog, concurrency=2)
+    engine.limiter = LocalRateLimiter(50, burst=4)
+    await engine.start_due()
+    task = asyncio.create_task(engine.run(alert_id))
+    await asyncio.sleep(0.3)
+    async with sessionmaker() as session:
+        await service.set_paused(session, alert_id, paused=True, actor_id=1)
+        await session.commit()
+    await asyncio.wait_for(task, 3)
+    got = {u for u in users if texts_in(emulator, u)}
+    assert 0 < len(got) < 40
+    async with sessionmaker() as session:
+        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
+        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        cancel_id = cancel.id
+        assert (await service.get_alert(session, alert_id)).status == AlertStatus.CANCELLED
+        # /resume no longer finds it: the rest never get the cancelled alert.
+        assert await service.set_paused(session, None, paused=False, actor_id=1) == []
+    engine.limiter = LocalRateLimiter(10_000, burst=50)
+    await engine.start_due()
+    await engine.run(cancel_id)
+    for user in users:
+        texts = [str(m["text"]) for m in texts_in(emulator, user)]
+        if user in got:
+            assert len(texts) == 2 and "CANCELLED" in texts[1]
+        else:
+            assert texts == []
+
+
+async def test_cancel_waits_for_the_originals_messages_in_flight(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    await add_subscribers(sessionmaker, emulator, range(650, 655))
+    alert_id = await queued_alert(sessionmaker)
+    engine = make_engine(sessionmaker, tg, catalog)
+    await engine.start_due()  # sending: deliveries exist, two of them claimed by a sender now
+    async with sessionmaker() as session:
+        ids = (
+            await session.scalars(
+                select(AlertDelivery.id).where(AlertDelivery.alert_id == alert_id).limit(2)
+            )
+        ).all()
+        await session.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.id.in_(ids))
+            .values(state=DeliveryState.SENDING, claimed_by="elsewhere:1:x", claimed_at=utcnow())
+        )
+        update_alert = await service.derive(
+            session, alert_id, AlertKind.UPDATE, author_id=1, content={"en": {"headline": "x"}}
+        )
+        await service.submit(session, update_alert.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        update_id = update_alert.id
+    # An update does not wait (a broadcast always has messages in flight until it ends).
+    assert await engine.materialise(update_id) is True
+    async with sessionmaker() as session:
+        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
+        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
+        await session.commit()
+        cancel_id = cancel.id
+    # Those two may be delivered any moment: the cancellation must not start without them.
+    assert await engine.materialise(cancel_id) is False
+    async with sessionmaker() as session:
+        assert (await service.get_alert(session, cancel_id)).status == AlertStatus.SCHEDULED
+        # A claim older than the lease is a dead sender's: not waited for.
+        await session.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.id.in_(ids))
+            .values(claimed_at=utcnow() - timedelta(seconds=engine.config.lease_seconds + 1))
+        )
+        await session.commit()
+    assert await engine.materialise(cancel_id) is True

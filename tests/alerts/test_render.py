@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.alerts.cap import parse_cap
+from bot.alerts.catalog import Catalog
 from bot.alerts.render import (
     TELEGRAM_TEXT_LIMIT,
     category_label,
@@ -18,6 +20,8 @@ from bot.alerts.render import (
     render_alert,
     render_cap_alert,
 )
+from bot.alerts.service import parse_when, render_for
+from bot.db.models import Alert
 
 DATA = Path(__file__).parent / "data"
 CST = timezone(timedelta(hours=8))
@@ -237,3 +241,35 @@ def test_render_cap_alert_picks_language_and_kind() -> None:
     update = render_cap_alert(parse_cap((DATA / "amber_update.xml").read_bytes()), "en")
     assert "🔄 <b>UPDATE</b>" in update.text
     assert "Riverside and Harbour districts, Example City" in update.text
+
+
+def test_stored_alerts_show_the_bureaus_time_zone(catalog: Catalog) -> None:
+    # Stored times are UTC; citizens read them in the bureau's zone (BOT_TIMEZONE).
+    alert = Alert(
+        kind="alert",
+        category="traffic",
+        districts=[],
+        severity="Moderate",
+        urgency="Expected",
+        content={"en": {"headline": "Bridge closed"}},
+        created_at=datetime(2026, 12, 6, 22, 58, tzinfo=UTC),
+        expires_at=datetime(2026, 12, 7, 4, 58, tzinfo=UTC),
+    )
+    shanghai = ZoneInfo("Asia/Shanghai")
+    text = visible_text(render_for(alert, "en", catalog, "en", tz=shanghai).text)
+    assert "Issued: 2026-12-07 06:58 (UTC+08:00)" in text
+    assert "Expires: 2026-12-07 12:58 (UTC+08:00)" in text
+    # The very end of the calendar cannot be moved east of UTC: it is shown as it is.
+    alert.expires_at = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    text = visible_text(render_for(alert, "en", catalog, "en", tz=shanghai).text)
+    assert "Expires: 9999-12-31 23:00 (UTC+00:00)" in text
+
+
+def test_staff_type_times_in_the_bureaus_time_zone() -> None:
+    now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert parse_when("2026-12-07 18:00", now, shanghai) == datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    assert parse_when("2026-12-07 18:00", now) == datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+    assert parse_when("2026-12-07 13:59", now, shanghai) is None  # 05:59 UTC: the past
+    assert parse_when("6h", now, shanghai) == now + timedelta(hours=6)
+    assert parse_when("9999-12-31 23:59", now, ZoneInfo("America/Los_Angeles")) is None

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from bot.db.models import Alert, AuditLog, Subscription
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import STAFF, CitizenActor, Harness, bot_message, buttons
+from tests.e2e.conftest import ADMIN_ID, STAFF, CitizenActor, Harness, bot_message, buttons
+from tests.handoff.e2e_helpers import callback_answer
 
 AUTHOR, REVIEWER = list(STAFF)
 
@@ -55,6 +59,9 @@ async def compose(
     await harness.settle()
     msg = await bot_message(harness.emu, author.id, msg["message_id"])
     await author.press(msg, "All districts")
+    await harness.settle()
+    msg = await bot_message(harness.emu, author.id, msg["message_id"])
+    await author.press(msg, "Done ✔")
     await harness.settle()
     msg = await bot_message(harness.emu, author.id, msg["message_id"])
     assert "Severity" in msg["text"]
@@ -111,6 +118,8 @@ async def test_send_update_and_cancel_reach_the_same_people(harness: Harness) ->
     ann = harness.citizen(711)
     alert = await ann.next(timeout=10)
     assert "Bridge closed" in alert["text"] and "MINOR" in alert["text"]
+    # Times in the bureau's zone (BOT_TIMEZONE, Asia/Shanghai by default), not UTC.
+    assert re.search(r"Issued: \d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+08:00\)", alert["text"])
     assert "Bridge closed" in (await harness.citizen(712).next(timeout=10))["text"]
     assert len(await bot_messages(harness, 713)) == 1  # only the deep-link confirmation
     # The progress message becomes the final report with Update / Cancel buttons.
@@ -133,17 +142,30 @@ async def test_send_update_and_cancel_reach_the_same_people(harness: Harness) ->
     summary = await _summary(author)
     assert "Recipients now: 2" in summary["text"]
     await author.press(summary, "✅ Send")
-    assert "queued" in (await author.next())["text"]
+    queued = await author.next()
+    original_id = report["text"].split("#")[1].split()[0]
+    assert f"of alert #{original_id} is queued" in queued["text"]
+    assert queued["text"].startswith("Update #")
     update = await ann.next(timeout=10)
     assert "UPDATE" in update["text"] and "Reopened one lane" in update["text"]
     assert update["reply_to_message"]["message_id"] == alert["message_id"]
 
-    confirm = await author.say(f"/cancel_alert {report['text'].split('#')[1].split()[0]}")
+    confirm = await author.say(f"/cancel_alert {original_id}")
     assert "CANCELLED notice" in confirm["text"] and "2 recipients" in confirm["text"]
     await author.press(confirm, "Yes, cancel the alert")
     cancel = await ann.next(timeout=10)
     assert "CANCELLED" in cancel["text"]
     assert cancel["reply_to_message"]["message_id"] == alert["message_id"]
+    # The cancellation's report names the alert it cancels, not only its own number.
+    queued = (await bot_messages(harness, AUTHOR))[-1]
+    for _ in range(50):
+        final = await bot_message(harness.emu, AUTHOR, queued["message_id"])
+        if "finished" in final["text"]:
+            break
+        await asyncio.sleep(0.2)
+    assert re.match(rf"✅ Cancellation #\d+ of alert #{original_id} finished", final["text"])
+    assert "Delivered: 2 / 2" in final["text"]
+    assert buttons(final) == []  # a cancellation is not updated or cancelled in turn
     assert "no active alerts" in (await harness.citizen(714).say("/alerts"))["text"]
 
 
@@ -179,13 +201,20 @@ async def test_invalid_input_is_explained_and_asked_again(harness: Harness) -> N
     await author.say("/skip")  # no Chinese version
     reply = await author.say("yesterday")
     assert "could not read that time" in reply["text"]
-    reply = await author.say("2h")
+    assert "(Asia/Shanghai, UTC+08:00)" in reply["text"]
+    # A typed time is the bureau's (BOT_TIMEZONE, Asia/Shanghai by default), shown back so.
+    local = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=2)).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    reply = await author.say(local)
     assert "When should it be sent" in reply["text"]
+    assert "a date and time in Asia/Shanghai, UTC+08:00" in reply["text"]
     assert "could not read" in (await author.say("3h"))["text"]  # after the expiry
     await author.say("30m")
     summary = await _summary(author)
     assert "Harbour" in summary["text"] and "Needs approval" in summary["text"]
-    assert "Send:" in summary["text"] and "UTC" in summary["text"]
+    assert f"Expires: {local} (UTC+08:00)" in summary["text"]
+    assert "Send:" in summary["text"] and "(UTC+08:00)" in summary["text"]
     await author.say("/cancel")
 
 
@@ -236,10 +265,58 @@ async def test_wizard_survives_a_restart(harness: Harness) -> None:
     await harness.settle()
     await harness.restart()
     msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    await author.press(msg, "Done ✔")  # the choice survived the restart
+    await harness.settle()
+    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     await author.press(msg, "Moderate")
     await harness.settle()
     msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
     assert "Urgency" in msg["text"]
+
+
+async def test_all_districts_is_a_toggle_like_the_others(harness: Harness) -> None:
+    # "Tap to select, then Done": All districts is selected, not a shortcut past the step.
+    await subscribers(harness, 751)
+    author = await staff(harness, AUTHOR)
+    msg = await author.say("/alert")
+    await author.press(msg, "Traffic")
+
+    async def press(label: str) -> dict[str, Any]:
+        await harness.settle()
+        await author.press(await bot_message(harness.emu, AUTHOR, msg["message_id"]), label)
+        await harness.settle()
+        return await bot_message(harness.emu, AUTHOR, msg["message_id"])
+
+    shown = await press("All districts")
+    assert "Selected: All districts" in shown["text"]
+    assert "✅ All districts" in buttons(shown) and "Done ✔" in buttons(shown)
+    shown = await press("Harbour")  # a district replaces All
+    assert "Selected: Harbour" in shown["text"]
+    assert "All districts" in buttons(shown) and "✅ Harbour" in buttons(shown)
+    shown = await press("All districts")  # and All replaces the districts
+    assert "Selected: All districts" in shown["text"] and "Harbour" in buttons(shown)
+    shown = await press("✅ All districts")  # tapped again: unselected
+    assert "Selected: –" in shown["text"] and "All districts" in buttons(shown)
+    shown = await press("Done ✔")  # nothing selected: refused, the step stays
+    assert "Which districts" in shown["text"]
+    await press("All districts")
+    shown = await press("Done ✔")
+    assert "Severity" in shown["text"]
+    await author.press(shown, "Minor")
+    await harness.settle()
+    shown = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    await author.press(shown, "Immediate")
+    await author.next()
+    await author.say("Bridge closed")
+    await author.say("Use the tunnel.")
+    await author.say("/skip")  # no instruction
+    expiry = await author.say("/skip")  # no Chinese version
+    await author.press(expiry, "6 h")
+    await author.press(await author.next(), "Send now")
+    summary = await _summary(author)
+    assert "Traffic · All districts" in summary["text"]
+    assert "Recipients now: 1" in summary["text"]
+    await author.say("/cancel")
 
 
 async def test_citizens_cannot_use_staff_commands(harness: Harness) -> None:
@@ -294,3 +371,34 @@ async def test_approval_messages_reach_each_colleague_in_their_language(
     told = [m["text"] for m in await bot_messages(harness, AUTHOR)]
     assert "approved by Comms Zhao" in told[-1]  # the author reads English
     assert any("approved by Comms Zhao" in text for text in told), told
+
+
+async def test_stale_approve_buttons_are_answered_and_removed(harness: Harness) -> None:
+    await subscribers(harness, 723)
+    author = await staff(harness, AUTHOR)
+    reviewer = await staff(harness, REVIEWER)
+    admin = await harness.new_citizen(ADMIN_ID, "Admin Sun")
+    await admin.say("/start")
+    summary = await compose(harness, author, severity="Extreme", headline="Gas leak")
+    await author.press(summary, "✅ Send")
+    assert "2 colleague" in (await author.next())["text"]
+    await reviewer.next()
+    preview = await reviewer.next()
+    await admin.next()
+    stale = await admin.next()
+    assert buttons(stale) == ["✅ Approve and send", "✖ Reject"]
+    await reviewer.press(preview, "✅ Approve and send")
+    assert "approved by Comms Zhao" in (await reviewer.next())["text"]
+    got = await harness.citizen(723).next(timeout=10)
+    assert "Gas leak" in got["text"]
+    # The admin's copy of the request is stale now: pressing it says so and removes it.
+    query = await admin.press(stale, "✖ Reject")
+    answer = await callback_answer(harness, query)
+    assert "already approved by Comms Zhao" in answer["text"]
+    await harness.settle()
+    assert buttons(await bot_message(harness.emu, ADMIN_ID, stale["message_id"])) == []
+    await harness.citizen(723).silence(1.0)  # still one alert, sent once
+    assert harness.app is not None
+    async with harness.app.sessionmaker() as session:
+        alert = (await session.scalars(select(Alert))).one()
+    assert alert.status in ("sending", "sent") and alert.approved_by == REVIEWER

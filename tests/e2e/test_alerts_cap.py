@@ -19,7 +19,8 @@ from sqlalchemy import select
 from bot.alerts.cap import parse_cap
 from bot.db.models import Alert, utcnow
 from bot.web import create_web_app
-from tests.e2e.conftest import KNOWLEDGE, REPO, STAFF, Harness, buttons
+from tests.e2e.conftest import KNOWLEDGE, REPO, STAFF, Harness, bot_message, buttons
+from tests.handoff.e2e_helpers import callback_answer
 
 DATA = REPO / "tests" / "alerts" / "data"
 TOKEN = "cap-token-for-tests-0123456789"
@@ -130,3 +131,61 @@ async def test_http_api_with_bearer_token(harness: Harness) -> None:
             assert cancel["reply_to_message"]["message_id"] == original["message_id"]
     finally:
         await runner.cleanup()
+
+
+async def test_cap_cancel_and_update_of_an_alert_waiting_for_approval(harness: Harness) -> None:
+    ann = await harness.new_citizen(803)
+    await ann.say("/start sub_missing-persons")
+    assert harness.app is not None
+    runner = web.AppRunner(create_web_app(harness.app, webhook=False))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/api/cap"
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
+    reviewer = await harness.new_citizen(REVIEWER, STAFF[REVIEWER])
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=sample("amber_alert.xml"), headers=auth) as resp:
+                first = await resp.json()
+                assert first["status"] == "pending_approval"
+            await reviewer.say("/pending")
+            old_preview = await reviewer.next()
+            assert "AMBER Alert: 7-year-old" in old_preview["text"]
+
+            # An update before anyone approved: it takes the alert's place, to be approved anew.
+            async with http.post(url, data=sample("amber_update.xml"), headers=auth) as resp:
+                update = await resp.json()
+                assert resp.status == 201, update
+            assert update["replaces"] == first["alert_id"]
+            assert update["status"] == "pending_approval"
+            query = await reviewer.press(old_preview, "✅ Approve and send")
+            answer = await callback_answer(harness, query)
+            assert (
+                f"replaced by an update before it was sent: alert #{update['alert_id']}"
+                in (answer["text"])
+            )
+            await harness.settle()
+            assert (
+                buttons(await bot_message(harness.emu, REVIEWER, old_preview["message_id"])) == []
+            )
+            await reviewer.say("/pending")
+            new_preview = await reviewer.next()
+            assert "Harbour Road" in new_preview["text"]
+
+            # Then a cancellation: the alert is withdrawn and can no longer be approved.
+            async with http.post(url, data=sample("amber_cancel.xml"), headers=auth) as resp:
+                cancel = await resp.json()
+                assert resp.status == 201, cancel
+            assert cancel["withdrawn"] == update["alert_id"]
+            query = await reviewer.press(new_preview, "✅ Approve and send")
+            answer = await callback_answer(harness, query)
+            assert "withdrawn before it was sent" in answer["text"]
+            assert "No alerts wait" in (await reviewer.say("/pending"))["text"]
+    finally:
+        await runner.cleanup()
+    await ann.silence(1.5)  # nothing of it ever reached the citizen
+    async with harness.app.sessionmaker() as session:
+        statuses = {a.id: a.status for a in (await session.scalars(select(Alert))).all()}
+    assert set(statuses.values()) == {"cancelled"}

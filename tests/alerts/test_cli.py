@@ -1,0 +1,88 @@
+"""`safewell alert import` as an operator runs it: one line and a non-zero status for a file
+it refuses, never a traceback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.db.models import utcnow
+
+DATA = Path(__file__).parent / "data"
+KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+# Alembic's INFO lines are not what an operator reads: the command's own output is.
+QUIET = ["--env-file", "/nonexistent", "--log-level", "WARNING"]
+Import = Callable[[bytes], tuple[int, str, str]]
+
+
+def sample(name: str) -> str:
+    text = (DATA / name).read_text(encoding="utf-8")
+    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
+    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text)
+
+
+def cap_time(hours: float) -> str:
+    return (utcnow() + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@pytest.fixture
+def run(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Import:
+    """Import bytes as a file with `safewell alert import`: status, stdout, stderr."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("FAQ_KNOWLEDGE_DIR", str(KNOWLEDGE))
+
+    def import_file(content: bytes) -> tuple[int, str, str]:
+        path = tmp_path / "alert.xml"
+        path.write_bytes(content)
+        status = main([*QUIET, "alert", "import", str(path)])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return import_file
+
+
+def test_utf16_is_imported(run: Import) -> None:
+    text = sample("amber_alert.xml").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    status, out, err = run(text.encode("utf-16"))
+    assert status == 0, err
+    assert "pending_approval" in out
+
+
+@pytest.mark.parametrize(
+    ("sent", "expires", "reason"),
+    [
+        (None, "9999-12-31T23:00:00-12:00", "is beyond the range of date-times"),
+        (cap_time(49), cap_time(48), "is not after <sent>"),
+    ],
+    ids=["year-9999-at-minus-12", "expires-before-sent"],
+)
+def test_impossible_expiry_is_one_line(
+    run: Import, sent: str | None, expires: str, reason: str
+) -> None:
+    text = re.sub(r"<expires>[^<]+", f"<expires>{expires}", sample("amber_alert.xml"), count=1)
+    if sent is not None:
+        text = re.sub(r"<sent>[^<]+", f"<sent>{sent}", text, count=1)
+    status, out, err = run(text.encode())
+    assert status == 1 and out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "invalid CAP" in lines[0] and reason in lines[0]
+
+
+def test_unreadable_file_is_one_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("FAQ_KNOWLEDGE_DIR", str(KNOWLEDGE))
+    status = main([*QUIET, "alert", "import", "/nonexistent/alert.xml"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.strip() == "/nonexistent/alert.xml: cannot read: No such file or directory"
