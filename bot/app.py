@@ -39,17 +39,18 @@ from bot.middlewares import (
     IdentityMiddleware,
     InflightMiddleware,
 )
+from bot.retention import RetentionJob, run_retention_worker
 from bot.telegram import ForumLane, ForumLaneMiddleware, RetryAfterMiddleware
 from bot.triage import Triage
-from handlers import setup_routers
 from bot.windows import window
+from handlers import setup_routers
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 20.0
 POLL_TIMEOUT_SECONDS = 10
-INTAKE_LOOP_SECONDS = 1.0
 POLL_LIMIT = 100  # updates per getUpdates, Telegram's maximum
+INTAKE_LOOP_SECONDS = 1.0
 
 
 @dataclass
@@ -242,13 +243,17 @@ async def build(
         settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
     )
     dp.workflow_data.update(triage=triage, handoff=handoff, urgent_replies=replies)
+    # Old messages, FAQ questions, update ids and finished alerts' delivery rows are deleted
+    # by one process at a time (a claim in the database), once per interval.
+    dp.workflow_data["retention"] = RetentionJob(sessionmaker, settings.retention, claims)
     app.closers.append(intake_engine.dispose)
-    app.workers.append(run_intake_worker)
-    app.workers.append(run_handoff_worker)
-    setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
-    return app
     if redis is not None:
         app.closers.append(redis.aclose)
+    app.workers.append(run_intake_worker)
+    app.workers.append(run_handoff_worker)
+    app.workers.append(run_retention_worker)
+    setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
+    return app
 
 
 async def run_intake_worker(app: Safewell) -> None:
@@ -295,26 +300,26 @@ async def poll(app: Safewell, stop: asyncio.Event) -> None:
         try:
             updates = await app.bot.get_updates(
                 offset=offset,
+                limit=POLL_LIMIT,
                 timeout=POLL_TIMEOUT_SECONDS,
                 allowed_updates=allowed,
                 request_timeout=int(app.bot.session.timeout + POLL_TIMEOUT_SECONDS),
             )
+            # A full batch: more are waiting at Telegram (a surge), fetched before handling.
+            await app.intake.accept(updates, more=len(updates) >= POLL_LIMIT)
             if updates:
-                limit=POLL_LIMIT,
                 offset = updates[-1].update_id + 1
             pause = 0.5
         except asyncio.CancelledError:
-            # A full batch: more are waiting at Telegram (a surge), fetched before handling.
-            await app.intake.accept(updates, more=len(updates) >= POLL_LIMIT)
             raise
         except Exception as exc:  # Telegram away, or neither the database nor the disk kept them
             log.error("polling: %s: %s; again in %.1fs", type(exc).__name__, exc, pause)
+            await app.intake.accept([])  # nothing more known to be waiting: handling goes on
             await asyncio.sleep(pause)
             pause = min(pause * 2, 30.0)
 
 
 async def wait_for_stop(stop: asyncio.Event | None = None) -> None:
-            await app.intake.accept([])  # nothing more known to be waiting: handling goes on
     """Return on SIGINT or SIGTERM (or when `stop` is set by the caller)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -341,12 +346,12 @@ async def run_webhook(app: Safewell, stop: asyncio.Event | None = None) -> None:
         settings.url.rstrip("/") + settings.path,
         secret_token=webhook_secret(app.settings),
         allowed_updates=app.dispatcher.resolve_used_update_types(),
+        max_connections=settings.max_connections,
     )
     log.info("webhook server listening on %s:%s%s", settings.host, settings.port, settings.path)
     app.start_workers()
     try:
         await wait_for_stop(stop)
-        max_connections=settings.max_connections,
     finally:
         # The webhook stays registered: Telegram queues updates while we restart.
         await runner.cleanup()

@@ -154,6 +154,10 @@ class WebhookSettings(BaseSettings):
     secret: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Updates Telegram may have in flight at once (1-100; Telegram's own default is 40). Each
+    # is acknowledged once kept, so more at once means a surge reaches the bot (and a crisis
+    # late in it is read) sooner.
+    max_connections: int = Field(100, ge=1, le=100)
 
     @field_validator("url")
     @classmethod
@@ -175,10 +179,6 @@ class WebhookSettings(BaseSettings):
         # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and -.
         if value is not None and not re.fullmatch(
             r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
-    # Updates Telegram may have in flight at once (1-100; Telegram's own default is 40). Each
-    # is acknowledged once kept, so more at once means a surge reaches the bot (and a crisis
-    # late in it is read) sooner.
-    max_connections: int = Field(100, ge=1, le=100)
         ):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
@@ -261,6 +261,28 @@ class AlertSettings(BaseSettings):
         return _split_ids(value)
 
 
+class RetentionSettings(BaseSettings):
+    """How long data that is not an official record is kept (days; 0 keeps it forever).
+
+    Cases are official records and are never deleted by the bot. A background job
+    (`bot.retention`) deletes what is older, run by one process at a time.
+    """
+
+    model_config = _config("RETENTION_")
+
+    # Citizens' messages outside any case (the transcript shown on a later case card).
+    messages_days: int = Field(30, ge=0)
+    # Questions the FAQ saw, with their 👍/👎 (for `safewell knowledge gaps` and calibration).
+    faq_queries_days: int = Field(90, ge=0)
+    # Ids of handled updates (Telegram redelivers for at most about a day).
+    processed_updates_days: int = Field(3, ge=0)
+    # Who got which alert, counted from when the alert finished or expired, whichever is
+    # later: an update or cancellation of an alert reaches those recorded as having got it.
+    alert_deliveries_days: int = Field(30, ge=0)
+    # How often the job runs (across all processes together).
+    interval_minutes: float = Field(60.0, gt=0)
+
+
 class Settings:
     """All settings, read once by the composition root."""
 
@@ -280,6 +302,7 @@ class Settings:
         self.faq: FaqSettings = group(FaqSettings, "faq")
         self.intake: IntakeSettings = group(IntakeSettings, "intake")
         self.alerts: AlertSettings = group(AlertSettings, "alerts")
+        self.retention: RetentionSettings = group(RetentionSettings, "retention")
 
     def require_token(self) -> SecretStr:
         """The token, or a ConfigError saying how to get one."""

@@ -1,4 +1,5 @@
-"""Citizen commands every chat has: /start, /help, /language, /forget; block tracking."""
+"""Citizen commands every chat has: /start, /help, /language, /privacy, /forget; block
+tracking."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Case, CaseStatus, Citizen, FaqQuery, Subscription, utcnow
-from bot.db.models import Message as StoredMessage
+from bot.config import Settings
+from bot.db.models import Citizen, utcnow
 from bot.i18n import Locales
+from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
 
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
@@ -93,7 +94,8 @@ async def forget_confirmed(
     locales: Locales,
     lang: str,
 ) -> None:
-    """Deletes what the bot stores, keeping only case records the bureau must retain."""
+    """Deletes what the bot stores, keeping only case records the bureau must retain
+    (`bot.privacy.forget_citizen`)."""
     await query.answer()
     if isinstance(query.message, Message):
         with contextlib.suppress(TelegramBadRequest):  # pressed twice: already removed
@@ -101,27 +103,20 @@ async def forget_confirmed(
     if citizen is None or not callback_data.confirm:
         await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_kept"))  # type: ignore[union-attr]
         return
-    open_case = await session.scalar(
-        select(Case.id).where(Case.citizen_id == citizen.id, Case.status != CaseStatus.CLOSED)
-    )
-    if open_case is not None:
-        await query.bot.send_message(citizen.id, locales.t(lang, "forget_open_case"))  # type: ignore[union-attr]
-        return
-    await session.execute(delete(Subscription).where(Subscription.citizen_id == citizen.id))
-    await session.execute(delete(FaqQuery).where(FaqQuery.citizen_id == citizen.id))
-    await session.execute(
-        delete(StoredMessage).where(
-            StoredMessage.citizen_id == citizen.id, StoredMessage.case_id.is_(None)
-        )
-    )
-    has_cases = await session.scalar(select(Case.id).where(Case.citizen_id == citizen.id))
-    if has_cases is None:
-        await session.delete(citizen)
-    else:
-        citizen.first_name, citizen.last_name, citizen.username = "", None, None
-        citizen.language = None
-    await session.commit()
-    await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_done"))  # type: ignore[union-attr]
+    outcome = await forget_citizen(session, citizen.id)
+    await session.commit()  # before talking to Telegram
+    key = {
+        ForgetOutcome.DONE: "forget_done",
+        ForgetOutcome.DONE_CASES_KEPT: "forget_done_cases_kept",
+        ForgetOutcome.OPEN_CASE: "forget_open_case",
+    }.get(outcome, "forget_kept")
+    await query.bot.send_message(query.from_user.id, locales.t(lang, key))  # type: ignore[union-attr]
+
+
+@router.message(Command("privacy"))
+async def privacy(message: Message, locales: Locales, lang: str, settings: Settings) -> None:
+    """/privacy: what is kept about the citizen and for how long (from the settings)."""
+    await message.answer(privacy_notice(locales, lang, settings.retention))
 
 
 @router.my_chat_member(F.chat.type == "private")

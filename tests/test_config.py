@@ -19,7 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(
-            ("BOT_", "DATABASE_", "REDIS_", "WEBHOOK_", "OFFICERS_", "FAQ_", "ALERTS_")
+            (
+                "BOT_",
+                "DATABASE_",
+                "REDIS_",
+                "WEBHOOK_",
+                "OFFICERS_",
+                "FAQ_",
+                "ALERTS_",
+                "RETENTION_",
+            )
         ):
             monkeypatch.delenv(key)
 
@@ -31,6 +40,16 @@ def test_defaults_need_nothing() -> None:
     assert s.redis.url is None and s.webhook.url is None and s.officers.chat_id is None
     assert s.bot.default_language == "en"
     assert s.alerts.rate == 25
+    r = s.retention
+    assert (r.messages_days, r.faq_queries_days, r.processed_updates_days) == (30, 90, 3)
+    assert (r.alert_deliveries_days, r.interval_minutes) == (30, 60)
+    # The sample city's bureau keeps China Standard Time.
+    assert s.bot.timezone == "Asia/Shanghai" and str(s.bot.zone) == "Asia/Shanghai"
+
+
+def test_timezone_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TIMEZONE", "Europe/Berlin")
+    assert str(load_settings(env_file=None).bot.zone) == "Europe/Berlin"
 
 
 def test_lists_and_urls_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +83,7 @@ def test_the_shipped_env_example_works_once_a_token_is_filled_in(tmp_path: Path)
     assert s.webhook.secret is None and s.webhook.url is None and s.redis.url is None
     assert s.officers.chat_id is None and s.alerts.api_token is None
     assert s.faq.answer_threshold is None
+    assert s.bot.timezone == "Asia/Shanghai"
 
 
 @pytest.mark.parametrize(
@@ -75,6 +95,10 @@ def test_the_shipped_env_example_works_once_a_token_is_filled_in(tmp_path: Path)
         ("OFFICERS_CHAT_ID", "12345", "OFFICERS_CHAT_ID: must be a group id"),
         ("BOT_ADMIN_IDS", "1,abc", "BOT_ADMIN_IDS_1:"),
         ("REDIS_URL", "http://x", "REDIS_URL: must be a redis:// URL"),
+        ("RETENTION_MESSAGES_DAYS", "-1", "RETENTION_MESSAGES_DAYS: Input should be greater"),
+        ("RETENTION_INTERVAL_MINUTES", "0", "RETENTION_INTERVAL_MINUTES: Input should be"),
+        ("BOT_TIMEZONE", "Mars/Olympus", "BOT_TIMEZONE: must be an IANA time zone"),
+        ("BOT_TIMEZONE", "../../etc/passwd", "BOT_TIMEZONE: must be an IANA time zone"),
     ],
 )
 def test_invalid_setting_names_the_variable(
@@ -120,6 +144,14 @@ def test_bad_token_is_never_printed(tmp_path: Path) -> None:
     assert "BOT_TOKEN" in result.stderr
     assert secret not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_retention_from_env_and_zero_keeps_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_MESSAGES_DAYS", "7")
+    monkeypatch.setenv("RETENTION_FAQ_QUERIES_DAYS", "0")
+    monkeypatch.setenv("RETENTION_INTERVAL_MINUTES", "15")
+    r = load_settings(env_file=None).retention
+    assert (r.messages_days, r.faq_queries_days, r.interval_minutes) == (7, 0, 15)
 
 
 def test_an_empty_list_is_written_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
