@@ -200,7 +200,13 @@ async def build(
     owner = process_identity()
     claims = Claims(sessionmaker, settings.officers.claim_seconds, owner=owner)
     handoff = HandoffService(
-        bot, sessionmaker, locales, settings.officers, lane=lane, claims=claims
+        bot,
+        sessionmaker,
+        locales,
+        settings.officers,
+        lane=lane,
+        claims=claims,
+        tz=settings.bot.zone,
     )
     # The intake and the crisis replies have connections of their own: in a surge every
     # handler holds one of the main pool's, and a crisis must not wait for them.

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot
@@ -227,6 +227,7 @@ class HandoffService:
         lane: ForumLane | None = None,
         claims: Claims | None = None,
         clock: Callable[[], datetime] = utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.bot = bot
         # Who works on a case now, shared with every other process on the database.
@@ -238,6 +239,8 @@ class HandoffService:
         self.locales = locales
         self.settings = settings
         self.clock = clock
+        # Times on cards and merged relays are the bureau's (BOT_TIMEZONE), as officers read them.
+        self.tz = tz
         self.staff_lang = locales.default
         # case id -> (failed loop retries in a row, monotonic time of the next retry)
         self._backoff: dict[int, tuple[int, float]] = {}
@@ -668,7 +671,10 @@ class HandoffService:
                 signals=", ".join(str(s) for s in case.signals) or "—",
             )
         )
-        lines.append(self._st("ho_card_opened", at=case.opened_at.strftime("%Y-%m-%d %H:%M UTC")))
+        opened = case.opened_at.astimezone(self.tz)
+        offset = opened.strftime("%z")  # "+0800": shown as UTC+08:00, never an ambiguous "CST"
+        at = f"{opened:%Y-%m-%d %H:%M} UTC{offset[:3]}:{offset[3:]}"
+        lines.append(self._st("ho_card_opened", at=at))
         limit = self.settings.transcript_messages
         history: list[Message] = []
         if limit:
@@ -691,7 +697,7 @@ class HandoffService:
                 Direction.BOT: "🤖",
             }.get(Direction(row.direction), "•")
             body = row.text if row.text else f"[{row.content_type}]"
-            stamp = row.created_at.strftime("%m-%d %H:%M")
+            stamp = row.created_at.astimezone(self.tz).strftime("%m-%d %H:%M")
             lines.append(f"{who_said} <i>{stamp}</i> {e(_short(body, TRANSCRIPT_LINE_CHARS))}")
         lines.append(self._st("ho_card_commands"))
         return split_html_lines(lines)
@@ -755,7 +761,8 @@ class HandoffService:
         await session.commit()
         lines = [self._st("ho_relay_merged", count=len(rows))]
         lines += [
-            f"<i>{row.created_at:%H:%M}</i> {html.escape(row.text or '', quote=False)}"
+            f"<i>{row.created_at.astimezone(self.tz):%H:%M}</i> "
+            f"{html.escape(row.text or '', quote=False)}"
             for row in rows
         ]
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -232,6 +233,32 @@ async def test_card_of_a_long_transcript_is_split_and_escaped(
     assert all(len(p) <= CHUNK for p in parts)
     assert "<script>" not in "".join(parts) and "&lt;script&gt;9" in "".join(parts)
     assert await service.flush_case(case.id)  # Telegram accepts every part
+
+
+async def test_card_times_are_the_bureaus(
+    service: HandoffService, sessionmaker: async_sessionmaker[AsyncSession], emu: Emu
+) -> None:
+    # Officers read the card in the bureau's time zone (BOT_TIMEZONE), offset shown.
+    citizen, _ = await _citizen(sessionmaker, emu, 5007)
+    written = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    async with sessionmaker() as session:
+        session.add(
+            Message(
+                citizen_id=citizen.id, direction=Direction.CITIZEN, text="x", created_at=written
+            )
+        )
+        await session.commit()
+    case = await _open(service, sessionmaker, citizen, None)
+    for zone, stamp in (("Asia/Shanghai", "03-02 07:30"), ("UTC", "03-01 23:30")):
+        service.tz = ZoneInfo(zone)
+        async with sessionmaker() as session:
+            row = await session.get(Case, case.id)
+            assert row is not None
+            card = "\n".join(await service.render_card(session, row))
+        opened = row.opened_at.astimezone(service.tz)
+        offset = "+08:00" if zone == "Asia/Shanghai" else "+00:00"
+        assert f"Opened {opened:%Y-%m-%d %H:%M} UTC{offset}" in card, card
+        assert f"<i>{stamp}</i> x" in card, card
 
 
 def test_names_and_splitting() -> None:
