@@ -156,12 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="migrate, then run the bot (polling, or webhook if set)")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_run, migration_log=True)
 
     p = sub.add_parser("migrate", help="upgrade the database schema")
     p.add_argument("revision", nargs="?", help="target revision (default: head)")
     p.add_argument("--downgrade", action="store_true", help="downgrade instead (default: base)")
-    p.set_defaults(func=_cmd_migrate)
+    p.set_defaults(func=_cmd_migrate, migration_log=True, uses_knowledge=False)
 
     p = sub.add_parser(
         "demo", help="try the bot in a browser: emulated Telegram, sample people, no token"
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=roles)
     p = staff_sub.add_parser("list", help="list staff members")
     p.add_argument("--role", choices=roles)
-    staff.set_defaults(func=_cmd_staff)
+    staff.set_defaults(func=_cmd_staff, uses_knowledge=False)
 
     from bot.alerts.cli import add_commands as add_alert_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
@@ -207,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(env_file=args.env_file)
         setup_logging(settings, args.log_level)
+        if not getattr(args, "migration_log", False) and args.log_level.upper() != "DEBUG":
+            # A tool's output is its answer: the schema upgrade it may do first is not news.
+            logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+        knowledge = settings.faq.knowledge_dir
+        if getattr(args, "uses_knowledge", True) and not knowledge.is_dir():
+            raise ConfigError(
+                f"FAQ_KNOWLEDGE_DIR: no knowledge folder at {knowledge.resolve()}; run safewell "
+                "from the project folder, or set FAQ_KNOWLEDGE_DIR to the project's knowledge/"
+            )
         return func(args, settings)
     except ConfigError as exc:
         print(f"safewell: configuration error: {exc}", file=sys.stderr)

@@ -35,4 +35,4 @@ def add_commands(sub: Any) -> None:
     cases_sub.add_parser(
         "stats", help="time to first officer reply and to close, per priority (p50/p90)"
     )
-    cases.set_defaults(func=_cmd_cases)
+    cases.set_defaults(func=_cmd_cases, uses_knowledge=False)

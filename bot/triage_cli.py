@@ -27,7 +27,7 @@ def add_commands(subparsers: Any) -> None:
         help=f"triage content directory (default: {DEFAULT_DIRECTORY})",
     )
     # The `safewell` CLI calls func(args, settings); settings are not needed here.
-    parser.set_defaults(func=lambda args, *_: cmd_triage(args))
+    parser.set_defaults(func=lambda args, *_: cmd_triage(args), uses_knowledge=False)
 
 
 def _as_json(text: str, result: TriageResult) -> str:

@@ -35,6 +35,7 @@ def add_commands(subparsers: Any) -> None:
     """Add the ``knowledge`` command (check / ask / test / gaps) to an argparse subparsers."""
     knowledge = subparsers.add_parser("knowledge", help="check, query and test the FAQ knowledge")
     sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    knowledge.set_defaults(uses_knowledge=False)  # --knowledge, checked by the loader
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(

@@ -86,3 +86,32 @@ def test_unreadable_file_is_one_line(
     err = capsys.readouterr().err
     assert status == 1
     assert err.strip() == "/nonexistent/alert.xml: cannot read: No such file or directory"
+
+
+def test_outside_the_project_folder_is_one_line_naming_the_setting(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no knowledge/ here
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("FAQ_KNOWLEDGE_DIR", raising=False)
+    (tmp_path / "alert.xml").write_text(sample("amber_alert.xml"), encoding="utf-8")
+    status = main(["--env-file", "/nonexistent", "alert", "import", "alert.xml"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(lines) == 1, lines
+    assert "FAQ_KNOWLEDGE_DIR" in lines[0] and str(tmp_path / "knowledge") in lines[0]
+
+
+def test_a_tool_does_not_print_the_schema_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A fresh database is migrated first; at the default log level that is not announced.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    monkeypatch.setenv("FAQ_KNOWLEDGE_DIR", str(KNOWLEDGE))
+    assert main(["--env-file", "/nonexistent", "alert", "list"]) == 0
+    captured = capsys.readouterr()
+    assert "Running upgrade" not in captured.err, captured.err
+    assert (tmp_path / "fresh.db").exists()  # it did migrate
