@@ -17,6 +17,7 @@ import contextlib
 import logging
 import re
 import signal
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,8 @@ async def _register_staff(app: Safewell) -> None:
 async def start_demo(options: DemoOptions | None = None) -> Demo:
     """Start the emulator, the bot and the page; returns a handle whose `url` is the page."""
     options = options or DemoOptions()
+    # The page's port first: a busy port is said at once, before minutes of loading.
+    page_socket = _listen(options.host, options.port)
     emulator = EmulatorServer(
         Emulator(EmulatorConfig(limits=Limits(enabled=options.limits))), port=options.emulator_port
     )
@@ -239,24 +242,29 @@ async def start_demo(options: DemoOptions | None = None) -> Demo:
         demo.runner.app[DEMO_KEY] = demo
         await _polling_started(emulator.emulator, polling)
         await demo.runner.setup()
-        try:
-            site = web.TCPSite(demo.runner, options.host, options.port)
-            await site.start()
-        except OSError as error:
-            await demo.stop()
-            raise ConfigError(
-                f"--port: cannot listen on {options.host}:{options.port} ({error.strerror}); "
-                "choose another port, or 0 for a free one"
-            ) from None
+        await web.SockSite(demo.runner, page_socket).start()
         port = demo.runner.addresses[0][1]
         demo.url = f"http://{_url_host(options.host)}:{port}/"
         return demo
     except BaseException:
+        page_socket.close()
         if app is None:
             await emulator.stop()
             if tempdir is not None:
                 tempdir.cleanup()
         raise
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket for the page, or a one-line error naming the option."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise ConfigError(
+            f"--port: cannot listen on {host}:{port} ({error.strerror}); "
+            "choose another port, or 0 for a free one"
+        ) from None
 
 
 async def _polling_started(emulator: Emulator, polling: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 import zlib
@@ -205,13 +206,16 @@ async def test_default_database_is_temporary_and_removed(tmp_path: Path) -> None
     assert not await asyncio.to_thread(folder.exists)
 
 
-async def test_busy_port_is_a_clear_error() -> None:
+async def test_busy_port_is_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"--port: cannot listen on 127.0.0.1:{port}"):
             await start_demo(DemoOptions(port=port))
+    # Said before anything starts: no bot was built, nothing was logged on the way out.
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
 
 
 def test_cli_has_the_demo_command() -> None:
