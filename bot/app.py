@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.aio import cancel_and_wait
 from bot.alerts.wiring import setup_alerts
 from bot.claims import Claims, process_identity
+from bot.commands import run_commands_worker
 from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
@@ -258,6 +259,7 @@ async def build(
     app.workers.append(run_intake_worker)
     app.workers.append(run_handoff_worker)
     app.workers.append(run_retention_worker)
+    app.workers.append(run_commands_worker)  # the command menus, once at start
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
     return app
 

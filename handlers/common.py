@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.db.models import Citizen, utcnow
+from bot.db.models import Citizen, Role, utcnow
 from bot.i18n import Locales
 from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
 
@@ -41,9 +41,14 @@ async def start(message: Message, locales: Locales, lang: str, command: CommandO
 
 
 @router.message(Command("help"))
-async def help_(message: Message, locales: Locales, lang: str) -> None:
-    """/help."""
-    await message.answer(locales.t(lang, "help"))
+async def help_(message: Message, locales: Locales, lang: str, roles: set[Role]) -> None:
+    """/help: the citizen's help, then the commands the sender's staff roles allow."""
+    text = locales.t(lang, "help")
+    if roles & {Role.STAFF, Role.ADMIN}:
+        text += "\n" + locales.t(lang, "help_staff")
+    if Role.ADMIN in roles:
+        text += locales.t(lang, "help_admin")
+    await message.answer(text)
 
 
 @router.message(Command("language"))

@@ -80,6 +80,12 @@ async def _refuse(
     await message.reply(locales.t(lang, "ho_not_officer"))
 
 
+@router.message(Command("help"))
+async def officers_help(message: Message, locales: Locales, lang: str) -> None:
+    """/help in the forum: the officers' commands (nothing in it is secret)."""
+    await message.reply(locales.t(lang, "help_officers"))
+
+
 @router.message(Command(*GROUP_COMMANDS))
 async def group_command(
     message: Message,

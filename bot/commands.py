@@ -1,0 +1,107 @@
+"""The command menus Telegram shows: each kind of user sees their own commands, in their
+language (set once at start by a background worker; a failure is logged, never fatal)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeUnion,
+)
+from sqlalchemy import select
+
+from bot.db.models import Role, StaffRole
+from bot.i18n import Locales
+
+if TYPE_CHECKING:
+    from bot.app import Safewell
+
+log = logging.getLogger(__name__)
+
+CITIZEN = (
+    "start",
+    "help",
+    "human",
+    "subscribe",
+    "unsubscribe",
+    "mysubscriptions",
+    "alerts",
+    "language",
+    "privacy",
+    "forget",
+)
+# Communications staff, in their private chat with the bot (besides the citizen commands).
+STAFF = ("alert", "pending", "stop", "resume", "cancel_alert", "update_alert")
+ADMIN = ("reload",)
+# Officers, in the forum (the topic commands work inside a case's topic).
+OFFICERS = (
+    "help",
+    "cases",
+    "onduty",
+    "offduty",
+    "claim",
+    "close",
+    "note",
+    "transfer",
+    "ban",
+    "unban",
+)
+
+
+def menu(locales: Locales, lang: str, names: tuple[str, ...]) -> list[BotCommand]:
+    """The commands `names` with their descriptions (`cmd_<name>`) in `lang`."""
+    return [BotCommand(command=n, description=locales.t(lang, f"cmd_{n}")) for n in names]
+
+
+def staff_menu(roles: set[Role]) -> tuple[str, ...]:
+    """A staff member's private-chat menu: the citizen's, then what their roles allow."""
+    names: tuple[str, ...] = CITIZEN
+    if roles & {Role.STAFF, Role.ADMIN}:
+        names += STAFF
+    if Role.ADMIN in roles:
+        names += ADMIN
+    return names
+
+
+async def publish_commands(app: Safewell) -> None:
+    """Set every menu: citizens (all private chats), the officers' forum, and each staff
+    member's private chat; one per language plus the default for other languages."""
+    locales = app.locales
+    menus: list[tuple[BotCommandScopeUnion, tuple[str, ...]]] = [
+        (BotCommandScopeAllPrivateChats(), CITIZEN)
+    ]
+    forum = app.settings.officers.chat_id
+    if forum is not None:
+        menus.append((BotCommandScopeChat(chat_id=forum), OFFICERS))
+    async with app.sessionmaker() as session:
+        rows = (await session.execute(select(StaffRole.user_id, StaffRole.role))).all()
+    staff: dict[int, set[Role]] = {}
+    for user_id, role in rows:
+        staff.setdefault(user_id, set()).add(Role(role))
+    for user_id in app.settings.bot.admin_ids:  # admins by configuration (BOT_ADMIN_IDS)
+        staff.setdefault(user_id, set()).add(Role.ADMIN)
+    for user_id, roles in sorted(staff.items()):
+        if roles & {Role.STAFF, Role.ADMIN}:
+            menus.append((BotCommandScopeChat(chat_id=user_id), staff_menu(roles)))
+    for scope, names in menus:
+        for lang in (None, *locales.languages):
+            try:
+                await app.bot.set_my_commands(
+                    menu(locales, lang or locales.default, names), scope=scope, language_code=lang
+                )
+            except TelegramAPIError as error:  # a staff member who never opened the chat
+                log.warning("commands for %s (%s): %s", scope.type, lang or "default", error)
+    log.info("command menus set: %d scopes", len(menus))
+
+
+async def run_commands_worker(app: Safewell) -> None:
+    """Publish the menus once at start (a background worker, so start never waits on it)."""
+    try:
+        await publish_commands(app)
+    except Exception as error:  # Telegram or the database away at start: menus stay as they were
+        log.warning("command menus not set: %s: %s", type(error).__name__, error)
