@@ -29,6 +29,7 @@ from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
+from bot.forum_check import run_forum_check
 from bot.fsm_storage import FsmSessionMiddleware
 from bot.handoff import HandoffService, run_handoff_worker
 from bot.i18n import Locales
@@ -75,6 +76,8 @@ class Safewell:
     workers: list[Callable[[Safewell], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Other resources features opened (a second bot session, a Redis client), closed last.
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # What stops the bot in the officers' forum, as found at start (None: not checked yet).
+    forum_problems: list[str] | None = None
 
     def stop(self) -> None:
         """Ask a running `run_polling` or `run_webhook` to stop (in-flight work finishes)."""
@@ -260,6 +263,7 @@ async def build(
     app.workers.append(run_handoff_worker)
     app.workers.append(run_retention_worker)
     app.workers.append(run_commands_worker)  # the command menus, once at start
+    app.workers.append(run_forum_check)  # the bot's rights in the officers' forum, at start
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
     return app
 

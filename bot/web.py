@@ -28,9 +28,12 @@ APP_KEY = web.AppKey("safewell", object)
 async def healthz(request: web.Request) -> web.Response:
     """200 when the database answers, 503 when it does not."""
     app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    # The forum's state is a detail for the operator: the bot still answers citizens without
+    # it, so it does not take the process out of the load balancer.
+    forum = {"forum": app.forum_problems or "ok"} if app.forum_problems is not None else {}
     if await database_ok(app.engine):
-        return web.json_response({"status": "ok", "database": "ok"})
-    return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+        return web.json_response({"status": "ok", "database": "ok", **forum})
+    return web.json_response({"status": "unavailable", "database": "down", **forum}, status=503)
 
 
 def webhook_secret(settings: Settings) -> str:
