@@ -114,6 +114,7 @@ def test_invalid_setting_names_the_variable(
 
 def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env["FAQ_KNOWLEDGE_DIR"] = str(REPO / "knowledge")  # only the token is missing
     result = subprocess.run(
         [sys.executable, "-m", "bot", "run"],
         cwd=tmp_path,
