@@ -44,6 +44,7 @@ def test_refuses_sqlite_and_a_missing_redis(
     for key in [k for k in os.environ if k.startswith(("BOT_", "DATABASE_", "REDIS_"))]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("BOT_TOKEN", "123456789:AAExampleCityWorkerTestToken_0123456")
+    monkeypatch.setenv("FAQ_KNOWLEDGE_DIR", str(KNOWLEDGE))
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/x.sqlite3")
     assert main(["alert", "worker"]) == 2
     assert "need PostgreSQL" in capsys.readouterr().err
