@@ -380,7 +380,9 @@ async def test_redis_critical_send_skips_the_urgent_line(
     waited = await limiter.acquire(critical=True)
     assert not line.done()
     await line
-    assert waited < 0.2
+    # Behind the urgent line it would wait ~2.7 s; a loaded CI machine once took over 0.2 s
+    # for the Redis round trips alone, so the bound is 1 s.
+    assert waited < 1.0
 
 
 async def test_redis_keys_expire(redis_factory: Callable[[], Redis], prefix: str) -> None:
