@@ -8,7 +8,7 @@ Thresholds (scores are 0..1, see ``bot.faq.index``):
   entries at or above ``suggest_threshold`` are offered.
 * ``none``: nothing scores ``suggest_threshold``.
 
-How the defaults (answer 0.28 / suggest 0.21 / margin 0.06) were chosen, with
+How the defaults (answer 0.29 / suggest 0.21 / margin 0.06) were chosen, with
 ``python -m benchmarks.faq_accuracy --split dev --calibrate`` (it prints the whole table):
 
 1. Data: the sample content's ``tests:`` phrasings (384, en + zh; never used for matching) as
@@ -31,6 +31,13 @@ same defaults the sample tests get 76% answered with none wrong (was 62% with 0.
 would now pick 0.28 / 0.26 / 0.02, but the two-fold check of that choice found 1.9% wrong on
 one half, and its narrow margin answers 69% of CovidFAQ dev with 19.5% of those wrong (English
 scores did not change), so the defaults stay.
+
+Answer threshold 0.28 -> 0.29 (2026-12-07): e5's engine is compiled on each machine, and on
+one its vectors put "超市几点关门" (when does the supermarket close) at 0.2800, exactly on the
+threshold, so 7 of the 64 out-of-domain questions (10.9 %) got an answer. The procedure there
+picks 0.29; at 0.29 the out-of-domain share is 6/64 with room for such noise, and the sample
+tests get 74 % answered (285/384, none wrong; 76 % at 0.28). Suggest and margin stay for the
+reasons above.
 
 The external eval sets (dev splits) get 51-70% answered at these values with 7-13% of answers
 wrong: their labels are noisier (Tianchi: ~12% of gold entries have a verbatim duplicate
@@ -57,7 +64,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["answer", "suggest", "none"]
 
-DEFAULT_ANSWER_THRESHOLD = 0.28
+DEFAULT_ANSWER_THRESHOLD = 0.29
 DEFAULT_SUGGEST_THRESHOLD = 0.21
 DEFAULT_MARGIN = 0.06
 MAX_RESULTS = 5
