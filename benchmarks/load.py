@@ -94,7 +94,8 @@ async def run(
     """One bot (or several behind nginx), one surge; its rate and reply times."""
     workdir = Path(tempfile.mkdtemp(prefix="safewell-load-"))
     server = EmulatorServer(Emulator(EmulatorConfig(limits=Limits(enabled=False))))
-    settings = {"ALERTS_RATE": "1000"}
+    # No failpoints: the harness arms them by default, and each check reads a file.
+    settings = {"ALERTS_RATE": "1000", "SAFEWELL_FAILPOINTS": ""}
     if processes > 1 and redis_answers():
         settings["REDIS_URL"] = REDIS_URL  # the send rate shared, as in a deployment
     nginx = None

@@ -36,8 +36,8 @@ from aiogram.exceptions import (
 )
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -214,6 +214,32 @@ class StatsRow:
     rating_avg: float | None
 
 
+# Statements every citizen message runs, built once: building and hashing a statement costs
+# more Python than the query itself in a surge.
+_CLOSED = Case.status == CaseStatus.CLOSED
+_ACTIVE_CASE = (
+    select(Case)
+    .where(
+        Case.citizen_id == bindparam("citizen"),
+        ~_CLOSED | (Case.closed_at >= bindparam("cutoff")),
+    )
+    .order_by(sql_case((_CLOSED, 1), else_=0), Case.id.desc())  # open ones first, then latest
+    .limit(1)
+)
+_RECENT_TEXTS = (
+    select(Message.text)
+    .where(
+        Message.citizen_id == bindparam("citizen"),
+        Message.direction == Direction.CITIZEN,
+        Message.case_id.is_(None),
+        Message.text.is_not(None),
+        Message.created_at >= bindparam("since"),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 class HandoffService:
     """Opens cases, delivers them to the officers' forum and relays messages both ways."""
 
@@ -279,14 +305,7 @@ class HandoffService:
     async def active_case(self, session: AsyncSession, citizen_id: int) -> Case | None:
         """The citizen's open or claimed case, else one closed within the reopen window."""
         cutoff = self.clock() - self.reopen_window
-        closed = Case.status == CaseStatus.CLOSED
-        # One query (every citizen message asks): open cases first, then the latest.
-        return await session.scalar(
-            select(Case)
-            .where(Case.citizen_id == citizen_id, ~closed | (Case.closed_at >= cutoff))
-            .order_by(sql_case((closed, 1), else_=0), Case.id.desc())
-            .limit(1)
-        )
+        return await session.scalar(_ACTIVE_CASE, {"citizen": citizen_id, "cutoff": cutoff})
 
     async def case_by_topic(
         self, session: AsyncSession, chat_id: int, thread_id: int | None
@@ -455,17 +474,9 @@ class HandoffService:
     ) -> list[str]:
         """The citizen's last texts outside any case, oldest first (for reading a crisis said
         across several short messages together)."""
+        since = self.clock() - within
         rows = await session.scalars(
-            select(Message.text)
-            .where(
-                Message.citizen_id == citizen_id,
-                Message.direction == Direction.CITIZEN,
-                Message.case_id.is_(None),
-                Message.text.is_not(None),
-                Message.created_at >= self.clock() - within,
-            )
-            .order_by(Message.id.desc())
-            .limit(limit)
+            _RECENT_TEXTS, {"citizen": citizen_id, "since": since, "limit": limit}
         )
         return [text for text in reversed(rows.all()) if text]
 

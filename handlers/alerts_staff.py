@@ -30,16 +30,17 @@ from bot.alerts.wiring import alert_subject
 from bot.config import Settings
 from bot.db.models import Alert, AlertKind, AlertStatus, Role, StaffRole
 from bot.i18n import Locales
+from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
 router = Router(name=__name__)
 
 
-def _is_staff(_event: object, roles: set[Role] | None = None) -> bool:
+async def _is_staff(_event: object, roles: set[Role] | None = None) -> bool:
     return bool(roles and ({Role.STAFF, Role.ADMIN} & roles))
 
 
-router.message.filter(F.chat.type == "private", _is_staff)
-router.callback_query.filter(F.message.chat.type == "private", _is_staff)
+router.message.filter(PRIVATE, _is_staff)
+router.callback_query.filter(PRIVATE_CALLBACK, _is_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}

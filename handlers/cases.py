@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, Update
@@ -23,12 +23,13 @@ from bot.handoff import HandoffService, RateCb, ReopenCb
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult
+from handlers.filters import PRIVATE
 from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.edited_message.filter(F.chat.type == "private")
+router.message.filter(PRIVATE)
+router.edited_message.filter(PRIVATE)
 
 # Placed before `common` so the topic hears about a block; it always lets `common` run too.
 watch_router = Router(name=f"{__name__}.watch")
@@ -234,7 +235,7 @@ async def talk_again(
     await handoff.flush_case(case.id)
 
 
-@watch_router.my_chat_member(F.chat.type == "private")
+@watch_router.my_chat_member(PRIVATE)
 async def blocked_or_unblocked(
     event: ChatMemberUpdated,
     session: AsyncSession,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
@@ -17,10 +17,11 @@ from bot.config import Settings
 from bot.db.models import Citizen, Role, utcnow
 from bot.i18n import Locales
 from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
+from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(PRIVATE)
+router.callback_query.filter(PRIVATE_CALLBACK)
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 
@@ -124,7 +125,7 @@ async def privacy(message: Message, locales: Locales, lang: str, settings: Setti
     await message.answer(privacy_notice(locales, lang, settings.retention))
 
 
-@router.my_chat_member(F.chat.type == "private")
+@router.my_chat_member(PRIVATE)
 async def blocked_or_unblocked(event: ChatMemberUpdated, citizen: Citizen | None) -> None:
     """The citizen blocked (kicked) or unblocked the bot."""
     if citizen is None:

@@ -8,23 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
 from bot.i18n import Locales
+from handlers.filters import PRIVATE, Is
 
 router = Router(name=__name__)
 
 
-@router.edited_message(F.chat.type == "private")
+@router.edited_message(PRIVATE)
 async def edited(message: Message, locales: Locales, lang: str) -> None:
     """A citizen edited an earlier message outside a case."""
     await message.answer(locales.t(lang, "edited_ignored"))
 
 
-@router.message(F.chat.type == "private", ~F.text)
+@router.message(PRIVATE, Is(~F.text))
 async def unsupported(message: Message, locales: Locales, lang: str) -> None:
     """Stickers, photos, voice, files, locations… outside a case."""
     await message.answer(locales.t(lang, "unsupported_content"))
 
 
-@router.message(F.chat.type == "private", F.text)
+@router.message(PRIVATE, Is(F.text))
 async def text(message: Message, locales: Locales, lang: str) -> None:
     """Any text nothing else answered."""
     await message.answer(locales.t(lang, "not_understood"))

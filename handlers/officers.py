@@ -20,6 +20,7 @@ from bot.db import repo
 from bot.db.models import CasePriority, CaseStatus, Citizen, Role
 from bot.handoff import BADGE, HandoffService, citizen_label, split_html_lines, topic_link
 from bot.i18n import Locales
+from handlers.filters import Is
 from handlers.triage import content_kind
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ RELAYABLE = {
 }
 
 
-def in_officers_chat(message: Message, settings: Settings) -> bool:
-    """The update comes from the configured officers' forum."""
+async def in_officers_chat(message: Message, settings: Settings) -> bool:
+    """The update comes from the configured officers' forum (a coroutine: `handlers.filters`)."""
     return settings.officers.chat_id is not None and message.chat.id == settings.officers.chat_id
 
 
@@ -190,7 +191,7 @@ async def topic_command(
         await handoff.close(session, case, user.id, (command.args or "").strip() or None)
 
 
-@router.message(F.text.startswith("/"))
+@router.message(Is(F.text.startswith("/")))
 async def unknown_command(message: Message, locales: Locales, lang: str) -> None:
     """Any other command in a case topic is not relayed."""
     if thread_of(message) is not None:

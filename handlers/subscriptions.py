@@ -16,10 +16,11 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.config import Settings
 from bot.db.models import Citizen
 from bot.i18n import Locales
+from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(PRIVATE)
+router.callback_query.filter(PRIVATE_CALLBACK)
 
 
 class SubCb(CallbackData, prefix="sub"):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CursorResult, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,16 +91,21 @@ async def upsert_citizen(
 async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citizen | None]:
     """The roles a Telegram user holds (empty for citizens) and their citizen row, if any, in
     one query. While the caller holds the row, `upsert_citizen` reads it from the session."""
-    listed = (
-        select(func.aggregate_strings(StaffRole.role, ","))
-        .where(StaffRole.user_id == user_id)
-        .scalar_subquery()
-    )
-    row = (await session.execute(select(Citizen, listed).where(Citizen.id == user_id))).first()
+    row = (await session.execute(_IDENTIFY, {"user": user_id})).first()
     if row is not None:
         return {Role(r) for r in (row[1] or "").split(",") if r}, row[0]
-    rows = await session.scalars(select(StaffRole.role).where(StaffRole.user_id == user_id))
+    rows = await session.scalars(_ROLES, {"user": user_id})
     return {Role(r) for r in rows}, None
+
+
+# Built once: every update runs them (see `identify`).
+_ROLES = select(StaffRole.role).where(StaffRole.user_id == bindparam("user"))
+_IDENTIFY = select(
+    Citizen,
+    select(func.aggregate_strings(StaffRole.role, ","))
+    .where(StaffRole.user_id == bindparam("user"))
+    .scalar_subquery(),
+).where(Citizen.id == bindparam("user"))
 
 
 async def add_role(
