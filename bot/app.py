@@ -12,7 +12,6 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -42,7 +41,12 @@ from bot.middlewares import (
     InflightMiddleware,
 )
 from bot.retention import RetentionJob, run_retention_worker
-from bot.telegram import ForumLane, ForumLaneMiddleware, RetryAfterMiddleware
+from bot.telegram import (
+    ForumLane,
+    ForumLaneMiddleware,
+    RetryAfterMiddleware,
+    Session,
+)
 from bot.triage import Triage
 from bot.windows import window
 from handlers import setup_routers
@@ -78,11 +82,24 @@ class Safewell:
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # What stops the bot in the officers' forum, as found at start (None: not checked yet).
     forum_problems: list[str] | None = None
+    # The shared Redis, when REDIS_URL is set (its health is part of /readyz).
+    redis: Redis | None = None
 
     def stop(self) -> None:
         """Ask a running `run_polling` or `run_webhook` to stop (in-flight work finishes)."""
         if self.stopping is not None:
             self.stopping.set()
+
+    def dead_loops(self) -> list[str]:
+        """Background tasks and intake workers that stopped with an error or were cancelled
+        while the bot runs (a worker that runs once at start and returns is fine)."""
+        if self.stopping is not None and self.stopping.is_set():
+            return []
+        return [
+            task.get_name()
+            for task in [*self.background, *self.intake.tasks]
+            if task.done() and (task.cancelled() or task.exception() is not None)
+        ]
 
     def start_workers(self) -> None:
         """Start every registered background worker (idempotent per process run)."""
@@ -117,7 +134,7 @@ def build_bot(settings: Settings, *, retry_after: bool = True) -> Bot:
         if settings.bot.api_base_url
         else None
     )
-    session = AiohttpSession(api=api) if api else AiohttpSession()
+    session = Session(api=api) if api else Session()
     if retry_after:
         session.middleware(RetryAfterMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
@@ -247,6 +264,7 @@ async def build(
         faq=faq,
         inflight=inflight,
         intake=intake,
+        redis=redis,
     )
     # Long-lived services reach handlers as workflow data.
     dp.workflow_data.update(

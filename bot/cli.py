@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.db.models import Role
+from bot.logs import formatter
 
 log = logging.getLogger("safewell")
 
@@ -31,9 +32,9 @@ class RedactingFilter(logging.Filter):
 
 
 def setup_logging(settings: Settings, level: str) -> None:
-    """Plain logs on stderr, with the bot token and secrets redacted."""
+    """Logs on stderr (plain, or JSON with `LOG_FORMAT=json`), secrets redacted."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(settings.log.format))
     secrets = [
         s.get_secret_value()
         for s in (settings.bot.token, settings.webhook.secret, settings.alerts.api_token)

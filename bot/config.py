@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -283,6 +283,16 @@ class RetentionSettings(BaseSettings):
     interval_minutes: float = Field(60.0, gt=0)
 
 
+class LogSettings(BaseSettings):
+    """How the processes log."""
+
+    model_config = _config("LOG_")
+
+    # "text": plain lines; "json": one JSON object per line with update, citizen, case and
+    # alert ids as fields (for a log pipeline).
+    format: Literal["text", "json"] = "text"
+
+
 class Settings:
     """All settings, read once by the composition root."""
 
@@ -303,6 +313,7 @@ class Settings:
         self.intake: IntakeSettings = group(IntakeSettings, "intake")
         self.alerts: AlertSettings = group(AlertSettings, "alerts")
         self.retention: RetentionSettings = group(RetentionSettings, "retention")
+        self.log: LogSettings = group(LogSettings, "log")
 
     def require_token(self) -> SecretStr:
         """The token, or a ConfigError saying how to get one."""

@@ -8,13 +8,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter
-from aiogram.methods.base import TelegramMethod, TelegramType
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
+from aiogram.methods.base import Response, TelegramMethod, TelegramType
 
+from bot import metrics
 from bot.windows import LocalWindow, Window
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class UrgentLimiter(Protocol):
 # or ordinary relays, and a crisis reply waits behind nothing but the rate.
 CRITICAL, LIFELINE = 1, 2
 _critical: ContextVar[int] = ContextVar("safewell_critical_send", default=0)
+_LINES = {0: "urgent", CRITICAL: "critical", LIFELINE: "lifeline"}  # metric labels
 
 
 @contextlib.contextmanager
@@ -53,6 +56,36 @@ def critical_sends(lifeline: bool = False) -> Iterator[None]:
         yield
     finally:
         _critical.reset(token)
+
+
+class Session(AiohttpSession):
+    """aiogram's HTTP session, counting every Bot API call (each attempt) in `bot.metrics`.
+
+    It also keeps each method's parsed-response model alive: aiogram reads every answer
+    through `Response[<returned type>]`, a pydantic generic that pydantic caches only weakly,
+    so with nothing holding it, it was collected and built again, schema and all, for a later
+    call (a few per cent of a FAQ answer's CPU in a surge).
+    """
+
+    _responses: ClassVar[dict[Any, Any]] = {}
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
+    ) -> TelegramType:
+        returning = method.__returning__
+        if returning not in self._responses:
+            self._responses[returning] = Response[returning]  # type: ignore[valid-type]
+        name = type(method).__name__
+        try:
+            result = await super().make_request(bot, method, timeout)
+        except TelegramAPIError as exc:
+            metrics.telegram_call(name, exc)
+            raise
+        metrics.telegram_call(name)
+        return result
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -112,9 +145,10 @@ class UrgentLimitMiddleware(BaseRequestMiddleware):
     ) -> Any:
         if _is_message(method):
             level = _critical.get()
-            await self.limiter.acquire(
+            waited = await self.limiter.acquire(
                 urgent=True, critical=level == CRITICAL, lifeline=level == LIFELINE
             )
+            metrics.LIMITER_WAIT.labels(_LINES[level]).observe(waited)
         return await make_request(bot, method)
 
 

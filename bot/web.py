@@ -1,7 +1,8 @@
-"""The aiohttp application: Telegram's webhook, and /healthz for load balancers."""
+"""The aiohttp application: Telegram's webhook, /healthz and /readyz, /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot import metrics
 from bot.alerts.api import add_routes as add_alert_routes
 from bot.config import Settings
 from bot.db.session import database_ok
@@ -34,6 +36,55 @@ async def healthz(request: web.Request) -> web.Response:
     if await database_ok(app.engine):
         return web.json_response({"status": "ok", "database": "ok", **forum})
     return web.json_response({"status": "unavailable", "database": "down", **forum}, status=503)
+
+
+# An officer's message waiting longer than this to reach the citizen: the outbox is stuck.
+OUTBOX_STUCK_SECONDS = 120.0
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when every piece the bot needs works, else 503 naming what does not.
+
+    `/healthz` says the process can answer at all (the database); `/readyz` says it is doing
+    its job: the database, Redis when configured, the officers' forum with the rights to open
+    and manage topics, the relay outbox draining, and every background loop alive.
+    """
+    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    checks: dict[str, str] = {}
+    checks["database"] = "ok" if await database_ok(app.engine) else "down"
+    if app.redis is not None:
+        try:
+            await asyncio.wait_for(app.redis.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as exc:  # refused, timed out, or answering with an error
+            checks["redis"] = f"down ({type(exc).__name__})"
+    if app.settings.officers.chat_id is not None:
+        if app.forum_problems is None:
+            checks["forum"] = "not checked yet"
+        else:
+            checks["forum"] = "; ".join(app.forum_problems) or "ok"
+    if checks["database"] == "ok":
+        try:
+            async with app.sessionmaker() as session:
+                waited = (await metrics.refresh(session))["relay_outbox_oldest_seconds"]
+        except Exception as exc:
+            checks["outbox"] = f"unknown ({type(exc).__name__})"
+        else:
+            stuck = waited > OUTBOX_STUCK_SECONDS
+            checks["outbox"] = f"stuck for {waited:.0f} s" if stuck else "ok"
+    dead = app.dead_loops()
+    checks["loops"] = ("stopped: " + ", ".join(dead)) if dead else "ok"
+    ready = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
+    )
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus's text exposition: this process's counters, the database's gauges."""
+    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    body = await metrics.render(app.engine)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -74,10 +125,13 @@ SECRET_KEY = web.AppKey("webhook_secret", str)
 
 
 def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
-    """Routes for /healthz and, in webhook mode, Telegram's updates with the secret check."""
+    """Routes for /healthz, /readyz, /metrics and, in webhook mode, Telegram's updates with
+    the secret check."""
     web_app = web.Application()
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", metrics_page)
     add_alert_routes(web_app, app)  # POST /api/cap (bearer ALERTS_API_TOKEN)
     if webhook:
         web_app[SECRET_KEY] = webhook_secret(app.settings)

@@ -8,9 +8,10 @@ import logging
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.types import InlineKeyboardButton as Button
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.db import repo
 from bot.db.models import Citizen, FaqQuery, Role, random_id
 from bot.db.session import end_reading
@@ -18,11 +19,12 @@ from bot.faq.models import FaqEntry
 from bot.faq.service import FaqService
 from bot.i18n import Locales
 from handlers.callbacks import FeedbackCb, HumanCb, PickCb
+from handlers.filters import PRIVATE, Is
 from handlers.officers import GROUP_COMMANDS, TOPIC_COMMANDS
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
+router.message.filter(PRIVATE)
 
 # Matching reads the start of a message; a 4,000-character story is a report, not a question.
 MAX_QUERY_CHARS = 500
@@ -48,21 +50,28 @@ def render_entry(entry: FaqEntry, lang: str, locales: Locales) -> str:
 def answer_keyboard(
     entry: FaqEntry, query_id: int, lang: str, locales: Locales, faq: FaqService
 ) -> InlineKeyboardMarkup:
-    """👍/👎 plus buttons for related entries."""
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=locales.t(lang, "faq_helpful"), callback_data=FeedbackCb(query_id=query_id, up=True)
-    )
-    kb.button(
-        text=locales.t(lang, "faq_not_helpful"),
-        callback_data=FeedbackCb(query_id=query_id, up=False),
-    )
+    """👍/👎 plus buttons for related entries.
+
+    The markup is built directly: aiogram's keyboard builder copies every button at each
+    step, and this runs for every answer in a surge."""
+    rows = [
+        [
+            Button(
+                text=locales.t(lang, "faq_helpful"),
+                callback_data=FeedbackCb(query_id=query_id, up=True).pack(),
+            ),
+            Button(
+                text=locales.t(lang, "faq_not_helpful"),
+                callback_data=FeedbackCb(query_id=query_id, up=False).pack(),
+            ),
+        ]
+    ]
     related = [faq.kb.entries[r] for r in entry.related if r in faq.kb.entries]
     for other in related[:MAX_RELATED_BUTTONS]:
         title = other.text(lang, fallbacks=(locales.default,)).question
-        kb.button(text=f"↪ {title}", callback_data=PickCb(query_id=query_id, entry_id=other.id))
-    kb.adjust(2, *([1] * MAX_RELATED_BUTTONS))
-    return kb.as_markup()
+        pick = PickCb(query_id=query_id, entry_id=other.id).pack()
+        rows.append([Button(text=f"↪ {title}", callback_data=pick)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 async def send_entry(
@@ -110,7 +119,7 @@ STAFF_COMMANDS = frozenset(
 )
 
 
-@router.message(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)"))
+@router.message(Is(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)")))
 async def other_command(
     message: Message, session: AsyncSession, locales: Locales, lang: str, roles: set[Role]
 ) -> None:
@@ -124,7 +133,7 @@ async def other_command(
     await message.answer(locales.t(lang, "unknown_command"))
 
 
-@router.message(F.text)
+@router.message(Is(F.text))
 async def question(
     message: Message,
     session: AsyncSession,
@@ -140,12 +149,14 @@ async def question(
     if throttled:
         # Kept for curators; the flood notice was already sent once by the middleware.
         session.add(FaqQuery(citizen_id=citizen_id, text=text, language=lang, outcome="throttled"))
+        metrics.FAQ.labels("throttled").inc()
         return
     talk = faq.small_talk(text, lang)
     if talk is not None:
         await message.answer(locales.t(lang, f"smalltalk_{talk}"))
         return
     result = faq.match(text[:MAX_QUERY_CHARS], lang)
+    metrics.FAQ.labels(result.outcome).inc()
     best = result.best
     query = FaqQuery(
         id=random_id(),  # known now: the buttons carry it, the row is written after
@@ -162,22 +173,24 @@ async def question(
     if result.outcome == "answer" and best is not None:
         await send_entry(message, faq.kb.entries[best.entry_id], query, lang, locales, faq)
         return
-    kb = InlineKeyboardBuilder()
+    human = HumanCb(query_id=query.id).pack()
     if result.outcome == "suggest":
+        rows = []
         for scored in result.suggestions:
             title = faq.kb.entries[scored.entry_id].text(lang, fallbacks=(locales.default,))
-            kb.button(
-                text=title.question,
-                callback_data=PickCb(query_id=query.id, entry_id=scored.entry_id),
-            )
-        kb.button(
-            text=locales.t(lang, "faq_none_of_these"), callback_data=HumanCb(query_id=query.id)
+            pick = PickCb(query_id=query.id, entry_id=scored.entry_id).pack()
+            rows.append([Button(text=title.question, callback_data=pick)])
+        rows.append([Button(text=locales.t(lang, "faq_none_of_these"), callback_data=human)])
+        await message.answer(
+            locales.t(lang, "faq_did_you_mean"),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
         )
-        kb.adjust(1)
-        await message.answer(locales.t(lang, "faq_did_you_mean"), reply_markup=kb.as_markup())
         return
-    kb.button(text=locales.t(lang, "faq_talk_to_officer"), callback_data=HumanCb(query_id=query.id))
-    await message.answer(locales.t(lang, "faq_no_answer"), reply_markup=kb.as_markup())
+    officer = Button(text=locales.t(lang, "faq_talk_to_officer"), callback_data=human)
+    await message.answer(
+        locales.t(lang, "faq_no_answer"),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[officer]]),
+    )
 
 
 async def _own_query(session: AsyncSession, query_id: int, user_id: int) -> FaqQuery | None:

@@ -17,7 +17,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import failpoints
+from bot import failpoints, metrics
 from bot.db.models import CasePriority, CaseReason, CaseStatus, Citizen
 from bot.db.session import end_reading
 from bot.handoff import HandoffService
@@ -25,11 +25,12 @@ from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult
 from handlers.callbacks import HumanCb
+from handlers.filters import PRIVATE, Is
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.edited_message.filter(F.chat.type == "private")
+router.message.filter(PRIVATE)
+router.edited_message.filter(PRIVATE)
 
 
 def content_kind(message: Message) -> str:
@@ -120,8 +121,8 @@ async def human_command(
     await escalate(message, session, citizen, handoff, lang, "human", ("/human",), False)
 
 
-@router.message(F.text | F.caption)
-@router.edited_message(F.text | F.caption)
+@router.message(Is(F.text | F.caption))
+@router.edited_message(Is(F.text | F.caption))
 async def triage_message(
     message: Message,
     event_update: Update,
@@ -155,6 +156,7 @@ async def triage_message(
             together = triage.rules("\n".join([*earlier, text]), lang)
             if together.level in URGENT_REPLY_KEYS:
                 result = TriageResult(together.level, (*together.signals, "across_messages"))
+    metrics.TRIAGE.labels(result.level).inc()
     if result.level == "normal":
         # Kept as the transcript an officer sees if a case opens later (/forget deletes it).
         await handoff.store_citizen_message(

@@ -44,6 +44,7 @@ from aiogram.exceptions import (
 from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
 from bot.alerts.ratelimit import RateLimiter
@@ -537,7 +538,7 @@ class Broadcaster:
     async def _send(self, item: _Item, message: PreparedMessage, stats: RunStats) -> _Result:
         rate_limited = 0
         while True:
-            await self.limiter.acquire()
+            metrics.LIMITER_WAIT.labels("broadcast").observe(await self.limiter.acquire())
             try:
                 message_id = await self.transport.send(item.citizen_id, message, item.reply_to)
             except TelegramRetryAfter as exc:

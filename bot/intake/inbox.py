@@ -21,10 +21,11 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import Message, Update
+from aiogram.types.update import UpdateTypeLookupError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import failpoints
+from bot import failpoints, metrics
 from bot.aio import cancel_and_wait
 from bot.claims import process_identity
 from bot.config import IntakeSettings
@@ -584,6 +585,11 @@ class Intake:
                 if chat_id not in self._busy and not self._blocked(chat_id):
                     self._make_ready(chat_id, True)
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The workers (for a readiness check: one that stopped is a problem)."""
+        return list(self._workers)
+
     def start(self) -> None:
         """Start the workers that handle queued updates (idempotent)."""
         if self._workers:
@@ -628,16 +634,43 @@ class Intake:
         """Handle one update; True when it failed and will be tried again."""
         done = InboxDone(item.update_id)
         try:
+            kind = item.update.event_type
+        except UpdateTypeLookupError:  # a kind of update this aiogram does not know
+            kind = "unknown"
+        timer = metrics.Timer()
+        try:
             # The handlers' session middleware marks the update handled in its last commit
             # (`inbox_done`); without one (a bare dispatcher), `_done` does it after.
             await self.dispatcher.feed_update(self.bot, item.update, inbox_done=done)
         except Exception as exc:
+            self._account(item, kind, "failed", timer.elapsed)
             log.exception("update %s failed", item.update_id)
             return await self._failed(item.update_id, exc)
+        self._account(item, kind, "handled", timer.elapsed)
         failpoints.reached("card_posted")
         if not done.marked:
             await self._done(item.update_id)
         return False
+
+    @staticmethod
+    def _account(item: _Queued, kind: str, outcome: str, seconds: float) -> None:
+        """The update's metrics and its one log line (ids and timing only, never its text)."""
+        metrics.UPDATES.labels(kind, outcome).inc()
+        metrics.UPDATE_SECONDS.labels(kind).observe(seconds)
+        log.info(
+            "update %s %s %s in %.0f ms",
+            item.update_id,
+            kind,
+            outcome,
+            seconds * 1000,
+            extra={
+                "update_id": item.update_id,
+                "update_type": kind,
+                "outcome": outcome,
+                "latency_ms": round(seconds * 1000, 1),
+                "citizen_id": item.key if item.key > 0 else None,  # a private chat's id
+            },
+        )
 
     async def _done(self, update_id: int) -> None:
         """The update leaves the inbox and is recorded as handled, in one transaction."""

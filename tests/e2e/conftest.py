@@ -134,6 +134,17 @@ async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 10.0) -
         await asyncio.sleep(0.05)
 
 
+async def forum_checked(app: Safewell) -> list[str]:
+    """The start-up check of the officers' forum, once it has run: what it found missing."""
+
+    async def checked() -> bool:
+        return app.forum_problems is not None
+
+    await eventually(checked)
+    assert app.forum_problems is not None
+    return app.forum_problems
+
+
 async def bot_message(emu: EmulatorClient, chat_id: int, message_id: int) -> dict[str, Any]:
     """The current state of one message (after edits) from the chat's transcript."""
     for entry in await emu.transcript(chat_id):

@@ -15,7 +15,7 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
 from bot.forum_check import forum_problems
 from bot.web import create_web_app
-from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, Harness, eventually
+from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, Harness, forum_checked
 from tests.handoff.e2e_helpers import bot_says
 
 
@@ -44,8 +44,7 @@ async def test_each_missing_right_is_named(emulator: EmulatorServer, emu: Emulat
 async def test_a_good_forum_is_ok_in_healthz(harness: Harness) -> None:
     assert harness.app is not None
     app = harness.app
-    await eventually(lambda: _async(app.forum_problems is not None))
-    assert app.forum_problems == []
+    assert await forum_checked(app) == []
     async with TestClient(TestServer(create_web_app(app, webhook=False))) as client:
         body = await (await client.get("/healthz")).json()
     assert body["forum"] == "ok"
@@ -72,8 +71,10 @@ class TestAForumWithoutTheRight:
         assert app.forum_problems == ["the bot lacks the administrator right 'Manage topics'"]
         async with TestClient(TestServer(create_web_app(app, webhook=False))) as client:
             body = await (await client.get("/healthz")).json()
-        assert body["status"] == "ok" and body["forum"] == app.forum_problems
-
-
-async def _async(value: bool) -> bool:
-    return value
+            assert body["status"] == "ok" and body["forum"] == app.forum_problems
+            # Still alive, but not doing its job: /readyz takes it out of rotation.
+            ready = await client.get("/readyz")
+            assert ready.status == 503
+            assert (await ready.json())["forum"] == "the bot lacks the administrator right " + (
+                "'Manage topics'"
+            )
