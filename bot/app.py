@@ -189,7 +189,10 @@ async def build(
     faq = faq or build_faq(settings)
     if migrate:
         await upgrade_async(settings.database.url)
-    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    # The handlers' pool: as many connections as updates may use at once (they give theirs
+    # back before each Telegram call, so about half the workers hold one at a time).
+    pool = max(5, settings.intake.concurrency // 2)
+    engine = create_engine(settings.database.url, echo=settings.database.echo, pool_size=pool)
     sessionmaker = create_sessionmaker(engine)
     locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)
 

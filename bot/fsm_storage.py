@@ -101,7 +101,12 @@ class DatabaseStorage(BaseStorage):
         await self._upsert(key, state=value)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        """The stored state, or None."""
+        """The stored state, or None.
+
+        The first read of an update also fetches who is writing (`repo.identify_with_state`)."""
+        shared = _current.get()
+        if shared is not None and not repo.identified(shared):
+            return await repo.identify_with_state(shared, key.user_id, self.key_builder.build(key))
         async with self._session(write=False) as session:
             row = await session.get(FsmRecord, self.key_builder.build(key))
             return row.state if row is not None else None

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, select
+from sqlalchemy import CursorResult, bindparam, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import AuditLog, Citizen, ProcessedUpdate, Role, StaffRole, utcnow
+from bot.db.models import AuditLog, Citizen, FsmRecord, ProcessedUpdate, Role, StaffRole, utcnow
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -90,7 +90,12 @@ async def upsert_citizen(
 
 async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citizen | None]:
     """The roles a Telegram user holds (empty for citizens) and their citizen row, if any, in
-    one query. While the caller holds the row, `upsert_citizen` reads it from the session."""
+    one query. While the caller holds the row, `upsert_citizen` reads it from the session.
+
+    When the update's first read already fetched them (`identify_with_state`), no query."""
+    found = session.info.get(_IDENTITY)
+    if found is not None and found[0] == user_id:
+        return set(found[1]), found[2]
     row = (await session.execute(_IDENTIFY, {"user": user_id})).first()
     if row is not None:
         return {Role(r) for r in (row[1] or "").split(",") if r}, row[0]
@@ -98,14 +103,42 @@ async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citi
     return {Role(r) for r in rows}, None
 
 
+async def identify_with_state(session: AsyncSession, user_id: int, fsm_key: str) -> str | None:
+    """A user's FSM state, with what `identify` needs fetched in the same statement.
+
+    aiogram reads the state first thing in every update (`bot.fsm_storage`); the roles and the
+    citizen row come along and wait in the session for `identify`: one round trip, not two."""
+    citizen, roles, state = (
+        await session.execute(_IDENTIFY_WITH_STATE, {"user": user_id, "fsm_key": fsm_key})
+    ).one()
+    session.info[_IDENTITY] = (user_id, {Role(r) for r in (roles or "").split(",") if r}, citizen)
+    return cast(str | None, state)
+
+
+def identified(session: AsyncSession) -> bool:
+    """Whether this session has fetched a user's identity with their state already."""
+    return _IDENTITY in session.info
+
+
 # Built once: every update runs them (see `identify`).
+_IDENTITY = "safewell_identity"  # session.info: (user id, roles, citizen row or None)
 _ROLES = select(StaffRole.role).where(StaffRole.user_id == bindparam("user"))
-_IDENTIFY = select(
-    Citizen,
+_ROLE_LIST = (
     select(func.aggregate_strings(StaffRole.role, ","))
     .where(StaffRole.user_id == bindparam("user"))
-    .scalar_subquery(),
-).where(Citizen.id == bindparam("user"))
+    .scalar_subquery()
+)
+_IDENTIFY = select(Citizen, _ROLE_LIST).where(Citizen.id == bindparam("user"))
+_ONE_ROW = select(literal(1).label("one")).subquery()
+_IDENTIFY_WITH_STATE = (
+    select(
+        Citizen,
+        _ROLE_LIST,
+        select(FsmRecord.state).where(FsmRecord.key == bindparam("fsm_key")).scalar_subquery(),
+    )
+    .select_from(_ONE_ROW)
+    .outerjoin(Citizen, Citizen.id == bindparam("user"))
+)
 
 
 async def add_role(
