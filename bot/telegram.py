@@ -15,6 +15,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
+from aiohttp import ClientSession
 
 from bot import metrics
 from bot.windows import LocalWindow, Window
@@ -58,6 +59,10 @@ def critical_sends(lifeline: bool = False) -> Iterator[None]:
         _critical.reset(token)
 
 
+class SessionClosedError(RuntimeError):
+    """A Bot API call made after the application closed its bot session."""
+
+
 class Session(AiohttpSession):
     """aiogram's HTTP session, counting every Bot API call (each attempt) in `bot.metrics`.
 
@@ -68,6 +73,20 @@ class Session(AiohttpSession):
     """
 
     _responses: ClassVar[dict[Any, Any]] = {}
+    _shut = False
+
+    async def close(self) -> None:
+        """Close for good: a call after this is refused instead of opening a new connection
+        pool that nothing would close (aiogram reopens one on demand)."""
+        if self._session is not None:  # not aiogram's own reset before the first session
+            self._shut = True
+        await super().close()
+
+    async def create_session(self) -> ClientSession:
+        if self._shut:
+            log.warning("a Bot API call after the bot's session was closed", stack_info=True)
+            raise SessionClosedError("the bot's HTTP session is closed (shutting down)")
+        return await super().create_session()
 
     async def make_request(
         self,
