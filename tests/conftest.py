@@ -104,12 +104,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+def _private_pg_database(template: str) -> Iterator[str]:
+    name, url = _new_pg_database(template)
+    yield url
+    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 def pg_db_url(pg_template: str) -> Iterator[str]:
     """A migrated, private PostgreSQL database URL (for tests about PostgreSQL itself)."""
-    name, url = _new_pg_database(pg_template)
-    yield url
-    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    yield from _private_pg_database(pg_template)
+
+
+@pytest.fixture
+def another_pg_db_url(pg_template: str) -> Iterator[str]:
+    """A second one, for tests that run two processes on separate databases side by side."""
+    yield from _private_pg_database(pg_template)
 
 
 @pytest.fixture(params=BACKENDS)
