@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     staff.set_defaults(func=_cmd_staff, uses_knowledge=False)
 
     from bot.alerts.cli import add_commands as add_alert_commands
+    from bot.audit_cli import add_commands as add_audit_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
     from bot.handoff_cli import add_commands as add_cases_commands
     from bot.triage_cli import add_commands as add_triage_commands
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(sub)
     add_triage_commands(sub)
     add_cases_commands(sub)
+    add_audit_commands(sub)
     return parser
 
 
