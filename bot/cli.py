@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.alerts.cli import add_commands as add_alert_commands
     from bot.audit_cli import add_commands as add_audit_commands
+    from bot.backup_cli import add_commands as add_backup_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
     from bot.handoff_cli import add_commands as add_cases_commands
     from bot.triage_cli import add_commands as add_triage_commands
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_triage_commands(sub)
     add_cases_commands(sub)
     add_audit_commands(sub)
+    add_backup_commands(sub)
     return parser
 
 
