@@ -124,6 +124,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
 SECRET_KEY = web.AppKey("webhook_secret", str)
 
 
+def create_metrics_app(app: Safewell) -> web.Application:
+    """/metrics and /healthz alone: for `safewell alert worker --metrics-port`."""
+    web_app = web.Application()
+    web_app[APP_KEY] = app
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics_page)
+    return web_app
+
+
 def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
     """Routes for /healthz, /readyz, /metrics and, in webhook mode, Telegram's updates with
     the secret check."""

@@ -103,7 +103,9 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
-    asyncio.run(serve_worker(settings))
+    asyncio.run(
+        serve_worker(settings, metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+    )
     return 0
 
 
@@ -137,6 +139,8 @@ def add_commands(sub: Any) -> None:
     p = alert_sub.add_parser(
         "worker", help="send broadcasts only: more sender processes (PostgreSQL and Redis)"
     )
+    p.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="(default 127.0.0.1)")
     p.set_defaults(func=_cmd_worker)
     p = sub.add_parser("api", help="serve the HTTP API (POST /api/cap, /healthz) only")
     p.add_argument("--host", default=None, help="default: WEBHOOK_HOST")

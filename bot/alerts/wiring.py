@@ -182,11 +182,17 @@ def worker_refusal(settings: Settings) -> str | None:
     return None
 
 
-async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve_worker(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
     """`safewell alert worker`: the broadcast engine alone, beside a running bot.
 
     It claims batches of the same broadcasts (`SELECT … FOR UPDATE SKIP LOCKED`) and shares
     the rate limit through Redis, so throughput grows with processes, not the send rate.
+    With `metrics_port` it serves `/metrics` and `/healthz` there (its sends and waits).
     """
     from bot.app import build, wait_for_stop
     from bot.triage import Triage
@@ -196,11 +202,22 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
     rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
     app = await build(settings, triage=rules)
     broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
+    runner = None
+    if metrics_port is not None:
+        from aiohttp import web
+
+        from bot.web import create_metrics_app
+
+        runner = web.AppRunner(create_metrics_app(app))
+        await runner.setup()
+        await web.TCPSite(runner, metrics_host, metrics_port).start()
     task = asyncio.create_task(broadcaster.serve(), name="alerts-worker")
     log.info("broadcast worker %s started", broadcaster.worker_id)
     try:
         await wait_for_stop(stop)
     finally:
         await cancel_and_wait(task)
+        if runner is not None:
+            await runner.cleanup()
         await app.close()
         log.info("broadcast worker %s stopped", broadcaster.worker_id)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiogram import Bot
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -76,8 +79,11 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
         ALERTS_PAID_BROADCAST="true",
         ALERTS_CONCURRENCY="4",
     )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "alert", "worker",
+        sys.executable, "-m", "bot", "alert", "worker", "--metrics-port", str(port),
         cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -102,6 +108,20 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
         helpers = {o for o in owners if o and f":{proc.pid}:" in o}
         assert helpers, owners  # the worker process sent part of the broadcast
         assert 0 < stats.sent < len(recipients)
+        # Its sends and waits are scraped from its own port.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            scraped = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(await resp.text())
+                for sample in family.samples
+            }
+        ok = ("method", "SendMessage"), ("result", "ok")
+        assert scraped[("safewell_telegram_requests_total", ok)] == len(recipients) - stats.sent
+        waited = ("safewell_rate_limiter_wait_seconds_count", (("line", "broadcast"),))
+        assert scraped[waited] >= len(recipients) - stats.sent
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
