@@ -15,7 +15,7 @@ from aiogram.types import (
 )
 from sqlalchemy import select
 
-from bot.db.models import Role, StaffRole
+from bot.db.models import ALERT_ROLES, Role, StaffRole
 from bot.i18n import Locales
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def menu(locales: Locales, lang: str, names: tuple[str, ...]) -> list[BotCommand
 def staff_menu(roles: set[Role]) -> tuple[str, ...]:
     """A staff member's private-chat menu: the citizen's, then what their roles allow."""
     names: tuple[str, ...] = CITIZEN
-    if roles & {Role.STAFF, Role.ADMIN}:
+    if roles & ALERT_ROLES:
         names += STAFF
     if Role.ADMIN in roles:
         names += ADMIN
@@ -86,7 +86,7 @@ async def publish_commands(app: Safewell) -> None:
     for user_id in app.settings.bot.admin_ids:  # admins by configuration (BOT_ADMIN_IDS)
         staff.setdefault(user_id, set()).add(Role.ADMIN)
     for user_id, roles in sorted(staff.items()):
-        if roles & {Role.STAFF, Role.ADMIN}:
+        if roles & ALERT_ROLES:
             menus.append((BotCommandScopeChat(chat_id=user_id), staff_menu(roles)))
     for scope, names in menus:
         for lang in (None, *locales.languages):

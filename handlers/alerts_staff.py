@@ -28,7 +28,7 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
 from bot.config import Settings
-from bot.db.models import Alert, AlertKind, AlertStatus, Role, StaffRole
+from bot.db.models import ALERT_ROLES, Alert, AlertKind, AlertStatus, Role, StaffRole
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
@@ -36,7 +36,7 @@ router = Router(name=__name__)
 
 
 async def _is_staff(_event: object, roles: set[Role] | None = None) -> bool:
-    return bool(roles and ({Role.STAFF, Role.ADMIN} & roles))
+    return bool(roles and ALERT_ROLES & roles)
 
 
 router.message.filter(PRIVATE, _is_staff)

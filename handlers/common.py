@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.db.models import Citizen, Role, utcnow
+from bot.db.models import ALERT_ROLES, Citizen, Role, utcnow
 from bot.i18n import Locales
 from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
@@ -45,7 +45,7 @@ async def start(message: Message, locales: Locales, lang: str, command: CommandO
 async def help_(message: Message, locales: Locales, lang: str, roles: set[Role]) -> None:
     """/help: the citizen's help, then the commands the sender's staff roles allow."""
     text = locales.t(lang, "help")
-    if roles & {Role.STAFF, Role.ADMIN}:
+    if roles & ALERT_ROLES:
         text += "\n" + locales.t(lang, "help_staff")
     if Role.ADMIN in roles:
         text += locales.t(lang, "help_admin")

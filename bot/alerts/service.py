@@ -21,13 +21,13 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import RenderedAlert, render_alert
 from bot.db import repo
 from bot.db.models import (
+    ALERT_ROLES,
     Alert,
     AlertDelivery,
     AlertKind,
     AlertStatus,
     Citizen,
     DeliveryState,
-    Role,
     StaffRole,
     Subscription,
     utcnow,
@@ -570,7 +570,7 @@ async def derive(
 async def staff_ids(session: AsyncSession, extra_admins: Sequence[int] = ()) -> list[int]:
     """Everyone who may approve alerts: staff and admins."""
     rows = await session.scalars(
-        select(StaffRole.user_id).where(StaffRole.role.in_([Role.STAFF, Role.ADMIN])).distinct()
+        select(StaffRole.user_id).where(StaffRole.role.in_(ALERT_ROLES)).distinct()
     )
     return sorted({*rows, *extra_admins})
 

@@ -92,6 +92,10 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+# Who may compose, approve and manage alerts (the staff's commands and menus).
+ALERT_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+
 class CasePriority(enum.StrEnum):
     URGENT = "urgent"
     NORMAL = "normal"
