@@ -14,7 +14,6 @@ and FAQ outcomes are small fixed sets; no ids and no text ever become labels.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from aiogram.exceptions import (
@@ -141,23 +140,24 @@ def telegram_call(method: str, exc: BaseException | None = None) -> None:
     TELEGRAM.labels(method, "ok" if exc is None else error_label(exc)).inc()
 
 
-class Timer:
-    """Seconds since it was made (`elapsed`), on the monotonic clock."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-
 def _age(since: datetime | None, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
 
 
-async def refresh(session: AsyncSession) -> dict[str, float]:
-    """Read the deployment-wide gauges from the database; the ages it found, by name."""
+async def relay_outbox(session: AsyncSession) -> tuple[int, float]:
+    """Officers' messages waiting to be relayed, and the age of the oldest (0: none)."""
+    pending, first = (
+        await session.execute(
+            select(func.count(), func.min(Message.created_at)).where(
+                Message.relay_state == RelayState.PENDING
+            )
+        )
+    ).one()
+    return int(pending), _age(first, utcnow())
+
+
+async def refresh(session: AsyncSession) -> None:
+    """Read the deployment-wide gauges from the database."""
     now = utcnow()
     counts = await session.execute(
         select(Case.priority, Case.status, func.count())
@@ -176,15 +176,9 @@ async def refresh(session: AsyncSession) -> dict[str, float]:
         )
     )
     OLDEST_UNCLAIMED_URGENT.set(_age(oldest, now))
-    pending, first = (
-        await session.execute(
-            select(func.count(), func.min(Message.created_at)).where(
-                Message.relay_state == RelayState.PENDING
-            )
-        )
-    ).one()
+    pending, outbox_age = await relay_outbox(session)
     OUTBOX.set(pending)
-    OUTBOX_OLDEST.set(_age(first, now))
+    OUTBOX_OLDEST.set(outbox_age)
     inbox = await session.execute(
         select(InboxUpdate.parked, func.count()).group_by(InboxUpdate.parked)
     )
@@ -201,10 +195,6 @@ async def refresh(session: AsyncSession) -> dict[str, float]:
     BROADCAST.clear()
     for state, count in deliveries:
         BROADCAST.labels(state).set(count)
-    return {
-        "oldest_unclaimed_urgent_case_seconds": _age(oldest, now),
-        "relay_outbox_oldest_seconds": _age(first, now),
-    }
 
 
 async def render(engine: AsyncEngine) -> bytes:

@@ -66,7 +66,7 @@ async def readyz(request: web.Request) -> web.Response:
     if checks["database"] == "ok":
         try:
             async with app.sessionmaker() as session:
-                waited = (await metrics.refresh(session))["relay_outbox_oldest_seconds"]
+                _, waited = await metrics.relay_outbox(session)
         except Exception as exc:
             checks["outbox"] = f"unknown ({type(exc).__name__})"
         else:
