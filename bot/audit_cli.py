@@ -16,48 +16,46 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
 from typing import IO, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.config import Settings
 
 COLUMNS = ("id", "at", "actor_id", "action", "target_type", "target_id", "details")
 BATCH = 1000
 
 
-async def rows(settings: Settings, start: datetime, end: datetime) -> AsyncIterator[dict[str, Any]]:
+async def rows(
+    sessions: async_sessionmaker[AsyncSession], start: datetime, end: datetime
+) -> AsyncIterator[dict[str, Any]]:
     """Audit rows written in [start, end), oldest first, as plain values."""
     from sqlalchemy import select
 
     from bot.db.models import AuditLog
-    from bot.db.session import create_engine, create_sessionmaker
 
-    engine = create_engine(settings.database.url)
-    try:
-        sessions = create_sessionmaker(engine)
-        after = 0
-        while True:
-            async with sessions() as session:
-                batch = (
-                    await session.scalars(
-                        select(AuditLog)
-                        .where(AuditLog.at >= start, AuditLog.at < end, AuditLog.id > after)
-                        .order_by(AuditLog.id)
-                        .limit(BATCH)
-                    )
-                ).all()
-            for row in batch:
-                yield {
-                    "id": row.id,
-                    "at": row.at.isoformat(),
-                    "actor_id": row.actor_id,
-                    "action": row.action,
-                    "target_type": row.target_type,
-                    "target_id": row.target_id,
-                    "details": row.details,
-                }
-            if len(batch) < BATCH:
-                return
-            after = batch[-1].id
-    finally:
-        await engine.dispose()
+    after = 0
+    while True:
+        async with sessions() as session:
+            batch = (
+                await session.scalars(
+                    select(AuditLog)
+                    .where(AuditLog.at >= start, AuditLog.at < end, AuditLog.id > after)
+                    .order_by(AuditLog.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        for row in batch:
+            yield {
+                "id": row.id,
+                "at": row.at.isoformat(),
+                "actor_id": row.actor_id,
+                "action": row.action,
+                "target_type": row.target_type,
+                "target_id": row.target_id,
+                "details": row.details,
+            }
+        if len(batch) < BATCH:
+            return
+        after = batch[-1].id
 
 
 async def export(settings: Settings, first: date, last: date, kind: str, out: IO[str]) -> int:
@@ -74,15 +72,16 @@ async def export(settings: Settings, first: date, last: date, kind: str, out: IO
     if writer is not None:
         writer.writeheader()
     count = 0
-    async for row in rows(settings, start, end):
-        if writer is not None:
-            writer.writerow({**row, "details": json.dumps(row["details"], ensure_ascii=False)})
-        else:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        count += 1
     engine = create_engine(settings.database.url)
     try:
-        async with create_sessionmaker(engine)() as session:
+        sessions = create_sessionmaker(engine)
+        async for row in rows(sessions, start, end):
+            if writer is not None:
+                writer.writerow({**row, "details": json.dumps(row["details"], ensure_ascii=False)})
+            else:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        async with sessions() as session:
             repo.audit(
                 session,
                 "audit.export",
