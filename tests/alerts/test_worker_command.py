@@ -13,7 +13,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiogram import Bot
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +24,7 @@ from bot.db.models import AlertDelivery
 from bot.emulator.server import EmulatorServer
 from tests.alerts.conftest import KNOWLEDGE, REDIS_URL, add_subscribers, texts_in
 from tests.alerts.test_engine import make_engine, queued_alert, states
+from tests.e2e.conftest import metric, parse_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,15 +113,12 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
             aiohttp.ClientSession() as http,
             http.get(f"http://127.0.0.1:{port}/metrics") as resp,
         ):
-            scraped = {
-                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(await resp.text())
-                for sample in family.samples
-            }
-        ok = ("method", "SendMessage"), ("result", "ok")
-        assert scraped[("safewell_telegram_requests_total", ok)] == len(recipients) - stats.sent
-        waited = ("safewell_rate_limiter_wait_seconds_count", (("line", "broadcast"),))
-        assert scraped[waited] >= len(recipients) - stats.sent
+            scraped = parse_metrics(await resp.text())
+        ok = {"method": "SendMessage", "result": "ok"}
+        sent = metric(scraped, "safewell_telegram_requests_total", **ok)
+        assert sent == len(recipients) - stats.sent
+        waits = metric(scraped, "safewell_rate_limiter_wait_seconds_count", line="broadcast")
+        assert waits >= len(recipients) - stats.sent
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

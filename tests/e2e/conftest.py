@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Safewell, build, build_faq, run_polling
 from bot.config import Settings, load_settings
@@ -132,6 +133,23 @@ async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 10.0) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {seconds}s (last: {result!r})")
         await asyncio.sleep(0.05)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """Every sample of a /metrics scrape, by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when the scrape has none with these labels)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 async def forum_checked(app: Safewell) -> list[str]:

@@ -23,22 +23,7 @@ from bot.db.session import create_engine
 from bot.emulator.client import EmulatorClient
 from bot.logs import JsonFormatter
 from bot.web import create_web_app
-from tests.e2e.conftest import REPO, Harness, forum_checked
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of a scrape, by name and sorted labels."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.e2e.conftest import REPO, Harness, Samples, forum_checked, metric, parse_metrics
 
 
 @pytest.fixture
@@ -52,7 +37,7 @@ async def scrape(client: TestClient[Any, Any]) -> Samples:
     resp = await client.get("/metrics")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
-    return parse(await resp.text())
+    return parse_metrics(await resp.text())
 
 
 async def test_a_question_and_a_crisis_are_counted(
@@ -66,7 +51,7 @@ async def test_a_question_and_a_crisis_are_counted(
     after = await scrape(client)
 
     def grew(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return metric(after, name, **labels) - metric(before, name, **labels)
 
     assert grew("safewell_updates_total", type="message", outcome="handled") == 1
     assert grew("safewell_update_seconds_count", type="message") == 1
@@ -80,10 +65,10 @@ async def test_a_question_and_a_crisis_are_counted(
     await bo.next()
     await harness.settle()
     crisis = await scrape(client)
-    assert value(crisis, "safewell_triage_total", level="crisis") >= 1
-    assert value(crisis, "safewell_open_cases", priority="urgent", status="open") == 1
-    assert value(crisis, "safewell_oldest_unclaimed_urgent_case_seconds") >= 0
-    assert value(crisis, "safewell_rate_limiter_wait_seconds_count", line="lifeline") >= 1
+    assert metric(crisis, "safewell_triage_total", level="crisis") >= 1
+    assert metric(crisis, "safewell_open_cases", priority="urgent", status="open") == 1
+    assert metric(crisis, "safewell_oldest_unclaimed_urgent_case_seconds") >= 0
+    assert metric(crisis, "safewell_rate_limiter_wait_seconds_count", line="lifeline") >= 1
 
 
 async def test_telegram_errors_are_counted_by_code(
@@ -98,8 +83,8 @@ async def test_telegram_errors_are_counted_by_code(
     for code in ("5xx", "429"):
         labels = {"method": "SendMessage", "result": code}
         assert (
-            value(after, "safewell_telegram_requests_total", **labels)
-            - value(before, "safewell_telegram_requests_total", **labels)
+            metric(after, "safewell_telegram_requests_total", **labels)
+            - metric(before, "safewell_telegram_requests_total", **labels)
             == 1
         ), code
 
