@@ -13,12 +13,14 @@ import csv
 import json
 import sys
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.stats.figures import Period, PeriodError
+from bot.stats.report import iso_day
 
 COLUMNS = ("id", "at", "actor_id", "action", "target_type", "target_id", "details")
 BATCH = 1000
@@ -65,9 +67,8 @@ async def export(settings: Settings, first: date, last: date, kind: str, out: IO
     from bot.db.session import create_engine, create_sessionmaker
 
     await upgrade_async(settings.database.url)
-    zone = settings.bot.zone
-    start = datetime.combine(first, time(), zone)
-    end = datetime.combine(last + timedelta(days=1), time(), zone)
+    period = Period(first, last, settings.bot.zone)
+    start, end = period.start, period.end
     writer = csv.DictWriter(out, COLUMNS) if kind == "csv" else None
     if writer is not None:
         writer.writeheader()
@@ -97,16 +98,11 @@ async def export(settings: Settings, first: date, last: date, kind: str, out: IO
     return count
 
 
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
-
-
 def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    if args.last < args.first:
-        print("--to is before --from", file=sys.stderr)
+    try:
+        Period(args.first, args.last, settings.bot.zone)
+    except PeriodError as exc:
+        print(f"safewell audit export: {exc}", file=sys.stderr)
         return 2
     if args.out is None:
         count = asyncio.run(export(settings, args.first, args.last, args.format, sys.stdout))
@@ -122,8 +118,10 @@ def add_commands(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the audit log of staff actions")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     p = audit_sub.add_parser("export", help="export a period as CSV or JSON lines")
-    p.add_argument("--from", dest="first", type=_day, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="last", type=_day, required=True, help="last day, YYYY-MM-DD")
+    p.add_argument(
+        "--from", dest="first", type=iso_day, required=True, help="first day, YYYY-MM-DD"
+    )
+    p.add_argument("--to", dest="last", type=iso_day, required=True, help="last day, YYYY-MM-DD")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--out", help="file to write (default: standard output)")
     audit.set_defaults(func=_cmd_audit, uses_knowledge=False)

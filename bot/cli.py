@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.backup_cli import add_commands as add_backup_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
     from bot.handoff_cli import add_commands as add_cases_commands
+    from bot.stats.report import add_commands as add_report_commands
     from bot.triage_cli import add_commands as add_triage_commands
 
     add_knowledge_commands(sub)
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cases_commands(sub)
     add_audit_commands(sub)
     add_backup_commands(sub)
+    add_report_commands(sub)
     return parser
 
 

@@ -36,7 +36,7 @@ CITIZEN = (
     "forget",
 )
 # Communications staff, in their private chat with the bot (besides the citizen commands).
-STAFF = ("alert", "pending", "stop", "resume", "cancel_alert", "update_alert")
+STAFF = ("alert", "pending", "stop", "resume", "cancel_alert", "update_alert", "stats")
 ADMIN = ("reload",)
 # Officers, in the forum (the topic commands work inside a case's topic).
 OFFICERS = (

@@ -20,11 +20,9 @@ import contextlib
 import functools
 import html
 import logging
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,7 +56,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.faq.telegram_html import fit_html
-from bot.i18n import Locales, format_duration
+from bot.i18n import Locales
 from bot.telegram import ForumLane, critical_sends
 
 if TYPE_CHECKING:
@@ -198,20 +196,6 @@ def closed_keyboard(case_id: int, talk_again: str, rating: bool) -> InlineKeyboa
         [InlineKeyboardButton(text=talk_again, callback_data=ReopenCb(case_id=case_id).pack())]
     )
     return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-@dataclass(frozen=True)
-class StatsRow:
-    """Response-time figures for one priority (seconds; None when no case has the figure)."""
-
-    priority: str
-    cases: int
-    closed: int
-    first_reply_median: float | None
-    first_reply_p90: float | None
-    close_median: float | None
-    close_p90: float | None
-    rating_avg: float | None
 
 
 # Statements every citizen message runs, built once: building and hashing a statement costs
@@ -1465,75 +1449,6 @@ class HandoffService:
             except Exception:  # the loop must outlive any single bad row or outage
                 log.exception("handoff loop pass failed")
             await asyncio.sleep(period)
-
-
-# ---------------------------------------------------------------------- stats
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-async def case_stats(session: AsyncSession) -> list[StatsRow]:
-    """Time to first officer reply and to close, per priority, from the cases table."""
-    rows = (
-        await session.execute(
-            select(
-                Case.priority, Case.opened_at, Case.first_response_at, Case.closed_at, Case.rating
-            )
-        )
-    ).all()
-    result = []
-    for priority in (CasePriority.URGENT, CasePriority.NORMAL):
-        mine = [r for r in rows if r.priority == priority]
-        first = [
-            (r.first_response_at - r.opened_at).total_seconds()
-            for r in mine
-            if r.first_response_at is not None
-        ]
-        closed = [(r.closed_at - r.opened_at).total_seconds() for r in mine if r.closed_at]
-        ratings = [r.rating for r in mine if r.rating is not None]
-        result.append(
-            StatsRow(
-                priority=str(priority),
-                cases=len(mine),
-                closed=len(closed),
-                first_reply_median=statistics.median(first) if first else None,
-                first_reply_p90=_percentile(first, 90),
-                close_median=statistics.median(closed) if closed else None,
-                close_p90=_percentile(closed, 90),
-                rating_avg=statistics.fmean(ratings) if ratings else None,
-            )
-        )
-    return result
-
-
-def format_stats(rows: Sequence[StatsRow]) -> str:
-    """A plain-text table for the terminal."""
-    header = ("priority", "cases", "closed", "1st reply p50", "p90", "close p50", "p90", "rating")
-    body = [
-        (
-            r.priority,
-            str(r.cases),
-            str(r.closed),
-            *(
-                format_duration(v, sep="", missing="—")  # compact columns
-                for v in (r.first_reply_median, r.first_reply_p90, r.close_median, r.close_p90)
-            ),
-            "—" if r.rating_avg is None else f"{r.rating_avg:.2f}",
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        for row in (header, *body)
-    ]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 async def count_undelivered(session: AsyncSession) -> int:

@@ -12,7 +12,7 @@ from bot.config import Settings
 async def _stats(settings: Settings) -> int:
     from bot.db.migrate import upgrade_async
     from bot.db.session import create_engine, create_sessionmaker
-    from bot.handoff import case_stats, format_stats
+    from bot.stats.figures import case_stats, format_stats
 
     await upgrade_async(settings.database.url)
     engine = create_engine(settings.database.url)

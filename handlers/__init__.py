@@ -15,6 +15,7 @@ from handlers import (
     fallback,
     faq,
     officers,
+    stats,
     subscriptions,
     triage,
 )
@@ -26,6 +27,7 @@ ROUTERS: tuple[Router, ...] = (
     subscriptions.router,  # before common: its sub_ deep links are a more specific /start
     common.router,
     alerts_staff.router,  # staff only; before triage so wizard texts are not triaged
+    stats.router,  # staff only
     officers.router,
     cases.router,
     triage.router,

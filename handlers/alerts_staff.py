@@ -28,19 +28,15 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
 from bot.config import Settings
-from bot.db.models import ALERT_ROLES, Alert, AlertKind, AlertStatus, Role, StaffRole
+from bot.db.models import Alert, AlertKind, AlertStatus, StaffRole
 from bot.i18n import Locales
-from handlers.filters import PRIVATE, PRIVATE_CALLBACK
+from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
 
 router = Router(name=__name__)
 
 
-async def _is_staff(_event: object, roles: set[Role] | None = None) -> bool:
-    return bool(roles and ALERT_ROLES & roles)
-
-
-router.message.filter(PRIVATE, _is_staff)
-router.callback_query.filter(PRIVATE_CALLBACK, _is_staff)
+router.message.filter(PRIVATE, alert_staff)
+router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}

@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.types import InlineKeyboardButton as Button
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import metrics
+from bot import commands, metrics
 from bot.db import repo
 from bot.db.models import Citizen, FaqQuery, Role, random_id
 from bot.db.session import end_reading
@@ -113,9 +113,7 @@ async def reload_knowledge(
 # Staff and officers' commands: a citizen who sends one is told it is not theirs (and it is
 # audited), instead of an FAQ answer to "/close".
 STAFF_COMMANDS = frozenset(
-    {"alert", "pending", "stop", "resume", "cancel_alert", "update_alert", "reload"}
-    | set(TOPIC_COMMANDS)
-    | set(GROUP_COMMANDS)
+    {*commands.STAFF, *commands.ADMIN} | set(TOPIC_COMMANDS) | set(GROUP_COMMANDS)
 )
 
 

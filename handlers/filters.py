@@ -15,6 +15,8 @@ from aiogram import F
 from aiogram.filters import Filter
 from magic_filter import MagicFilter
 
+from bot.db.models import ALERT_ROLES, Role
+
 
 class Is(Filter):
     """A magic filter resolved on the event loop; its result is what aiogram would get."""
@@ -31,3 +33,8 @@ class Is(Filter):
 
 PRIVATE = Is(F.chat.type == "private")
 PRIVATE_CALLBACK = Is(F.message.chat.type == "private")
+
+
+async def alert_staff(_event: object, roles: set[Role] | None = None) -> bool:
+    """Communications staff or an admin (`roles` comes from the identity middleware)."""
+    return bool(roles and ALERT_ROLES & roles)

@@ -78,4 +78,4 @@ def test_bad_dates_are_one_clear_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert info.value.code == 2
     assert "not a date (YYYY-MM-DD)" in capsys.readouterr().err
     assert main(["audit", "export", "--from", "2026-03-02", "--to", "2026-03-01"]) == 2
-    assert "--to is before --from" in capsys.readouterr().err
+    assert "the period ends before it starts" in capsys.readouterr().err

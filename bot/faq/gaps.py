@@ -82,9 +82,11 @@ async def find_gaps(
     session: AsyncSession,
     *,
     since: datetime | None = None,
+    until: datetime | None = None,
     similarity: float = DEFAULT_SIMILARITY,
 ) -> list[Gap]:
-    """Unanswered and 👎 questions since a date (default: 30 days), grouped."""
+    """Unanswered and 👎 questions since a date (default: 30 days) and before `until` (default:
+    now), grouped."""
     since = since or utcnow() - timedelta(days=30)
     stmt = (
         select(FaqQuery.text, FaqQuery.language, FaqQuery.feedback, FaqQuery.entry_id)
@@ -95,5 +97,7 @@ async def find_gaps(
         .order_by(FaqQuery.created_at.desc())
         .limit(MAX_QUESTIONS)
     )
+    if until is not None:
+        stmt = stmt.where(FaqQuery.created_at < until)
     rows = [tuple(r) for r in (await session.execute(stmt)).all()]
     return group_questions(rows, similarity)  # type: ignore[arg-type]

@@ -32,12 +32,11 @@ from bot.handoff import (
     CHUNK,
     MAX_RELAY_ATTEMPTS,
     HandoffService,
-    case_stats,
     citizen_label,
-    format_stats,
     split_html_lines,
     topic_name,
 )
+from bot.stats.figures import case_stats, format_stats
 from tests.handoff.conftest import BACKUP, FORUM, OFFICER, ManualClock
 
 Emu = tuple[EmulatorServer, EmulatorClient]
