@@ -40,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.models import (
+    RETENTION_NEXT,
     Alert,
     AlertDelivery,
     AlertStatus,
@@ -49,6 +50,7 @@ from bot.db.models import (
     InboxUpdate,
     Message,
     RelayState,
+    WorkClaim,
     utcnow,
 )
 
@@ -108,6 +110,19 @@ BROADCAST = Gauge(
     "safewell_broadcast_deliveries",
     "Deliveries of alerts being sent, by delivery state.",
     ["state"],
+)
+RETENTION_DELETED = Counter(
+    "safewell_retention_deleted_total",
+    "Rows the retention job deleted in this process, by kind (messages, faq_queries, "
+    "processed_updates, alert_deliveries).",
+    ["kind"],
+)
+for _kind in ("messages", "faq_queries", "processed_updates", "alert_deliveries"):
+    RETENTION_DELETED.labels(_kind)
+RETENTION_NEXT_PASS = Gauge(
+    "safewell_retention_next_pass_timestamp_seconds",
+    "When the next retention pass is due, Unix time (0 before the first pass); a time long "
+    "past means no process is pruning.",
 )
 SCRAPE_ERRORS = Counter(
     "safewell_metrics_database_errors_total",
@@ -195,6 +210,8 @@ async def refresh(session: AsyncSession) -> None:
     BROADCAST.clear()
     for state, count in deliveries:
         BROADCAST.labels(state).set(count)
+    due = await session.scalar(select(WorkClaim.until).where(WorkClaim.name == RETENTION_NEXT))
+    RETENTION_NEXT_PASS.set(due.timestamp() if due is not None else 0)
 
 
 async def render(engine: AsyncEngine) -> bytes:

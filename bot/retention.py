@@ -31,9 +31,11 @@ from sqlalchemy import CursorResult, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from bot import metrics
 from bot.claims import Claims
 from bot.db import repo
 from bot.db.models import (
+    RETENTION_NEXT,
     Alert,
     AlertDelivery,
     AlertStatus,
@@ -52,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM = "retention"
-NEXT = "retention:next"
 # Rows deleted per transaction: SQLite has one writer, and the crisis path must not wait
 # behind a long delete.
 BATCH = 500
@@ -176,12 +177,16 @@ class RetentionJob:
             if not held:
                 return None
             async with self.sessionmaker() as session:
-                due = await session.scalar(select(WorkClaim.until).where(WorkClaim.name == NEXT))
+                due = await session.scalar(
+                    select(WorkClaim.until).where(WorkClaim.name == RETENTION_NEXT)
+                )
             now = self.clock()
             if due is not None and due > now:
                 return None
             pruned = await prune(self.sessionmaker, self.settings, now=now)
             await self._next_due(now + self.interval)
+        for field in fields(pruned):
+            metrics.RETENTION_DELETED.labels(field.name).inc(getattr(pruned, field.name))
         log.info(
             "retention: removed %s (older than %d / %d / %d / %d days; 0 = kept)",
             pruned.describe(),
@@ -195,7 +200,7 @@ class RetentionJob:
     async def _next_due(self, until: datetime) -> None:
         async with self.sessionmaker() as session:
             stmt = repo.dialect_insert(session, WorkClaim).values(
-                name=NEXT, owner=self.claims.owner, until=until
+                name=RETENTION_NEXT, owner=self.claims.owner, until=until
             )
             await session.execute(
                 stmt.on_conflict_do_update(

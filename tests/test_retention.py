@@ -9,14 +9,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import bot.retention as retention
+from bot import metrics
 from bot.claims import Claims
 from bot.config import RetentionSettings
 from bot.db import repo
 from bot.db.models import (
+    RETENTION_NEXT,
     Alert,
     AlertDelivery,
     AlertKind,
@@ -256,7 +259,7 @@ async def test_two_processes_at_once_do_the_work_once(
         async with makers[1]() as s:
             await s.execute(
                 update(WorkClaim)
-                .where(WorkClaim.name == retention.NEXT)
+                .where(WorkClaim.name == RETENTION_NEXT)
                 .values(until=utcnow() - timedelta(seconds=1))
             )
             await s.commit()
@@ -284,13 +287,20 @@ async def test_a_dead_processs_turn_is_taken_over(sessionmaker: Maker) -> None:
             .values(until=utcnow() - timedelta(seconds=1))
         )
         await s.commit()
+    deleted = {"kind": "faq_queries"}
+    before = REGISTRY.get_sample_value("safewell_retention_deleted_total", deleted) or 0
     pruned = await job.run_once()
     assert pruned is not None and pruned.faq_queries == 3
     async with sessionmaker() as s:
         claims = {c.name: c for c in (await s.scalars(select(WorkClaim))).all()}
+        await metrics.refresh(s)
     assert retention.CLAIM not in claims  # released after the pass
-    assert claims[retention.NEXT].owner == "alive"
-    assert claims[retention.NEXT].until > utcnow() + timedelta(minutes=59)
+    assert claims[RETENTION_NEXT].owner == "alive"
+    assert claims[RETENTION_NEXT].until > utcnow() + timedelta(minutes=59)
+    # Reported in the metrics: what this process deleted, and when the next pass is due.
+    assert REGISTRY.get_sample_value("safewell_retention_deleted_total", deleted) == before + 3
+    due = REGISTRY.get_sample_value("safewell_retention_next_pass_timestamp_seconds")
+    assert due == claims[RETENTION_NEXT].until.timestamp()
 
 
 async def test_the_worker_loop_keeps_going_after_a_failure(

@@ -436,6 +436,11 @@ class WorkClaim(Base):
     until: Mapped[datetime]
 
 
+# The work_claims row whose `until` says when the next retention pass is due (bot.retention
+# writes it, the metrics read it).
+RETENTION_NEXT = "retention:next"
+
+
 class UrgentReplyState(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
