@@ -135,6 +135,8 @@ class RedisSettings(BaseSettings):
     model_config = _config("REDIS_")
 
     url: str | None = None
+    # /readyz counts Redis as down when a ping takes longer than this.
+    ping_seconds: float = Field(2.0, gt=0)
 
     @field_validator("url")
     @classmethod
@@ -207,6 +209,8 @@ class OfficersSettings(BaseSettings):
     # How long a process keeps a case it works on (delivering, relaying, re-paging) before
     # another may take it over; renewed while it works, so only a dead process's runs out.
     claim_seconds: float = Field(15.0, gt=0)
+    # /readyz reports the relay outbox stuck once an officer's message has waited this long.
+    outbox_stuck_seconds: float = Field(120.0, gt=0)
 
     @field_validator("chat_id", "backup_chat_id")
     @classmethod

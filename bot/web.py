@@ -38,10 +38,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "unavailable", "database": "down", **forum}, status=503)
 
 
-# An officer's message waiting longer than this to reach the citizen: the outbox is stuck.
-OUTBOX_STUCK_SECONDS = 120.0
-
-
 async def readyz(request: web.Request) -> web.Response:
     """200 when every piece the bot needs works, else 503 naming what does not.
 
@@ -54,7 +50,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks["database"] = "ok" if await database_ok(app.engine) else "down"
     if app.redis is not None:
         try:
-            await asyncio.wait_for(app.redis.ping(), 2)
+            await asyncio.wait_for(app.redis.ping(), app.settings.redis.ping_seconds)
             checks["redis"] = "ok"
         except Exception as exc:  # refused, timed out, or answering with an error
             checks["redis"] = f"down ({type(exc).__name__})"
@@ -70,7 +66,7 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:
             checks["outbox"] = f"unknown ({type(exc).__name__})"
         else:
-            stuck = waited > OUTBOX_STUCK_SECONDS
+            stuck = waited > app.settings.officers.outbox_stuck_seconds
             checks["outbox"] = f"stuck for {waited:.0f} s" if stuck else "ok"
     dead = app.dead_loops()
     checks["loops"] = ("stopped: " + ", ".join(dead)) if dead else "ok"

@@ -105,6 +105,7 @@ async def test_ready_when_every_piece_works(harness: Harness, client: TestClient
     )
 
 
+@pytest.mark.parametrize("settings_overrides", [{"officers": {"outbox_stuck_seconds": 300}}])
 async def test_not_ready_names_each_missing_piece(
     harness: Harness, client: TestClient[Any, Any]
 ) -> None:
@@ -127,25 +128,30 @@ async def test_not_ready_names_each_missing_piece(
         await app.redis.aclose()
     app.redis = None
 
-    # An officer's message that has waited ten minutes to reach the citizen.
+    # An officer's message that has waited to reach the citizen: four minutes is within
+    # OFFICERS_OUTBOX_STUCK_SECONDS (300 here), ten is not.
     ann = await harness.new_citizen(61004)
     await ann.say("hello")
-    async with app.sessionmaker() as session:
-        stuck = Message(
-            citizen_id=ann.id,
-            direction=Direction.OFFICER,
-            content_type="text",
-            text="We are on our way.",
-            relay_state=RelayState.PENDING,
-            created_at=utcnow() - timedelta(minutes=10),
-        )
-        session.add(stuck)
-        await session.commit()
-    status, body = await _ready(client)
-    assert status == 503 and body["outbox"].startswith("stuck for 6")
-    async with app.sessionmaker() as session:
-        await session.delete(await session.get(Message, stuck.id))
-        await session.commit()
+    for minutes, stuck_expected in ((4, False), (10, True)):
+        async with app.sessionmaker() as session:
+            waiting = Message(
+                citizen_id=ann.id,
+                direction=Direction.OFFICER,
+                content_type="text",
+                text="We are on our way.",
+                relay_state=RelayState.PENDING,
+                created_at=utcnow() - timedelta(minutes=minutes),
+            )
+            session.add(waiting)
+            await session.commit()
+        status, body = await _ready(client)
+        if stuck_expected:
+            assert status == 503 and body["outbox"].startswith("stuck for 6")
+        else:
+            assert (status, body["outbox"]) == (200, "ok")
+        async with app.sessionmaker() as session:
+            await session.delete(await session.get(Message, waiting.id))
+            await session.commit()
     assert (await _ready(client))[0] == 200
 
     # A background loop that died.
