@@ -41,6 +41,7 @@ from bot.middlewares import (
     InflightMiddleware,
 )
 from bot.retention import RetentionJob, run_retention_worker
+from bot.stats.weekly import WeeklyReport, run_weekly_report_worker
 from bot.telegram import (
     ForumLane,
     ForumLaneMiddleware,
@@ -286,6 +287,17 @@ async def build(
     app.workers.append(run_commands_worker)  # the command menus, once at start
     app.workers.append(run_forum_check)  # the bot's rights in the officers' forum, at start
     setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
+    if settings.stats.weekly_report:
+        dp.workflow_data["weekly_report"] = WeeklyReport(
+            sessionmaker,
+            bot,
+            settings,
+            locales,
+            faq,
+            dp.workflow_data["catalog"],
+            claims,
+        )
+        app.workers.append(run_weekly_report_worker)
     return app
 
 

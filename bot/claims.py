@@ -19,9 +19,9 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.aio import cancel_and_wait
@@ -96,6 +96,26 @@ class Claims:
         async with self.sessionmaker() as session:
             await session.execute(
                 delete(WorkClaim).where(WorkClaim.name == name, WorkClaim.owner == self.owner)
+            )
+            await session.commit()
+
+    async def due(self, name: str) -> datetime | None:
+        """When the recurring work `name` is next due (None: never scheduled). Such a row is a
+        schedule, not a lease: whichever process holds the work's claim then does it."""
+        async with self.sessionmaker() as session:
+            return await session.scalar(select(WorkClaim.until).where(WorkClaim.name == name))
+
+    async def schedule(self, name: str, at: datetime) -> None:
+        """Record when the recurring work `name` is next due."""
+        async with self.sessionmaker() as session:
+            stmt = repo.dialect_insert(session, WorkClaim).values(
+                name=name, owner=self.owner, until=at
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={"owner": stmt.excluded.owner, "until": stmt.excluded.until},
+                )
             )
             await session.commit()
 

@@ -287,6 +287,18 @@ class RetentionSettings(BaseSettings):
     interval_minutes: float = Field(60.0, gt=0)
 
 
+class StatsSettings(BaseSettings):
+    """Statistics: the weekly report to communications staff and admins."""
+
+    model_config = _config("STATS_")
+
+    # Post last week's figures and chart to every staff member and admin once a week.
+    weekly_report: bool = False
+    # When, in BOT_TIMEZONE: the weekday (0 Monday … 6 Sunday) and the hour.
+    weekly_weekday: int = Field(0, ge=0, le=6)
+    weekly_hour: int = Field(9, ge=0, le=23)
+
+
 class LogSettings(BaseSettings):
     """How the processes log."""
 
@@ -317,6 +329,7 @@ class Settings:
         self.intake: IntakeSettings = group(IntakeSettings, "intake")
         self.alerts: AlertSettings = group(AlertSettings, "alerts")
         self.retention: RetentionSettings = group(RetentionSettings, "retention")
+        self.stats: StatsSettings = group(StatsSettings, "stats")
         self.log: LogSettings = group(LogSettings, "log")
 
     def require_token(self) -> SecretStr:

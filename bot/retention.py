@@ -33,7 +33,6 @@ from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.claims import Claims
-from bot.db import repo
 from bot.db.models import (
     RETENTION_NEXT,
     Alert,
@@ -43,7 +42,6 @@ from bot.db.models import (
     Message,
     ProcessedUpdate,
     RelayState,
-    WorkClaim,
     utcnow,
 )
 
@@ -176,15 +174,12 @@ class RetentionJob:
         async with self.claims.hold(CLAIM) as held:
             if not held:
                 return None
-            async with self.sessionmaker() as session:
-                due = await session.scalar(
-                    select(WorkClaim.until).where(WorkClaim.name == RETENTION_NEXT)
-                )
+            due = await self.claims.due(RETENTION_NEXT)
             now = self.clock()
             if due is not None and due > now:
                 return None
             pruned = await prune(self.sessionmaker, self.settings, now=now)
-            await self._next_due(now + self.interval)
+            await self.claims.schedule(RETENTION_NEXT, now + self.interval)
         for field in fields(pruned):
             metrics.RETENTION_DELETED.labels(field.name).inc(getattr(pruned, field.name))
         log.info(
@@ -196,19 +191,6 @@ class RetentionJob:
             self.settings.alert_deliveries_days,
         )
         return pruned
-
-    async def _next_due(self, until: datetime) -> None:
-        async with self.sessionmaker() as session:
-            stmt = repo.dialect_insert(session, WorkClaim).values(
-                name=RETENTION_NEXT, owner=self.claims.owner, until=until
-            )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={"owner": stmt.excluded.owner, "until": stmt.excluded.until},
-                )
-            )
-            await session.commit()
 
     async def run(self, check_seconds: float = CHECK_SECONDS) -> None:
         """Forever: look every `check_seconds` (at most the interval) whether a pass is due."""

@@ -3,11 +3,9 @@ language. Anyone else's /stats is refused by the FAQ router's command check (and
 
 from __future__ import annotations
 
-import asyncio
-
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BufferedInputFile, Message
+from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.catalog import Catalog
@@ -18,7 +16,7 @@ from bot.db.session import end_reading
 from bot.faq.service import FaqService
 from bot.i18n import Locales
 from bot.stats.figures import PeriodError, collect, parse_period
-from bot.stats.text import summary
+from bot.stats.post import post_stats
 from handlers.filters import PRIVATE, alert_staff
 
 router = Router(name=__name__)
@@ -29,6 +27,7 @@ router.message.filter(PRIVATE, alert_staff)
 async def stats(
     message: Message,
     command: CommandObject,
+    bot: Bot,
     session: AsyncSession,
     settings: Settings,
     catalog: Catalog,
@@ -55,12 +54,12 @@ async def stats(
     # The connection goes back before Telegram and the chart; the audit row is written with
     # the update's last commit.
     session.add_all(await end_reading(session))
-    await message.answer(summary(figures, locales, lang, catalog, faq.kb.entries))
-    from bot.stats import charts  # matplotlib: imported on the first /stats, not at start
-
-    chart_lang = charts.chart_language(lang, settings.bot.default_language)
-    png = await asyncio.to_thread(charts.overview, figures, lambda key: locales.t(chart_lang, key))
-    await message.answer_photo(
-        BufferedInputFile(png, filename="stats.png"),
-        caption=locales.t(lang, "stats_chart_caption", period=str(period)),
+    await post_stats(
+        bot,
+        message.chat.id,
+        figures,
+        locales=locales,
+        lang=lang,
+        catalog=catalog,
+        entries=faq.kb.entries,
     )

@@ -4,13 +4,17 @@ else is refused (and audited); a period that cannot be read gets a clear answer.
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from PIL import Image
 from sqlalchemy import select
 
 from bot.db.models import AuditLog, utcnow
-from tests.e2e.conftest import STAFF, Harness
+from bot.stats import weekly
+from bot.stats.figures import Period
+from bot.stats.weekly import WeeklyReport, last_week, next_slot
+from tests.e2e.conftest import STAFF, Harness, eventually
 from tests.stats.seed import SHANGHAI, seed_week
 
 COMMS, ZHAO = list(STAFF)
@@ -87,3 +91,47 @@ async def test_citizens_cannot_read_stats(harness: Harness) -> None:
             await session.scalars(select(AuditLog).where(AuditLog.action == "command.refused"))
         ).one()
     assert refused.actor_id == 742 and refused.details["command"] == "stats"
+
+
+def test_the_weekly_slot_is_the_next_weekday_hour_in_the_bureau_zone() -> None:
+    # 2026-12-07 is a Monday; 09:00 in Shanghai is 01:00 UTC.
+    monday_9 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    assert next_slot(monday_9 - timedelta(seconds=1), SHANGHAI, 0, 9) == monday_9
+    assert next_slot(monday_9, SHANGHAI, 0, 9) == monday_9 + timedelta(days=7)
+    assert next_slot(monday_9, SHANGHAI, 2, 18) == datetime(2026, 12, 9, 10, 0, tzinfo=UTC)
+    assert last_week(date(2026, 12, 7), SHANGHAI) == Period(
+        date(2026, 11, 30), date(2026, 12, 6), SHANGHAI
+    )
+
+
+@pytest.mark.parametrize("settings_overrides", [{"stats": {"weekly_report": True}}])
+async def test_the_weekly_report_reaches_staff_once_a_week(harness: Harness) -> None:
+    assert harness.app is not None
+    app = harness.app
+    report: WeeklyReport = app.dispatcher.workflow_data["weekly_report"]
+    comms = await harness.new_citizen(COMMS, STAFF[COMMS])
+    await comms.say("/start")  # the other staff member and the admin never started the bot
+    # The first look (at start) only schedules the first report, for the next Monday 09:00.
+    scheduled = await eventually(lambda: report.claims.due(weekly.NEXT))
+    assert scheduled is not None and scheduled > utcnow()
+    assert scheduled.astimezone(SHANGHAI).weekday() == 0
+    assert scheduled.astimezone(SHANGHAI).hour == 9
+    await report.claims.schedule(weekly.NEXT, utcnow() - timedelta(seconds=1))  # the week is due
+    assert await report.run_once() == 1  # 9202 and the admin cannot be written to
+    text = (await comms.next())["text"]
+    today = utcnow().astimezone(SHANGHAI).date()
+    week = last_week(today, SHANGHAI)
+    assert text.startswith(f"📊 Statistics, {week}")
+    chart = await comms.next()
+    assert chart["caption"].startswith(f"Last week, {week}")
+    assert (await _photo(harness, chart)).format == "PNG"
+    # Posted: the next report is a week on, and looking again posts nothing.
+    assert await report.run_once() is None
+    await comms.silence(0.5)
+    due = await report.claims.due(weekly.NEXT)
+    assert due is not None and due > utcnow() + timedelta(days=6)
+    async with app.sessionmaker() as session:
+        row = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "stats.weekly"))
+        ).one()
+    assert row.details["recipients"] == 1 and row.details["first"] == week.first.isoformat()
