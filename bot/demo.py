@@ -288,7 +288,11 @@ def _url_host(host: str) -> str:
 async def run_demo(options: DemoOptions | None = None) -> None:
     """`safewell demo`: start, print the URL, run until Ctrl-C or SIGTERM, shut down cleanly."""
     demo = await start_demo(options)
-    print(f"Safewell demo: open {demo.url}", flush=True)
+    # The one line a newcomer needs, set apart from the logs; the per-update lines are noise
+    # to them (shown with --log-level DEBUG).
+    print(f"\n==> Safewell demo: open {demo.url}   (Ctrl-C stops it)\n", flush=True)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("bot.intake.inbox").setLevel(logging.WARNING)
     log.info("emulator (Bot API and control API) at %s", demo.emulator.base_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

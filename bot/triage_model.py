@@ -50,13 +50,15 @@ Each examples file says how its settings were chosen.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import os
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -271,47 +273,76 @@ ENCODERS: dict[str, Callable[[], Encoder]] = {
 }
 
 
+def shipped_file(shipped: Path, purpose: str, encoder: Encoder) -> Path:
+    """The vectors that come with the content, for one purpose and encoder."""
+    return shipped / f"{purpose}-{encoder.name}.npz"
+
+
 def embed_cached(
-    encoder: Encoder, texts: list[str], cache_dir: Path | None, purpose: str = "triage"
+    encoder: Encoder,
+    texts: list[str],
+    cache_dir: Path | None,
+    purpose: str = "triage",
+    shipped: Path | None = None,
 ) -> np.ndarray:
     """``encoder.embed(texts)``, kept in ``cache_dir`` under a hash of weights and texts.
 
     ``purpose`` names the file and the log line (triage examples, FAQ phrasings). Each file
     also keeps a hash per text, so after an edit only the new or changed texts are embedded:
-    the rest are taken from the newest files of the same purpose and encoder.
+    the rest are taken from the newest files of the same purpose and encoder, or from the
+    vectors shipped with the content (``shipped``: a folder beside it, read only, written by
+    ``safewell knowledge embed``), so a first start on a new machine embeds nothing that did
+    not change.
 
     A cache that cannot be read or written is skipped (with a warning), never fatal.
     """
-    if cache_dir is None or not texts:
+    if not texts:
         return encoder.embed(texts)
     keys = [
         hashlib.sha256(f"{encoder.weights}\x1f{text}".encode()).hexdigest()[:32] for text in texts
     ]
+    recorder = _RECORDER.get()
+    if cache_dir is None:
+        vectors = encoder.embed(texts)
+        _record(recorder, shipped, purpose, encoder, keys, vectors)
+        return vectors
     digest = hashlib.sha256("\x1f".join(keys).encode("ascii")).hexdigest()[:24]
     prefix = f"{purpose}-{encoder.name}-"
     path = Path(cache_dir) / f"{prefix}{digest}.npz"
     found = _read_cache(path, purpose)
     if found is not None and found[0] == keys:
+        _record(recorder, shipped, purpose, encoder, keys, found[1])
         return found[1]
     known: dict[str, np.ndarray] = {}
     try:
         others = sorted(Path(cache_dir).glob(f"{prefix}*.npz"), key=_mtime, reverse=True)
     except OSError:
         others = []
-    for other in others[:_REUSE_FILES]:
+    sources = others[:_REUSE_FILES]
+    if shipped is not None:
+        sources.append(shipped_file(shipped, purpose, encoder))
+    for other in sources:
         old = _read_cache(other, purpose)
         if old is not None:
             for key, vector in zip(*old, strict=True):
                 known.setdefault(key, vector)
     missing = [i for i, key in enumerate(keys) if key not in known]
-    if len(missing) > 200:
-        log.info(
-            "embedding %d %s texts with %s (cached afterwards)", len(missing), purpose, encoder.name
-        )
-    fresh = encoder.embed([texts[i] for i in missing]) if missing else None
-    if fresh is not None:
-        known.update(zip((keys[i] for i in missing), fresh, strict=True))
+    for start in range(0, len(missing), _PROGRESS_EVERY):
+        if len(missing) > _PROGRESS_EVERY and encoder.name in SHIPPED_ENCODERS:
+            # A first start with content the shipped vectors do not cover: say how far it is.
+            log.info(
+                "embedding %s texts with %s: %d of %d (kept for the next start; "
+                "`safewell knowledge embed` ships them with the content)",
+                purpose,
+                encoder.name,
+                start,
+                len(missing),
+            )
+        chunk = missing[start : start + _PROGRESS_EVERY]
+        fresh = encoder.embed([texts[i] for i in chunk])
+        known.update(zip((keys[i] for i in chunk), fresh, strict=True))
     vectors = np.stack([known[key] for key in keys]).astype(np.float32)
+    _record(recorder, shipped, purpose, encoder, keys, vectors)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{threading.get_ident()}.tmp")
@@ -325,6 +356,61 @@ def embed_cached(
 
 #: How many of the newest cache files of a purpose are searched for unchanged texts.
 _REUSE_FILES = 16
+#: Texts embedded between two progress lines when many are missing.
+_PROGRESS_EVERY = 250
+#: Encoders whose vectors are worth shipping with the content (WordLlama's take a second).
+SHIPPED_ENCODERS = frozenset({"e5"})
+
+#: What `recording_embeddings` collects: shipped file -> text key -> vector.
+Recorded = dict[Path, dict[str, np.ndarray]]
+_RECORDER: contextvars.ContextVar[Recorded | None] = contextvars.ContextVar(
+    "embeddings_recorder", default=None
+)
+
+
+def _record(
+    recorder: Recorded | None,
+    shipped: Path | None,
+    purpose: str,
+    encoder: Encoder,
+    keys: list[str],
+    vectors: np.ndarray,
+) -> None:
+    if recorder is None or shipped is None or encoder.name not in SHIPPED_ENCODERS:
+        return
+    recorder.setdefault(shipped_file(shipped, purpose, encoder), {}).update(
+        zip(keys, vectors, strict=True)
+    )
+
+
+@contextlib.contextmanager
+def recording_embeddings() -> Iterator[Recorded]:
+    """Collect, while the block runs, every vector embedded for content that has a shipped
+    folder: what `safewell knowledge embed` writes there."""
+    recorded: Recorded = {}
+    token = _RECORDER.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDER.reset(token)
+
+
+def write_shipped(recorded: Recorded) -> list[Path]:
+    """Write each shipped file with exactly the vectors recorded for it (texts no longer in
+    the content drop out); the files written. Stored as float16, half the size: on 2,500
+    public crisis-set messages the triage decided exactly as with float32 (int8 changed one)."""
+    written = []
+    for path, vectors in sorted(recorded.items()):
+        keys = sorted(vectors)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                vectors=np.stack([vectors[k] for k in keys]).astype(np.float16),
+                keys=np.array(keys, dtype="S32"),
+            )
+        written.append(path)
+    return written
 
 
 def _mtime(path: Path) -> float:
@@ -409,9 +495,10 @@ class ExamplesModel:
 
     @classmethod
     def load(
-        cls, path: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR
+        cls, path: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR, shipped: Path | None = None
     ) -> tuple[ExamplesModel, ...]:
-        """One model per entry of the file's ``models`` list, in that order."""
+        """One model per entry of the file's ``models`` list, in that order (``shipped``: the
+        content's folder of embedded examples)."""
         raw = load_yaml(path)
         spec = _ExamplesSpec.model_validate(raw)
         examples, look_alikes = spec.examples()
@@ -422,8 +509,8 @@ class ExamplesModel:
                 cls(
                     lang=spec.lang,
                     script=spec.script,
-                    examples=embed_cached(encoder, examples, cache_dir),
-                    look_alikes=embed_cached(encoder, look_alikes, cache_dir),
+                    examples=embed_cached(encoder, examples, cache_dir, shipped=shipped),
+                    look_alikes=embed_cached(encoder, look_alikes, cache_dir, shipped=shipped),
                     example_texts=tuple(examples),
                     neighbours=setting.neighbours,
                     min_score=setting.min_score,
@@ -579,9 +666,11 @@ def judge_together(
 def load_models(
     directory: Path, cache_dir: Path | None = DEFAULT_CACHE_DIR
 ) -> tuple[ExamplesModel, ...]:
-    """Every ``examples/*.yaml`` under a triage content directory (none: no model layer)."""
+    """Every ``examples/*.yaml`` under a triage content directory (none: no model layer); their
+    vectors shipped with the content are in its ``embeddings/`` folder."""
     files = sorted((Path(directory) / "examples").glob("*.yaml"))
-    return tuple(model for path in files for model in ExamplesModel.load(path, cache_dir))
+    shipped = Path(directory) / "embeddings"
+    return tuple(model for path in files for model in ExamplesModel.load(path, cache_dir, shipped))
 
 
 #: A message's shortlists for slower models, by ``ExamplesModel.key``; an empty one: nothing

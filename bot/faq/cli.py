@@ -1,4 +1,4 @@
-"""``safewell knowledge …`` commands: check, ask, test and gaps.
+"""``safewell knowledge …`` commands: check, ask, test, embed and gaps.
 
 The coordinator wires ``add_commands`` into the main argparse parser; every sub-command sets
 ``func(args, settings=None) -> int`` whose return value is the exit code. ``settings`` (the
@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.faq.loader import load_knowledge
+from bot.faq.loader import load_knowledge, shipped_dir
 from bot.faq.matcher import (
     DEFAULT_ANSWER_THRESHOLD,
     DEFAULT_MARGIN,
@@ -65,6 +65,14 @@ def add_commands(subparsers: Any) -> None:
     test.add_argument("--worst", type=int, default=10, help="how many confusions to list")
     test.set_defaults(func=lambda args, settings=None, *_: cmd_test(args, settings=settings))
 
+    embed = sub.add_parser(
+        "embed",
+        help="ship the FAQ's and triage's e5 vectors in knowledge/ (a first start embeds "
+        "nothing unchanged)",
+    )
+    common(embed)
+    embed.set_defaults(func=lambda args, settings=None, *_: cmd_embed(args, settings=settings))
+
     gaps = sub.add_parser(
         "gaps", help="questions the FAQ could not answer (or got 👎), grouped, biggest first"
     )
@@ -83,8 +91,11 @@ def knowledge_dir(args: argparse.Namespace, settings: Any = None) -> Path:
     return Path(configured) if configured is not None else DEFAULT_KNOWLEDGE
 
 
-def build_matcher(kb: KnowledgeBase, settings: Any = None) -> Matcher:
-    """A matcher with the thresholds from settings (FAQ_ANSWER_THRESHOLD …) where set."""
+def build_matcher(
+    kb: KnowledgeBase, settings: Any = None, knowledge: Path | None = None
+) -> Matcher:
+    """A matcher with the thresholds from settings (FAQ_ANSWER_THRESHOLD …) where set, and the
+    vectors shipped with the `knowledge` folder."""
     faq = getattr(settings, "faq", None)
 
     def pick(name: str, default: float) -> float:
@@ -96,6 +107,7 @@ def build_matcher(kb: KnowledgeBase, settings: Any = None) -> Matcher:
         answer_threshold=pick("answer_threshold", DEFAULT_ANSWER_THRESHOLD),
         suggest_threshold=pick("suggest_threshold", DEFAULT_SUGGEST_THRESHOLD),
         margin=pick("margin", DEFAULT_MARGIN),
+        shipped=shipped_dir(knowledge) if knowledge is not None else None,
     )
 
 
@@ -149,7 +161,7 @@ def cmd_ask(
     kb, problems = _load(args, settings)
     if _errors(problems, sys.stderr):
         return 1
-    matcher = build_matcher(kb, settings)
+    matcher = build_matcher(kb, settings, knowledge_dir(args, settings))
     if args.question == "-":
         for line in stdin or sys.stdin:
             query = line.strip()
@@ -174,7 +186,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None, settings: Any 
     kb, problems = _load(args, settings)
     if _errors(problems, sys.stderr):
         return 1
-    matcher = build_matcher(kb, settings)
+    matcher = build_matcher(kb, settings, knowledge_dir(args, settings))
     confusions: Counter[tuple[str, str, str]] = Counter()
     examples: dict[tuple[str, str, str], str] = {}
     outcomes: Counter[str] = Counter()
@@ -279,3 +291,23 @@ def cmd_gaps(args: argparse.Namespace, settings: Any, out: TextIO | None = None)
         print("knowledge gaps: --days and --limit must be >= 1", file=sys.stderr)
         return 2
     return asyncio.run(gaps_report(url, args.days, args.limit, args.json, out))
+
+
+def cmd_embed(args: argparse.Namespace, out: TextIO | None = None, settings: Any = None) -> int:
+    """Embed every text the FAQ and triage read with e5 (from the cache where it has them) and
+    write the vectors beside the content: `faq/embeddings/` and `triage/embeddings/`."""
+    from bot.faq.service import FaqService
+    from bot.triage import Triage
+    from bot.triage_model import recording_embeddings, write_shipped
+
+    out = out or sys.stdout
+    knowledge = knowledge_dir(args, settings)
+    langs = tuple(code for code in args.langs.split(",") if code)
+    with recording_embeddings() as recorded:
+        faq = FaqService(knowledge, langs)
+        if _errors(faq.reload(), out):
+            return 1
+        Triage.load(knowledge / "triage")
+    for path in write_shipped(recorded):
+        print(f"{path}: {len(recorded[path])} texts", file=out)
+    return 0

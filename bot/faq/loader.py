@@ -172,6 +172,12 @@ def load_knowledge(
     return kb, problems
 
 
+def shipped_dir(path: Path) -> Path:
+    """The folder of the FAQ's e5 vectors that come with the content (`knowledge embed`)."""
+    faq_dir = path / "faq" if (path / "faq").is_dir() else path
+    return faq_dir / "embeddings"
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

@@ -113,9 +113,11 @@ class Matcher:
         margin: float = DEFAULT_MARGIN,
         params: IndexParams | dict[str, IndexParams] | None = None,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
+        shipped: Path | None = None,
     ) -> None:
         """``cache_dir`` keeps the e5 vectors of the phrasings of languages with a semantic
-        score (``IndexParams.w_semantic``) between loads; None embeds them at every load."""
+        score (``IndexParams.w_semantic``) between loads; None embeds them at every load.
+        ``shipped``: the folder of vectors that come with the content (read only)."""
         if not 0 <= suggest_threshold <= answer_threshold <= 1:
             raise ValueError("need 0 <= suggest_threshold <= answer_threshold <= 1")
         self.kb = kb
@@ -140,7 +142,10 @@ class Matcher:
             if lang_params.w_semantic > 0 and phrasings:
                 try:
                     semantic = SemanticIndex.build(
-                        [phrase for _, phrase in phrasings], cache_dir, lang_params.semantic_ridge
+                        [phrase for _, phrase in phrasings],
+                        cache_dir,
+                        lang_params.semantic_ridge,
+                        shipped,
                     )
                 except (ImportError, OSError, RuntimeError, MemoryError) as exc:
                     # Answering by wording alone beats not answering at all.

@@ -126,8 +126,15 @@ class SemanticIndex:
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], cache_dir: Path | None, ridge: float = 0.1
+        cls,
+        texts: Sequence[str],
+        cache_dir: Path | None,
+        ridge: float = 0.1,
+        shipped: Path | None = None,
     ) -> SemanticIndex:
-        """Embed ``texts`` with e5 (kept in ``cache_dir``) and fit the static model."""
-        vectors = embed_cached(ContextEncoder.shared(), list(texts), cache_dir, purpose="faq")
+        """Embed ``texts`` with e5 (kept in ``cache_dir``; ``shipped``: the vectors that come
+        with the content) and fit the static model."""
+        vectors = embed_cached(
+            ContextEncoder.shared(), list(texts), cache_dir, purpose="faq", shipped=shipped
+        )
         return cls(texts, vectors, ridge=ridge)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.faq.loader import load_knowledge
+from bot.faq.loader import load_knowledge, shipped_dir
 from bot.faq.matcher import Matcher, MatchResult
 from bot.faq.models import KnowledgeBase, Problem
 from bot.faq.smalltalk import SmallTalk, SmallTalkDetector
@@ -67,7 +67,8 @@ class FaqService:
         self.last_problems = problems
         if any(p.severity == "error" for p in problems):
             return problems
-        state = _State(kb, Matcher(kb, **self.matcher_options), SmallTalkDetector(kb.smalltalk))
+        options = {"shipped": shipped_dir(self.path), **self.matcher_options}
+        state = _State(kb, Matcher(kb, **options), SmallTalkDetector(kb.smalltalk))
         # One attribute assignment: concurrent readers see the old or the new state, never a mix.
         self._state = state
         return problems

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 import yaml
 
+from bot.faq.service import FaqService
 from bot.triage import DEFAULT_DIRECTORY, Triage
-from bot.triage_model import ContextEncoder, ExamplesModel, WordVectors, embed_cached
+from bot.triage_model import (
+    ContextEncoder,
+    ExamplesModel,
+    WordVectors,
+    embed_cached,
+    recording_embeddings,
+    write_shipped,
+)
+from tests.triage.counting import CountingEncoder
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
@@ -285,3 +294,45 @@ def test_the_encoder_takes_the_lock_a_few_texts_at_a_time() -> None:
     assert held == [ContextEncoder.BATCH, ContextEncoder.BATCH, 3]
     assert vectors.shape == (len(texts), 384)
     assert np.allclose(vectors[-1], encoder.embed(texts[-1:])[0])
+
+
+def test_shipped_vectors_spare_a_first_start_all_but_changed_texts(tmp_path: Path) -> None:
+    """`knowledge embed` records what a load embedded and writes it beside the content; a
+    machine with an empty cache then embeds only what changed since."""
+    encoder = CountingEncoder(ContextEncoder.shared())
+    texts = ["I can't go on like this", "how do I renew my passport", "my dog is lost"]
+    shipped = tmp_path / "content" / "embeddings"
+    with recording_embeddings() as recorded:
+        made = embed_cached(encoder, texts, tmp_path / "dev-cache", shipped=shipped)
+    (path,) = write_shipped(recorded)
+    assert path == shipped / "triage-e5.npz"
+    # A new machine: nothing in its cache, one text edited in the content.
+    edited = [*texts[:2], "my cat is lost"]
+    encoder.calls.clear()
+    fresh = embed_cached(encoder, edited, tmp_path / "new-cache", shipped=shipped)
+    assert encoder.calls == [["my cat is lost"]]
+    assert np.allclose(fresh[:2], made[:2], atol=1e-3)  # shipped as float16
+    # What is shipped follows the content: the old text drops out at the next `embed`.
+    with recording_embeddings() as recorded:
+        embed_cached(encoder, edited, tmp_path / "new-cache", shipped=shipped)
+    write_shipped(recorded)
+    with np.load(path) as data:
+        assert len(data["keys"]) == 3 and data["vectors"].dtype == np.float16
+
+
+def test_the_shipped_vectors_cover_the_content() -> None:
+    """Every text the FAQ and triage embed with e5 is shipped in knowledge/, so a fresh
+    machine's first start embeds nothing (after editing content: `safewell knowledge embed`)."""
+    knowledge = Path("knowledge")
+    with recording_embeddings() as recorded:
+        assert not [p for p in FaqService(knowledge).reload() if p.severity == "error"]
+        Triage.load(knowledge / "triage")
+    assert set(recorded) == {
+        knowledge / "faq" / "embeddings" / "faq-e5.npz",
+        knowledge / "triage" / "embeddings" / "triage-e5.npz",
+    }
+    for path, vectors in recorded.items():
+        with np.load(path) as data:
+            shipped = {bytes(k).decode() for k in data["keys"]}
+        missing = set(vectors) - shipped
+        assert not missing, f"{len(missing)} texts not in {path}: run `safewell knowledge embed`"
