@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import (
+    RETENTION_NEXT,
     AuditLog,
     Case,
     Citizen,
@@ -20,7 +21,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.emulator.limits import Limits
-from bot.retention import NEXT, run_retention_worker
+from bot.retention import run_retention_worker
 from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness, buttons
 from tests.handoff.e2e_helpers import bot_says, eventually, topic_of
 
@@ -124,7 +125,9 @@ async def test_the_retention_job_runs_with_the_bot(harness: Harness) -> None:
 
     async def next_pass_due() -> object:
         async with harness.app.sessionmaker() as session:  # type: ignore[union-attr]
-            return await session.scalar(select(WorkClaim.until).where(WorkClaim.name == NEXT))
+            return await session.scalar(
+                select(WorkClaim.until).where(WorkClaim.name == RETENTION_NEXT)
+            )
 
     due = await eventually(next_pass_due)  # a pass ran at start and set the next one
     assert due > utcnow()
