@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks.alerts_common import REPO
+from bot.alerts.engine import EngineConfig
 
 FAST = ["--no-limits", "--rate", "100000", "--concurrency", "128", "--batch", "1000"]
 
@@ -85,20 +86,32 @@ def memory() -> Row:
         f"peak RSS {small['peak_rss_mb']} MB at 10,000, {big['peak_rss_mb']} MB at 1,000,000 "
         f"(+{diff:.1f} MB)"
     )
+    # The million-subscriber run stops after 60 s: the peak while a million deliveries are
+    # materialised and the first ones sent, not a whole million-message broadcast.
     return Row("memory of the sending process", result, "< 50 MB more", diff < 50)
+
+
+# The README's "a crash repeats at most the messages in flight": per kill, the sends under way
+# (the crash benchmark's --concurrency, 32) plus the results waiting to be written and those in
+# the write under way (EngineConfig.flush_max each).
+KILLS, CRASH_CONCURRENCY = 3, 32
+REPEATS_PER_KILL = CRASH_CONCURRENCY + 2 * EngineConfig().flush_max
 
 
 def crash(db: str) -> Callable[[], Row]:
     def measure() -> Row:
-        r = run("alerts_crash", "--db", db, "--subscribers", "20000", "--kills", "3")
+        r = run(
+            "alerts_crash", "--db", db, "--subscribers", "20000", "--kills", str(KILLS),
+            "--concurrency", str(CRASH_CONCURRENCY),
+        )  # fmt: skip
         h = r["copies_histogram"]
         result = (
             f"0 copies: {r['recipients_with_0']}, 1: {h.get('1', 0)}, "
             f"2+: {r['recipients_with_2plus']}"
         )
-        return Row(
-            f"kill -9 three times, 20,000, {db}", result, "0 with 0", r["recipients_with_0"] == 0
-        )
+        bound = KILLS * REPEATS_PER_KILL
+        ok = r["recipients_with_0"] == 0 and r["recipients_with_2plus"] <= bound
+        return Row(f"kill -9 three times, 20,000, {db}", result, f"0 with 0, 2+ <= {bound}", ok)
 
     return measure
 

@@ -234,10 +234,15 @@ async def feedback(
     if query is None:
         await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
         return
-    query.feedback = "up" if callback_data.up else "down"
-    await session.commit()
-    key = "faq_feedback_thanks" if callback_data.up else "faq_feedback_sorry"
-    await callback.answer(locales.t(query.language, key), show_alert=not callback_data.up)
+    if query.feedback is not None:
+        # Once per answer: a second press (a double tap, the other button before the first
+        # edit landed, or forged data) changes nothing.
+        await callback.answer(locales.t(query.language, "faq_feedback_given"))
+    else:
+        query.feedback = "up" if callback_data.up else "down"
+        await session.commit()
+        key = "faq_feedback_thanks" if callback_data.up else "faq_feedback_sorry"
+        await callback.answer(locales.t(query.language, key), show_alert=not callback_data.up)
     if isinstance(callback.message, Message) and callback.message.reply_markup is not None:
         kept = [
             row

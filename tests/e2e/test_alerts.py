@@ -244,6 +244,11 @@ async def test_two_person_rule(harness: Harness) -> None:
     async with harness.app.sessionmaker() as session:
         alert = (await session.scalars(select(Alert))).one()
         assert alert.status == "pending_approval"
+        denied = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "alert.approve_denied"))
+        ).one()
+        assert denied.actor_id == AUTHOR and denied.target_id == str(alert.id)
+        assert denied.details == {"reason": "own alert"}
     await reviewer.press(preview, "✅ Approve and send")
     assert "approved by Comms Zhao" in (await reviewer.next())["text"]
     got = await harness.citizen(721).next(timeout=10)

@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from bot.db.models import FaqQuery
 from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons, eventually
 
 
@@ -30,6 +32,16 @@ async def test_confident_answer_with_feedback(harness: Harness) -> None:
         return "👍 Helpful" not in buttons(message) and len(buttons(message)) > 0
 
     await eventually(feedback_buttons_gone)  # given once; the related entries stay
+    # The other button, pressed from the old markup (or forged): the first rating stands.
+    down = reply["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+    await harness.emu.inject_callback(502, reply["message_id"], down)
+    await harness.settle()
+    assert harness.app is not None
+    async with harness.app.sessionmaker() as session:
+        rated = (await session.scalars(select(FaqQuery).where(FaqQuery.citizen_id == 502))).one()
+    assert rated.feedback == "up"
+    answers = await harness.emu.calls("answerCallbackQuery")
+    assert answers[-1]["params"]["text"] == "You already rated this answer. Thank you!"
 
 
 async def test_close_call_offers_choices_and_a_press_answers(harness: Harness) -> None:

@@ -100,3 +100,12 @@ def test_test_reports_p1_mrr_and_confusions(data_dir: Path) -> None:
     assert "MRR: " in text and "  en: P@1 " in text and "  zh: P@1 " in text
     assert "confident but wrong:" in text
     assert cmd_test(parse(*base, "--min-p1", "1.01"), io.StringIO()) == 1
+
+
+def test_the_sample_content_meets_its_stated_p1() -> None:
+    """The README states P@1 >= 0.95 for the sample knowledge's own test phrasings."""
+    out = io.StringIO()
+    code = cmd_test(parse("knowledge", "test", "--knowledge", "knowledge", "--min-p1", "0.95"), out)
+    assert code == 0, out.getvalue()
+    p1 = float(out.getvalue().split("P@1: ")[1].split()[0])
+    assert p1 >= 0.95
