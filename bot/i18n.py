@@ -58,6 +58,10 @@ class Locales:
     def languages(self) -> list[str]:
         return sorted(self.texts)
 
+    def language_name(self, code: str) -> str:
+        """A language's own name ("English", "中文"): `language_name` in its locale file."""
+        return self.texts.get(code, {}).get("language_name", code)
+
     def resolve(self, lang: str | None) -> str:
         """The supported language closest to a Telegram language code ('zh-hans' -> 'zh')."""
         if lang:

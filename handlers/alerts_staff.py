@@ -39,7 +39,6 @@ router.message.filter(PRIVATE, alert_staff)
 router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
-LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 EXPIRY_HOURS = (1, 6, 24, 72)
 
 
@@ -81,10 +80,6 @@ class AlertActCb(CallbackData, prefix="aact"):
 def _langs(settings: Settings) -> list[str]:
     default = settings.bot.default_language
     return [default, *[lang for lang in settings.bot.languages if lang != default]]
-
-
-def _lang_name(lang: str) -> str:
-    return LANGUAGE_NAMES.get(lang, lang)
 
 
 def _kb(buttons: Sequence[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
@@ -274,9 +269,9 @@ async def _ask_text(
     content_lang = langs[int(data.get("lang_index", 0))]
     await state.set_state(getattr(Wizard, field))
     names = {
-        "language": _lang_name(content_lang),
+        "language": locales.language_name(content_lang),
         "limit": LIMITS[field],
-        "default": _lang_name(langs[0]),
+        "default": locales.language_name(langs[0]),
     }
     key = {"headline": "wiz_headline", "description": "wiz_description"}.get(
         field, "wiz_instruction"
@@ -495,7 +490,9 @@ async def _show_preview(
         # One message per language, exactly as citizens get it; the summary follows.
         rendered = service.render_for(alert, content_lang, catalog, default, tz=settings.bot.zone)
         await message.answer(rendered.text, disable_notification=rendered.disable_notification)
-    intro = locales.t(lang, "wiz_preview_intro", language=", ".join(_lang_name(c) for c in shown))
+    intro = locales.t(
+        lang, "wiz_preview_intro", language=", ".join(locales.language_name(c) for c in shown)
+    )
     if alert.kind == AlertKind.ALERT:
         count = await service.count_recipients(session, alert.category, list(alert.districts))
     else:
@@ -809,7 +806,9 @@ async def _begin_update(
     await state.set_state(Wizard.update_text)
     await state.set_data({"original_id": alert_id, "lang_index": 0, "content": {}})
     langs = _langs(settings)
-    await message.answer(locales.t(lang, "update_ask", id=alert_id, language=_lang_name(langs[0])))
+    await message.answer(
+        locales.t(lang, "update_ask", id=alert_id, language=locales.language_name(langs[0]))
+    )
 
 
 async def _begin_cancel(
@@ -933,8 +932,8 @@ async def update_text(
             locales.t(
                 lang,
                 "update_ask_optional",
-                language=_lang_name(langs[index + 1]),
-                default=_lang_name(langs[0]),
+                language=locales.language_name(langs[index + 1]),
+                default=locales.language_name(langs[0]),
             )
         )
         return

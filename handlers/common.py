@@ -23,8 +23,6 @@ router = Router(name=__name__)
 router.message.filter(PRIVATE)
 router.callback_query.filter(PRIVATE_CALLBACK)
 
-LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
-
 
 class LanguageCb(CallbackData, prefix="lang"):
     code: str
@@ -57,7 +55,7 @@ async def language(message: Message, locales: Locales, lang: str) -> None:
     """/language: offers every language with interface texts."""
     kb = InlineKeyboardBuilder()
     for code in locales.languages:
-        kb.button(text=LANGUAGE_NAMES.get(code, code), callback_data=LanguageCb(code=code))
+        kb.button(text=locales.language_name(code), callback_data=LanguageCb(code=code))
     kb.adjust(2)
     await message.answer(locales.t(lang, "language_choose"), reply_markup=kb.as_markup())
 

@@ -17,6 +17,7 @@ from bot.db.models import Citizen, FaqQuery, Role, random_id
 from bot.db.session import end_reading
 from bot.faq.models import FaqEntry
 from bot.faq.service import FaqService
+from bot.faq.telegram_html import MAX_MESSAGE_LENGTH
 from bot.i18n import Locales
 from handlers.callbacks import FeedbackCb, HumanCb, PickCb
 from handlers.filters import PRIVATE, Is
@@ -159,7 +160,7 @@ async def question(
     query = FaqQuery(
         id=random_id(),  # known now: the buttons carry it, the row is written after
         citizen_id=citizen_id,
-        text=text[:4096],
+        text=text[:MAX_MESSAGE_LENGTH],
         language=lang,
         outcome=result.outcome,
         entry_id=best.entry_id if best else None,

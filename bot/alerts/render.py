@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Literal
 
+from bot.faq.telegram_html import MAX_MESSAGE_LENGTH, utf16_len
+
 if TYPE_CHECKING:
     from bot.alerts.cap import CapAlert
 
@@ -28,7 +30,7 @@ __all__ = [
     "utc_offset",
 ]
 
-TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_TEXT_LIMIT = MAX_MESSAGE_LENGTH
 ELLIPSIS = "…"
 Lang = Literal["en", "zh"]
 Kind = Literal["alert", "update", "cancel"]
@@ -103,20 +105,15 @@ def category_label(code: str, lang: str) -> str:
     return names[1] if normalize_lang(lang) == "zh" else names[0]
 
 
-def _utf16_len(text: str) -> int:
-    # Telegram measures message length in UTF-16 code units (an emoji counts as two).
-    return len(text.encode("utf-16-le")) // 2
-
-
 def _shorten(text: str, limit: int) -> str:
     """Cut text so that its HTML-escaped form is at most ``limit`` UTF-16 units, with "…"."""
-    if _utf16_len(html.escape(text)) <= limit:
+    if utf16_len(html.escape(text)) <= limit:
         return text
     lo, hi, best = 0, len(text), ELLIPSIS
     while lo <= hi:
         mid = (lo + hi) // 2
         candidate = _cut(text, mid)
-        if _utf16_len(html.escape(candidate)) <= limit:
+        if utf16_len(html.escape(candidate)) <= limit:
             best, lo = candidate, mid + 1
         else:
             hi = mid - 1
@@ -235,7 +232,7 @@ def render_alert(
     )
     desc = (description or "").strip() or None
     text = _assemble(parts, desc)
-    if _utf16_len(text) > TELEGRAM_TEXT_LIMIT:
+    if utf16_len(text) > TELEGRAM_TEXT_LIMIT:
         parts = replace(
             parts,
             headline=_shorten(parts.headline, _FIELD_CAPS["headline"]),
@@ -250,7 +247,7 @@ def render_alert(
 def _fit_description(parts: _Parts, desc: str | None) -> str:
     """Longest description prefix (ending in "…") that keeps the message within the limit."""
     full = _assemble(parts, desc)
-    if desc is None or _utf16_len(full) <= TELEGRAM_TEXT_LIMIT:
+    if desc is None or utf16_len(full) <= TELEGRAM_TEXT_LIMIT:
         return full
     # Binary search on the raw prefix length: escaping makes the HTML length grow unevenly.
     lo, hi = 0, len(desc)
@@ -258,7 +255,7 @@ def _fit_description(parts: _Parts, desc: str | None) -> str:
     while lo <= hi:
         mid = (lo + hi) // 2
         candidate = _assemble(parts, _cut(desc, mid))
-        if _utf16_len(candidate) <= TELEGRAM_TEXT_LIMIT:
+        if utf16_len(candidate) <= TELEGRAM_TEXT_LIMIT:
             best, lo = candidate, mid + 1
         else:
             hi = mid - 1

@@ -12,6 +12,7 @@ import html
 import re
 from dataclasses import dataclass
 
+# Telegram's limit on a message's text (after entities are parsed), in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
 
 # Tag -> allowed attributes (Bot API "HTML style"). span/tg-spoiler, tg-emoji and expandable
@@ -51,8 +52,8 @@ class HtmlIssue:
     message: str
 
 
-def _utf16_len(text: str) -> int:
-    # Telegram measures lengths in UTF-16 code units (emoji outside the BMP count twice).
+def utf16_len(text: str) -> int:
+    """The length Telegram measures: UTF-16 code units (emoji outside the BMP count twice)."""
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -109,7 +110,7 @@ def check_html(text: str) -> tuple[list[HtmlIssue], int]:
         i += 1
     for name, pos in stack:
         issues.append(HtmlIssue(pos, f"<{name}> is never closed"))
-    return issues, _utf16_len("".join(visible).strip())
+    return issues, utf16_len("".join(visible).strip())
 
 
 def _check_open_tag(
@@ -159,11 +160,11 @@ def fit_html(text: str, limit: int = MAX_MESSAGE_LENGTH, mark: str = "…") -> s
             continue
         found = _ENTITY_RE.match(text, i) if text[i] == "&" else None
         token = found.group(0) if found is not None else text[i]
-        tokens.append((token, _utf16_len(html.unescape(token)), None))
+        tokens.append((token, utf16_len(html.unescape(token)), None))
         i += len(token)
     if sum(width for _, width, _ in tokens) <= limit:
         return text
-    budget = limit - _utf16_len(mark)
+    budget = limit - utf16_len(mark)
     kept: list[str] = []
     open_tags: list[str] = []
     for token, width, tag in tokens:

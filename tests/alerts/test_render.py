@@ -22,6 +22,7 @@ from bot.alerts.render import (
 )
 from bot.alerts.service import parse_when, render_for
 from bot.db.models import Alert
+from bot.faq.telegram_html import utf16_len
 
 DATA = Path(__file__).parent / "data"
 CST = timezone(timedelta(hours=8))
@@ -170,10 +171,6 @@ def test_language_normalization() -> None:
     assert category_label("Met", "zh-CN") == "气象"
     assert category_label("Met", "en") == "Weather"
     assert category_label("Custom", "en") == "Custom"
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def test_long_description_is_truncated_gracefully() -> None:
