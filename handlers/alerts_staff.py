@@ -18,7 +18,7 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.db.models import Alert, AlertKind, AlertStatus, StaffRole
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
+from handlers.keyboards import page_rows
 
 router = Router(name=__name__)
 
@@ -59,8 +60,9 @@ class Wizard(StatesGroup):
 class WizCb(CallbackData, prefix="wiz"):
     """A wizard button; value is checked against content and the current step."""
 
-    action: str  # cat | dist | done | sev | urg | exp | now | send | cancel
+    action: str  # cat | cpage | dist | dpage | done | sev | urg | exp | now | send | cancel
     value: str = ""
+    page: int = 0  # of the category or district list the button belongs to (or shows)
 
 
 class ApproveCb(CallbackData, prefix="appr"):
@@ -105,8 +107,27 @@ async def start_wizard(
     await state.clear()
     await state.set_state(Wizard.category)
     await state.set_data({"districts": [], "content": {}})
-    buttons = [(c.name(lang), WizCb(action="cat", value=c.id)) for c in catalog.categories.values()]
-    await message.answer(locales.t(lang, "wiz_start"), reply_markup=_kb(buttons))
+    await message.answer(locales.t(lang, "wiz_start"), reply_markup=_categories_kb(catalog, lang))
+
+
+def _categories_kb(catalog: Catalog, lang: str, page: int = 0) -> InlineKeyboardMarkup:
+    choices = [(c.name(lang), WizCb(action="cat", value=c.id)) for c in catalog.categories.values()]
+    rows = page_rows(choices, page, lambda n: WizCb(action="cpage", page=n))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+@router.callback_query(WizCb.filter(F.action == "cpage"), Wizard.category)
+async def category_page(
+    query: CallbackQuery, callback_data: WizCb, catalog: Catalog, locales: Locales, lang: str
+) -> None:
+    """Another page of categories."""
+    if not isinstance(query.message, Message):
+        await _expired(query, locales, lang)
+        return
+    await query.answer()
+    await query.message.edit_reply_markup(
+        reply_markup=_categories_kb(catalog, lang, callback_data.page)
+    )
 
 
 @router.message(Command("cancel"), ~StateFilter(None))
@@ -158,18 +179,21 @@ async def chose_category(
 
 
 def _districts_kb(
-    catalog: Catalog, locales: Locales, lang: str, selected: list[str]
+    catalog: Catalog, locales: Locales, lang: str, selected: list[str], page: int = 0
 ) -> InlineKeyboardMarkup:
-    all_mark = "✅ " if ALL_DISTRICTS in selected else ""
-    buttons = [(all_mark + locales.t(lang, "wiz_all"), WizCb(action="dist", value=ALL_DISTRICTS))]
-    for d in catalog.districts.values():
-        mark = "✅ " if d.id in selected else ""
-        buttons.append((mark + d.name(lang), WizCb(action="dist", value=d.id)))
-    buttons.append((locales.t(lang, "wiz_done"), WizCb(action="done")))
-    return _kb(buttons)
+    options = [(ALL_DISTRICTS, locales.t(lang, "wiz_all"))]
+    options += [(d.id, d.name(lang)) for d in catalog.districts.values()]
+    choices = [
+        (("✅ " if value in selected else "") + name, WizCb(action="dist", value=value, page=page))
+        for value, name in options
+    ]
+    rows = page_rows(choices, page, lambda n: WizCb(action="dpage", page=n), first_alone=True)
+    done = WizCb(action="done").pack()
+    rows.append([InlineKeyboardButton(text=locales.t(lang, "wiz_done"), callback_data=done)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-@router.callback_query(WizCb.filter(F.action.in_({"dist", "done"})), Wizard.districts)
+@router.callback_query(WizCb.filter(F.action.in_({"dist", "dpage", "done"})), Wizard.districts)
 async def chose_district(
     query: CallbackQuery,
     callback_data: WizCb,
@@ -188,6 +212,12 @@ async def chose_district(
         return
     data = await state.get_data()
     selected: list[str] = list(data.get("districts", []))
+    if callback_data.action == "dpage":
+        await query.answer()
+        await message.edit_reply_markup(
+            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page)
+        )
+        return
     if callback_data.action == "dist":
         if value == ALL_DISTRICTS:
             selected = [] if ALL_DISTRICTS in selected else [ALL_DISTRICTS]
@@ -204,7 +234,7 @@ async def chose_district(
             names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
         await message.edit_text(
             locales.t(lang, "wiz_districts", selected=names),
-            reply_markup=_districts_kb(catalog, locales, lang, selected),
+            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page),
         )
         return
     if not selected:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service
 from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.config import Settings
-from bot.db.models import Citizen
+from bot.db.models import Citizen, Subscription
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
+from handlers.keyboards import page_rows
 
 router = Router(name=__name__)
 router.message.filter(PRIVATE)
@@ -29,6 +30,7 @@ class SubCb(CallbackData, prefix="sub"):
     action: str  # cat | toggle | back | done
     category: str = ""
     district: str = ""
+    page: int = 0  # of the list the button belongs to (or shows, for cat and back)
 
 
 class UnsubCb(CallbackData, prefix="unsub"):
@@ -37,39 +39,59 @@ class UnsubCb(CallbackData, prefix="unsub"):
     sub_id: int
 
 
+class UnsubPageCb(CallbackData, prefix="unsubp"):
+    """Show another page of the /unsubscribe list."""
+
+    page: int
+
+
 async def _subscribed(session: AsyncSession, citizen_id: int) -> set[tuple[str, str]]:
     return {(s.category, s.district) for s in await service.subscriptions_of(session, citizen_id)}
 
 
-def _categories_kb(catalog: Catalog, lang: str, subs: set[tuple[str, str]]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
+def _categories_kb(
+    catalog: Catalog, lang: str, subs: set[tuple[str, str]], page: int = 0
+) -> InlineKeyboardMarkup:
     mine = {c for c, _ in subs}
-    for cat in catalog.categories.values():
-        mark = "✅ " if cat.id in mine else ""
-        kb.button(text=mark + cat.name(lang), callback_data=SubCb(action="cat", category=cat.id))
-    kb.adjust(2)
-    return kb.as_markup()
+    choices = [
+        (("✅ " if cat.id in mine else "") + cat.name(lang), SubCb(action="cat", category=cat.id))
+        for cat in catalog.categories.values()
+    ]
+    rows = page_rows(choices, page, lambda n: SubCb(action="back", page=n))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def _districts_kb(
-    catalog: Catalog, locales: Locales, lang: str, category: str, subs: set[tuple[str, str]]
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+    category: str,
+    subs: set[tuple[str, str]],
+    page: int = 0,
 ) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
     options = [(ALL_DISTRICTS, locales.t(lang, "sub_all_districts"))]
     options += [(d.id, d.name(lang)) for d in catalog.districts.values()]
-    for district, name in options:
-        mark = "✅ " if (category, district) in subs else ""
-        kb.button(
-            text=mark + name,
-            callback_data=SubCb(action="toggle", category=category, district=district),
+    choices = [
+        (
+            ("✅ " if (category, district) in subs else "") + name,
+            SubCb(action="toggle", category=category, district=district, page=page),
         )
-    kb.adjust(1, 2)
-    kb.row()
-    back = InlineKeyboardBuilder()
-    back.button(text=locales.t(lang, "sub_back"), callback_data=SubCb(action="back"))
-    back.button(text=locales.t(lang, "sub_done"), callback_data=SubCb(action="done"))
-    kb.attach(back)
-    return kb.as_markup()
+        for district, name in options
+    ]
+    rows = page_rows(
+        choices, page, lambda n: SubCb(action="cat", category=category, page=n), first_alone=True
+    )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=locales.t(lang, "sub_back"), callback_data=SubCb(action="back").pack()
+            ),
+            InlineKeyboardButton(
+                text=locales.t(lang, "sub_done"), callback_data=SubCb(action="done").pack()
+            ),
+        ]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 @router.message(CommandStart(deep_link=True, magic=F.args.startswith("sub_")))
@@ -151,7 +173,7 @@ async def picker(
         await query.answer()
         await message.edit_text(
             locales.t(lang, "sub_choose_category"),
-            reply_markup=_categories_kb(catalog, lang, subs),
+            reply_markup=_categories_kb(catalog, lang, subs, callback_data.page),
         )
         return
     names: dict[str, Any] = {
@@ -177,7 +199,7 @@ async def picker(
         await query.answer()
     await message.edit_text(
         locales.t(lang, "sub_choose_district", category=names["category"]),
-        reply_markup=_districts_kb(catalog, locales, lang, category, subs),
+        reply_markup=_districts_kb(catalog, locales, lang, category, subs, callback_data.page),
     )
 
 
@@ -228,13 +250,47 @@ async def unsubscribe(
     if not subs:
         await message.answer(locales.t(lang, "sub_none"))
         return
-    kb = InlineKeyboardBuilder()
-    for s in subs:
-        label = _sub_label(catalog, locales, lang, s.category, s.district)
-        kb.button(text="❌ " + label, callback_data=UnsubCb(sub_id=s.id))
-    kb.button(text=locales.t(lang, "unsub_all"), callback_data=UnsubCb(sub_id=0))
-    kb.adjust(1)
-    await message.answer(locales.t(lang, "unsub_choose"), reply_markup=kb.as_markup())
+    await message.answer(
+        locales.t(lang, "unsub_choose"), reply_markup=_unsubscribe_kb(catalog, locales, lang, subs)
+    )
+
+
+def _unsubscribe_kb(
+    catalog: Catalog, locales: Locales, lang: str, subs: Sequence[Subscription], page: int = 0
+) -> InlineKeyboardMarkup:
+    choices = [
+        ("❌ " + _sub_label(catalog, locales, lang, s.category, s.district), UnsubCb(sub_id=s.id))
+        for s in subs
+    ]
+    rows = page_rows(choices, page, lambda n: UnsubPageCb(page=n), width=1)
+    everything = UnsubCb(sub_id=0).pack()
+    rows.append([InlineKeyboardButton(text=locales.t(lang, "unsub_all"), callback_data=everything)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+@router.callback_query(UnsubPageCb.filter())
+async def unsubscribe_page(
+    query: CallbackQuery,
+    callback_data: UnsubPageCb,
+    citizen: Citizen | None,
+    session: AsyncSession,
+    catalog: Catalog,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Another page of the /unsubscribe list."""
+    if citizen is None or not isinstance(query.message, Message):
+        await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+        return
+    subs = await service.subscriptions_of(session, citizen.id)
+    await query.answer()
+    if not subs:
+        await query.message.edit_text(locales.t(lang, "sub_none"))
+        return
+    await query.message.edit_text(
+        locales.t(lang, "unsub_choose"),
+        reply_markup=_unsubscribe_kb(catalog, locales, lang, subs, callback_data.page),
+    )
 
 
 @router.callback_query(UnsubCb.filter())

@@ -6,6 +6,7 @@ touching code. Geocodes map CAP `<geocode>` values to districts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ class Catalog:
         return None
 
 
+ID_MAX = 24
+_ID = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{ID_MAX - 1}}}")
+
+
 def _read(path: Path, key: str) -> list[dict[str, Any]]:
     data = load_yaml(path) or {}
     items = data.get(key)
@@ -105,6 +110,11 @@ def _named(item: dict[str, Any]) -> Named:
     ident = str(item.get("id", "")).strip()
     if not ident:
         raise ValueError(f"an entry has no id: {item!r}")
+    if not _ID.fullmatch(ident):
+        # Buttons carry a category and a district id in Telegram's 64 bytes of callback data.
+        raise ValueError(
+            f"id {ident!r}: at most {ID_MAX} characters, lowercase letters, digits and '-'"
+        )
     names = {
         str(k): str(v)
         for k, v in item.items()

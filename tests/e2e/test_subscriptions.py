@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import select
 
+from bot.alerts.catalog import Catalog
 from bot.db.models import Subscription
-from tests.e2e.conftest import Harness, bot_message, buttons
+from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons
 
 
 async def subscriptions(harness: Harness, citizen_id: int) -> set[tuple[str, str]]:
@@ -94,3 +99,89 @@ async def test_forged_callbacks_change_nothing(harness: Harness) -> None:
 async def test_alerts_lists_active_alerts(harness: Harness) -> None:
     ann = await harness.new_citizen(606)
     assert "no active alerts" in (await ann.say("/alerts"))["text"]
+
+
+async def _page_to(harness: Harness, user_id: int, message_id: int, wanted: str) -> dict[str, Any]:
+    """Press the page arrows of a keyboard until the button `wanted` shows; that message."""
+    shown = await bot_message(harness.emu, user_id, message_id)
+    for _ in range(12):
+        labels = buttons(shown)
+        assert len(labels) <= 100  # Telegram's limit: the emulator refuses more
+        if wanted in labels:
+            return shown
+        forward = next(label for label in labels if label.endswith("▶"))
+        await harness.emu.user(user_id).press(message_id, text=forward)
+        await harness.settle()
+        shown = await bot_message(harness.emu, user_id, message_id)
+    raise AssertionError(f"{wanted!r} on no page")
+
+
+async def test_a_city_of_150_districts_is_paged(harness: Harness, tmp_path: Path) -> None:
+    """Districts (and the /unsubscribe list) come a page at a time: Telegram refuses a
+    keyboard of more than 100 buttons, and a citizen cannot read one anyway."""
+    assert harness.app is not None
+    big = tmp_path / "knowledge"
+    big.mkdir()
+    shutil.copy(KNOWLEDGE / "alert_categories.yaml", big)
+    wards = "".join(
+        f"  - {{id: ward-{n:03d}, en: Ward {n:03d}, zh: 第{n}区}}\n" for n in range(1, 141)
+    )
+    (big / "districts.yaml").write_text(
+        (KNOWLEDGE / "districts.yaml").read_text("utf-8") + wards, "utf-8"
+    )
+    data = harness.app.dispatcher.workflow_data
+    original = data["catalog"]
+    data["catalog"] = Catalog.load(big)
+    try:
+        ann = await harness.new_citizen(611)
+        picker = await ann.say("/subscribe")
+        await ann.press(picker, "Traffic")
+        await harness.settle()
+        shown = await _page_to(harness, 611, picker["message_id"], "Ward 140")
+        assert "All districts" not in buttons(shown)  # on the first page only
+        await ann.press(shown, "Ward 140")
+        await harness.settle()
+        assert await subscriptions(harness, 611) == {("traffic", "ward-140")}
+        shown = await bot_message(harness.emu, 611, picker["message_id"])
+        assert "✅ Ward 140" in buttons(shown)  # the same page, with the tick
+
+        # The staff wizard's districts: the same pages, and Done moves on.
+        comms = await harness.new_citizen(9201, "Comms Chen")
+        wizard = await comms.say("/alert")
+        await comms.press(wizard, "Traffic")
+        await harness.settle()
+        shown = await _page_to(harness, 9201, wizard["message_id"], "Ward 077")
+        await comms.press(shown, "Ward 077")
+        await harness.settle()
+        shown = await bot_message(harness.emu, 9201, wizard["message_id"])
+        assert "Selected: Ward 077" in shown["text"] and "✅ Ward 077" in buttons(shown)
+        await comms.press(shown, "Done ✔")
+        await harness.settle()
+        shown = await bot_message(harness.emu, 9201, wizard["message_id"])
+        assert "Extreme" in buttons(shown)  # the severity step
+    finally:
+        data["catalog"] = original
+
+
+async def test_a_long_unsubscribe_list_is_paged(harness: Harness) -> None:
+    assert harness.app is not None
+    ann = await harness.new_citizen(612)
+    await ann.say("/start")
+    catalog: Catalog = harness.app.dispatcher.workflow_data["catalog"]
+    async with harness.app.sessionmaker() as session:
+        for category in catalog.categories:
+            for district in ["*", *catalog.districts]:
+                session.add(Subscription(citizen_id=612, category=category, district=district))
+        await session.commit()
+    total = len(catalog.categories) * (len(catalog.districts) + 1)
+    menu = await ann.say("/unsubscribe")
+    first = buttons(menu)
+    assert len(first) < total and first[-1] == "Unsubscribe from everything"
+    forward = next(label for label in first if label.endswith("▶"))
+    await ann.press(menu, forward)
+    await harness.settle()
+    second = buttons(await bot_message(harness.emu, 612, menu["message_id"]))
+    assert second != first and second[-1] == "Unsubscribe from everything"
+    await ann.press(await bot_message(harness.emu, 612, menu["message_id"]), second[0])
+    await harness.settle()
+    assert len(await subscriptions(harness, 612)) == total - 1
