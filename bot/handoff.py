@@ -322,11 +322,12 @@ class HandoffService:
 
     async def _page_mentions(self, session: AsyncSession) -> str:
         on_duty = await self._officers(session, on_duty_only=True)
+        # Names with spaces ("Officer Wang") need a separator to read as two people.
         if on_duty:
-            return " ".join(mention(uid, name) for uid, name in on_duty)
+            return ", ".join(mention(uid, name) for uid, name in on_duty)
         # Nobody marked on duty: page every officer rather than nobody.
         everyone = await self._officers(session, on_duty_only=False)
-        names = " ".join(mention(uid, name) for uid, name in everyone)
+        names = ", ".join(mention(uid, name) for uid, name in everyone)
         return self._st("ho_nobody_on_duty") + (f" {names}" if names else "")
 
     async def staff_name(self, session: AsyncSession, user_id: int | None) -> str:
@@ -684,7 +685,15 @@ class HandoffService:
                 .limit(limit)
             )
             history = list(reversed(rows.all()))
-        lines.append(self._st("ho_card_transcript", count=len(history)))
+        # A case opened by /human or a button has no message of the citizen's to follow the
+        # card, unless they have written since.
+        opener = await session.scalar(
+            select(Message.id)
+            .where(Message.case_id == case.id, Message.direction == Direction.CITIZEN)
+            .limit(1)
+        )
+        key = "ho_card_transcript" if opener is not None else "ho_card_transcript_asked"
+        lines.append(self._st(key, count=len(history)))
         for row in history:
             who_said = {
                 Direction.CITIZEN: "👤",

@@ -79,6 +79,7 @@ async def test_crisis_reply_urgent_topic_and_mention(harness: Harness) -> None:
     assert mentioned(card) == [WANG]  # only the officer on duty
     assert "Case #1" in card["text"] and "@annlee" in card["text"]
     assert "crisis" in card["text"] and "URGENT" in card["text"]
+    assert "the message that opened the case follows the card" in card["text"]
     copied = await harness.emu.wait_bot_message(FORUM_ID, tid)
     assert copied["text"] == "I want to kill myself tonight"
     await ann.silence(0.25)  # no FAQ answer follows the crisis reply
@@ -134,6 +135,9 @@ async def test_human_command_and_faq_button_open_normal_cases(harness: Harness) 
     assert "normal" in topic["name"]
     card = await bot_says(harness, FORUM_ID, "Case #2", topic["message_thread_id"])
     assert "swallow" in card["text"]  # the recent transcript is on the card
+    # Opened by a button: no message of the citizen's follows the card, and it says so.
+    assert "no message of theirs follows yet" in card["text"]
+    assert "the message that opened the case follows" not in card["text"]
 
     # /cases lists open cases, urgent first, then oldest first, with links to the topics.
     dan = await harness.new_citizen(706, "Urgent Dan")
