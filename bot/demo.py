@@ -190,6 +190,10 @@ def _populate(emulator: Emulator) -> None:
         admins=[p.id for p in ADMINS],
         chat_id=FORUM_ID,
     )
+    # Staff and admins have started the bot, as in a real bureau: an alert needing two people
+    # reaches the other one for approval without anyone writing to the bot first.
+    for person in (*STAFF, *ADMINS):
+        emulator.private_chat(person.id)
 
 
 async def _register_staff(app: Safewell) -> None:

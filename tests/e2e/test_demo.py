@@ -147,6 +147,14 @@ async def test_staff_chat_and_officer_in_forum(demo: Demo, http: aiohttp.ClientS
     assert await call(http, demo, f"/api/emu/chats/{FORUM_ID}/topics") == []
 
 
+async def test_staff_and_admins_can_be_written_to_first(demo: Demo) -> None:
+    """Two-person approval sends the request to a colleague who has not written yet: in the
+    demo every staff member and admin has started the bot."""
+    for user_id in (9201, 9100):
+        sent = await demo.app.bot.send_message(user_id, "Approval needed (demo check)")
+        assert sent.chat.id == user_id
+
+
 async def test_add_citizen(demo: Demo, http: aiohttp.ClientSession) -> None:
     added = await call(http, demo, "/api/citizens", {"name": "Bo", "language_code": "zh-hans"})
     assert added == {"id": ANN + 2, "name": "Bo", "role": "citizen", "language_code": "zh-hans"}
