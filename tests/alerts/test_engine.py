@@ -279,6 +279,55 @@ async def test_restart_resumes_without_duplicates(
     assert sum(copies) - 60 <= 2  # only messages in flight at the stop may repeat
 
 
+async def test_another_hosts_claim_is_taken_over_only_after_its_lease(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    emulator: EmulatorServer,
+    tg: Bot,
+    catalog: Catalog,
+) -> None:
+    """A worker on another machine claimed deliveries and vanished: no process here can see
+    whether it lives, so its rows wait for their lease to run out, then are sent, once."""
+    await add_subscribers(sessionmaker, emulator, range(1100, 1120))
+    alert_id = await queued_alert(sessionmaker)
+    first = make_engine(sessionmaker, tg, catalog, concurrency=2)
+    first.limiter = LocalRateLimiter(40, burst=4)
+    await first.start_due()
+    task = asyncio.create_task(first.run(alert_id))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    first.close()
+    far = "far-host:4242:0badc0de"
+    async with sessionmaker() as session:
+        claimed = await session.execute(
+            update(AlertDelivery)
+            .where(
+                AlertDelivery.alert_id == alert_id,
+                AlertDelivery.state.in_([DeliveryState.PENDING, DeliveryState.SENDING]),
+            )
+            .values(state=DeliveryState.SENDING, claimed_by=far, claimed_at=utcnow())
+        )
+        await session.commit()
+    taken = int(claimed.rowcount or 0)  # type: ignore[attr-defined]
+    assert taken > 0
+    second = make_engine(sessionmaker, tg, catalog)
+    assert await second.recover(alert_id) == 0  # its lease runs: it may still be sending
+    async with sessionmaker() as session:
+        await session.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.claimed_by == far)
+            .values(claimed_at=utcnow() - timedelta(seconds=second.config.lease_seconds + 1))
+        )
+        await session.commit()
+    assert await second.recover(alert_id) == taken
+    await second.run(alert_id)
+    assert (await states(sessionmaker, alert_id))["sent"] == 20
+    copies = [len(texts_in(emulator, u)) for u in range(1100, 1120)]
+    assert min(copies) == 1
+    assert sum(copies) - 20 <= 2  # only the first engine's sends in flight at its stop
+
+
 async def test_pause_and_resume(
     sessionmaker: async_sessionmaker[AsyncSession],
     emulator: EmulatorServer,
