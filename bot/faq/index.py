@@ -163,6 +163,14 @@ LANG_PARAMS: dict[str, IndexParams] = {
 
 
 _STOP_STEMS = frozenset(stem_en(w) for w in EN_STOPWORDS)
+# Words that ask *something* without saying about what. A question made of these and stop words
+# alone ("how long does it take?", "what should I do?") is too vague for a confident answer,
+# however well it matches one phrasing word for word: it gets choices instead.
+_VAGUE_TEXT = """
+    how long much many what where when why who which whom whose can could should would will
+    shall may might must get make do take cost time way go come need happen next now then ok
+"""
+_VAGUE_STEMS = _STOP_STEMS | frozenset(stem_en(w) for w in _VAGUE_TEXT.split())
 
 
 @dataclass
@@ -329,6 +337,12 @@ class LangIndex:
 
     def _terms(self, norm: str) -> list[str]:
         return self.synonyms.map_terms(terms(norm))
+
+    def is_vague(self, text: str) -> bool:
+        """Whether the question names nothing it is about (Latin-script words only: every
+        word a stop word or a bare question word)."""
+        found = terms(normalize(text))
+        return bool(found) and all(t.isascii() and t in _VAGUE_STEMS for t in found)
 
     @staticmethod
     def _idf(docs: Sequence[set[str]]) -> dict[str, float]:

@@ -172,9 +172,13 @@ class Matcher:
         used = self.pick_language(text, lang)
         if used is None:
             return MatchResult("none", [], lang, self.suggest_threshold)
-        rows = self.indexes[used].search(text, limit=MAX_RESULTS)
+        index = self.indexes[used]
+        rows = index.search(text, limit=MAX_RESULTS)
         results = [Scored(eid, round(score, 4)) for eid, score in rows]
-        return MatchResult(self.decide(results), results, used, self.suggest_threshold)
+        outcome = self.decide(results)
+        if outcome == "answer" and index.is_vague(text):
+            outcome = "suggest"  # "how long does it take?": choices, not a guess
+        return MatchResult(outcome, results, used, self.suggest_threshold)
 
     def decide(self, results: list[Scored]) -> Outcome:
         """Apply the thresholds and the tie margin to ranked results."""
