@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
@@ -42,12 +39,7 @@ from bot.middlewares import (
 )
 from bot.retention import RetentionJob, run_retention_worker
 from bot.stats.weekly import WeeklyReport, run_weekly_report_worker
-from bot.telegram import (
-    ForumLane,
-    ForumLaneMiddleware,
-    RetryAfterMiddleware,
-    Session,
-)
+from bot.telegram import ForumLane, ForumLaneMiddleware, build_bot
 from bot.triage import Triage
 from bot.windows import window
 from handlers import setup_routers
@@ -122,23 +114,6 @@ class Safewell:
             await close()
         await self.dispatcher.storage.close()
         await self.engine.dispose()
-
-
-def build_bot(settings: Settings, *, retry_after: bool = True) -> Bot:
-    """A Bot with HTML parse mode, pointed at Telegram or at BOT_API_BASE_URL.
-
-    `retry_after=False` gives a bot for the broadcast engine, which handles 429 itself.
-    """
-    token = settings.require_token().get_secret_value()
-    api = (
-        TelegramAPIServer.from_base(settings.bot.api_base_url)
-        if settings.bot.api_base_url
-        else None
-    )
-    session = Session(api=api) if api else Session()
-    if retry_after:
-        session.middleware(RetryAfterMiddleware())
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
 def build_storage(

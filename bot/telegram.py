@@ -11,13 +11,17 @@ from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol
 
 from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from aiohttp import ClientSession
 
 from bot import metrics
+from bot.config import Settings
 from bot.windows import LocalWindow, Window
 
 log = logging.getLogger(__name__)
@@ -233,3 +237,20 @@ class ForumLaneMiddleware(BaseRequestMiddleware):
         if _is_message(method) and getattr(method, "chat_id", None) == self.chat_id:
             await self.lane.acquire(urgent=bool(_critical.get()))
         return await make_request(bot, method)
+
+
+def build_bot(settings: Settings, *, retry_after: bool = True) -> Bot:
+    """A Bot with HTML parse mode, pointed at Telegram or at BOT_API_BASE_URL.
+
+    `retry_after=False` gives a bot for the broadcast engine, which handles 429 itself.
+    """
+    token = settings.require_token().get_secret_value()
+    api = (
+        TelegramAPIServer.from_base(settings.bot.api_base_url)
+        if settings.bot.api_base_url
+        else None
+    )
+    session = Session(api=api) if api else Session()
+    if retry_after:
+        session.middleware(RetryAfterMiddleware())
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service
+from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
@@ -70,13 +71,6 @@ class ApproveCb(CallbackData, prefix="appr"):
 
     alert_id: int
     ok: bool
-
-
-class AlertActCb(CallbackData, prefix="aact"):
-    """Buttons under a finished broadcast and the cancel confirmation."""
-
-    action: str  # update | cancel | cancel_yes | cancel_no
-    alert_id: int
 
 
 def _langs(settings: Settings) -> list[str]:

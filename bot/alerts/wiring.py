@@ -13,12 +13,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.aio import cancel_and_wait
+from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
 from bot.alerts.ratelimit import RateLimiter, RedisRateLimiter, build_rate_limiter
 from bot.db.models import Alert, AlertKind
 from bot.i18n import Locales, format_duration
-from bot.telegram import UrgentLimitMiddleware
+from bot.telegram import UrgentLimitMiddleware, build_bot
 
 if TYPE_CHECKING:
     from bot.app import Safewell
@@ -68,7 +69,6 @@ def progress_sink(
 ) -> Any:
     """Edits the staff member's progress message (in their language); the final one gets
     Update/Cancel buttons."""
-    from handlers.alerts_staff import AlertActCb
 
     async def sink(alert: Alert, progress: Progress) -> None:
         if alert.progress_chat_id is None or alert.progress_message_id is None:
@@ -123,8 +123,6 @@ def setup_alerts(app: Safewell) -> Broadcaster:
     )
     # Broadcasts get their own session without the retry-after middleware: the engine pauses
     # every sender on a 429 instead of one request sleeping while the others carry on.
-    from bot.app import build_bot  # the composition root imports this module
-
     broadcast_bot = build_bot(settings, retry_after=False)
     app.closers.append(broadcast_bot.session.close)
     # Conversational traffic (answers, crisis replies, officer relays) takes the limiter's
