@@ -247,7 +247,8 @@ async def check_crises(
     A crisis whose update the killed process held (``at_risk``) may also have been replied
     to and given a topic by it before it could record either: Telegram cannot list a
     forum's topics, so the survivor opens another. That empty topic and a second reply are
-    the price of at-least-once; the case still has exactly one card, page and escalation.
+    the price of at-least-once, and so is a second card posted before the kill could record
+    the first; the case still has exactly one escalation and wait notice.
     """
     at_risk = at_risk or Counter()
 
@@ -268,8 +269,10 @@ async def check_crises(
         pages = seen["pages_again"]
         # One process re-pages at a time: pages come REPAGE_SECONDS apart, never together.
         together = [b - a for a, b in itertools.pairwise(pages) if b - a < 2]
-        once = ("cards", "escalations", "escalated_notes", "wait_notices")
-        repeatable = ("replies", "topics")
+        once = ("escalations", "escalated_notes", "wait_notices")
+        # Like the topic: a card that reached Telegram just before the kill, before its
+        # delivery was recorded, is posted again by the process that takes the case over.
+        repeatable = ("replies", "topics", "cards")
         extra = at_risk[citizen]
         if (
             any(seen[k] != 1 for k in once)
