@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,6 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.aio import cancel_and_wait
 from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
@@ -143,79 +141,3 @@ def setup_alerts(app: Safewell) -> Broadcaster:
     )
     app.workers.append(run_forever(broadcaster))
     return broadcaster
-
-
-async def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
-    """`safewell api`: the aiohttp app (healthz, /api/cap) without polling or webhook."""
-    from aiohttp import web
-
-    from bot.app import build, wait_for_stop
-    from bot.web import create_web_app
-
-    app = await build(settings)
-    runner = web.AppRunner(create_web_app(app, webhook=False))
-    await runner.setup()
-    site = web.TCPSite(runner, host or settings.webhook.host, port or settings.webhook.port)
-    await site.start()
-    log.info("API listening on %s:%s", host or settings.webhook.host, port or settings.webhook.port)
-    try:
-        await wait_for_stop()
-    finally:
-        await runner.cleanup()
-        await app.close()
-
-
-def worker_refusal(settings: Settings) -> str | None:
-    """Why `safewell alert worker` cannot run with these settings, or None."""
-    if not settings.database.url.startswith("postgresql"):
-        return (
-            "safewell alert worker: extra broadcast workers need PostgreSQL (DATABASE_URL); "
-            "on SQLite the bot's own worker sends"
-        )
-    if not settings.redis.url:
-        return (
-            "safewell alert worker: set REDIS_URL, so that every sending process shares one "
-            "rate limit (ALERTS_RATE) instead of each sending at the full rate"
-        )
-    return None
-
-
-async def serve_worker(
-    settings: Settings,
-    stop: asyncio.Event | None = None,
-    metrics_port: int | None = None,
-    metrics_host: str = "127.0.0.1",
-) -> None:
-    """`safewell alert worker`: the broadcast engine alone, beside a running bot.
-
-    It claims batches of the same broadcasts (`SELECT … FOR UPDATE SKIP LOCKED`) and shares
-    the rate limit through Redis, so throughput grows with processes, not the send rate.
-    With `metrics_port` it serves `/metrics` and `/healthz` there (its sends and waits).
-    """
-    from bot.app import build, wait_for_stop
-    from bot.triage import Triage
-
-    # It never handles a citizen's message: the rules suffice, and the embedding models'
-    # memory and first-start embedding are not paid.
-    rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
-    app = await build(settings, triage=rules)
-    broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
-    runner = None
-    if metrics_port is not None:
-        from aiohttp import web
-
-        from bot.web import create_metrics_app
-
-        runner = web.AppRunner(create_metrics_app(app))
-        await runner.setup()
-        await web.TCPSite(runner, metrics_host, metrics_port).start()
-    task = asyncio.create_task(broadcaster.serve(), name="alerts-worker")
-    log.info("broadcast worker %s started", broadcaster.worker_id)
-    try:
-        await wait_for_stop(stop)
-    finally:
-        await cancel_and_wait(task)
-        if runner is not None:
-            await runner.cleanup()
-        await app.close()
-        log.info("broadcast worker %s stopped", broadcaster.worker_id)
