@@ -479,3 +479,67 @@ async def test_a_parked_update_of_another_process_holds_back_nothing(
     await quiet_for(intakes[1], lambda: handled == [(10, "next")])
     for intake in intakes:
         await intake.close(1)
+
+
+class _ArrivalDuringWatch:
+    """The sessions of one process, running `arrive()` once at the start of the watcher's
+    look at the inbox (after it chose which updates to look up): an arrival kept meanwhile."""
+
+    def __init__(self, real: Maker, arrive: Callable[[], Any]) -> None:
+        self.real, self.arrive, self.done = real, arrive, False
+
+    def __call__(self) -> Any:
+        outer = self
+
+        class Session:
+            async def __aenter__(self) -> Any:
+                self.inner = await outer.real().__aenter__()
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                await self.inner.__aexit__(*exc)
+
+            async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+                watching = {c.name for c in getattr(statement, "selected_columns", ())} == {
+                    "update_id",
+                    "owner",
+                }
+                if watching and not outer.done:
+                    outer.done = True
+                    await outer.arrive()
+                return await self.inner.execute(statement, *args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.inner, name)
+
+        return Session()
+
+
+async def test_an_older_update_found_while_the_watcher_looks_is_still_waited_for(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    """Process A waits for chat 10's older update held by B, so its watcher polls the inbox.
+    While it looks, A keeps chat 30's second update, whose first B holds: that wait must
+    survive the look (it was dropped once, and A answered chat 30 out of order)."""
+    handled: list[tuple[int, str]] = []
+    rigs = [Rig(), Rig()]
+    for rig in rigs:
+        rig.handled = handled
+    a = rigs[0].intake(bot, sessionmaker, rules, tmp_path / "a", owner="a")
+    b = rigs[1].intake(bot, sessionmaker, rules, tmp_path / "b", owner="b")
+    a.start()
+    b.start()
+    await b.accept([update(1, 10, "slow first of 10"), update(3, 30, "slow first of 30")])
+
+    async def arrive() -> None:
+        await a.accept([update(4, 30, "second of 30")])
+
+    a.sessionmaker = _ArrivalDuringWatch(sessionmaker, arrive)  # type: ignore[assignment]
+    await a.accept([update(2, 10, "second of 10")])  # A waits for B's update 1: it watches
+    for intake in (a, b):
+        await quiet_for(intake, lambda: len(handled) == 4)
+    assert a.sessionmaker.done  # type: ignore[attr-defined]
+    assert [text for chat, text in handled if chat == 30] == ["slow first of 30", "second of 30"]
+    assert [text for chat, text in handled if chat == 10] == ["slow first of 10", "second of 10"]
+    for intake in (a, b):
+        await intake.close(1)

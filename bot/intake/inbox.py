@@ -546,6 +546,7 @@ class Intake:
         while self._foreign and not self._closing:
             await asyncio.sleep(FOREIGN_POLL_SECONDS)
             ids = [update_id for held in self._foreign.values() for update_id in held]
+            looked = set(ids) | self._retrying
             try:
                 async with self.sessionmaker() as session:
                     rows = await session.execute(
@@ -561,15 +562,19 @@ class Intake:
             except Exception as exc:  # the database is away: look again
                 log.warning("could not look at chats waiting for older updates: %s", exc)
                 continue
+            # Only what was looked up may be let go: an older update of a chat found by an
+            # arrival kept during the query above is still waited for (dropping it let a
+            # newer update of the chat be handled first: an answer out of order).
+            gone = looked - still
             for chat in list(self._foreign):
-                self._foreign[chat] &= still
+                self._foreign[chat] -= gone
                 if not self._foreign[chat]:
                     del self._foreign[chat]
                 if chat not in self._busy and not self._blocked(chat):
                     queue = self._chats.get(chat)
                     if queue:
                         self._make_ready(chat, any(q.urgent for q in queue))
-            self._retrying &= still
+            self._retrying -= gone
 
     def _make_ready(self, key: int, urgent: bool) -> None:
         entry = (0 if urgent else 1, next(self._seq), key)
