@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+async def repeat(step: Callable[[], Awaitable[object]], pause: float, what: str) -> None:
+    """Forever: `step()`, then sleep `pause` seconds. A failing step is logged as "`what`
+    pass failed" and tried again next time (the database may be away); cancellation ends it."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s pass failed: %s", what, exc)
+        await asyncio.sleep(pause)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:

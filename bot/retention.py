@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot import metrics
+from bot.aio import repeat
 from bot.claims import Claims
 from bot.db.models import (
     RETENTION_NEXT,
@@ -194,15 +195,7 @@ class RetentionJob:
 
     async def run(self, check_seconds: float = CHECK_SECONDS) -> None:
         """Forever: look every `check_seconds` (at most the interval) whether a pass is due."""
-        pause = min(check_seconds, self.interval.total_seconds())
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be away; the next look tries again
-                log.warning("retention pass failed: %s", exc)
-            await asyncio.sleep(pause)
+        await repeat(self.run_once, min(check_seconds, self.interval.total_seconds()), "retention")
 
 
 async def run_retention_worker(app: Safewell) -> None:

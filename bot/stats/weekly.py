@@ -10,7 +10,6 @@ none).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -20,6 +19,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.aio import repeat
 from bot.alerts.catalog import Catalog
 from bot.alerts.service import staff_ids
 from bot.claims import Claims
@@ -137,14 +137,7 @@ class WeeklyReport:
 
     async def run(self, check_seconds: float = CHECK_SECONDS) -> None:
         """Forever: look every `check_seconds` whether the report is due."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be away; the next look tries again
-                log.warning("weekly report pass failed: %s", exc)
-            await asyncio.sleep(check_seconds)
+        await repeat(self.run_once, check_seconds, "weekly report")
 
 
 async def run_weekly_report_worker(app: Safewell) -> None:
