@@ -80,6 +80,21 @@ def citizen_text(update: Update) -> tuple[Message | None, str]:
     return message, text
 
 
+_NUL_IN_JSON = "\\u0000"
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` (decoded JSON) with every NUL character in its strings replaced by U+FFFD
+    (one UTF-16 unit, like NUL, so entity offsets stay right)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value
+
+
 @dataclass
 class _Arrival:
     update: Update
@@ -336,9 +351,15 @@ class Intake:
             log.warning("update %s: reply not owed on arrival: %s", arrival.update_id, exc)
 
     def _arrive(self, update: Update) -> _Arrival:
+        payload = update.model_dump_json(exclude_unset=True, by_alias=True)
+        if _NUL_IN_JSON in payload:
+            # PostgreSQL's text cannot hold NUL: a message carrying one would fail every
+            # statement that stores its text, and be parked. It is read with U+FFFD instead.
+            data = _without_nul(json.loads(payload))
+            update = Update.model_validate(data, context={"bot": self.bot})
+            payload = json.dumps(data, ensure_ascii=False)
         message, text = citizen_text(update)
         chat = message.chat.id if message is not None else _chat_of(update)
-        payload = update.model_dump_json(exclude_unset=True, by_alias=True)
         return _Arrival(update, update.update_id, chat, None, None, payload, text)
 
     async def _in_form(self, message: Message) -> bool:
