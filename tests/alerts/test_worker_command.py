@@ -82,6 +82,18 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    # The bot's own worker starts the broadcast, slowly (10/s alone: 30 s), and the extra one
+    # joins once it has begun: so both send part of it however long the process takes to start
+    # (started first, it could take the whole broadcast before the bot's own worker began).
+    alert_id = await queued_alert(sessionmaker)
+    own = make_engine(sessionmaker, tg, catalog, concurrency=1, batch_size=5)
+    own.limiter = LocalRateLimiter(10, burst=1, urgent_reserve=0)
+    await own.start_due()
+    running = asyncio.create_task(own.run(alert_id))
+    for _ in range(100):
+        if (await states(sessionmaker, alert_id))["sent"] > 0:
+            break
+        await asyncio.sleep(0.1)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "alert", "worker", "--metrics-port", str(port),
         cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
@@ -91,12 +103,7 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
         started = await asyncio.wait_for(proc.stderr.readline(), 60)
         while b"broadcast worker" not in started:
             started = await asyncio.wait_for(proc.stderr.readline(), 60)
-        # The bot's own worker sends slowly (50/s alone: 6 s), so the extra one has time to join.
-        alert_id = await queued_alert(sessionmaker)
-        own = make_engine(sessionmaker, tg, catalog, concurrency=1, batch_size=5)
-        own.limiter = LocalRateLimiter(50, burst=1, urgent_reserve=0)
-        await own.start_due()
-        stats = await own.run(alert_id)
+        stats = await running
         for _ in range(100):  # the worker's last results are being written
             if (await states(sessionmaker, alert_id))["sent"] == len(recipients):
                 break
@@ -120,6 +127,7 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
         waits = metric(scraped, "safewell_rate_limiter_wait_seconds_count", line="broadcast")
         assert waits >= len(recipients) - stats.sent
     finally:
+        running.cancel()
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         rest = await asyncio.wait_for(proc.stderr.read(), 30)
