@@ -165,9 +165,11 @@ async def build(
     faq = faq or build_faq(settings)
     if migrate:
         await upgrade_async(settings.database.url)
-    # The handlers' pool: as many connections as updates may use at once (they give theirs
-    # back before each Telegram call, so about half the workers hold one at a time).
-    pool = max(5, settings.intake.concurrency // 2)
+    # The handlers' pool: as many connections as updates handled at once. With half as many
+    # (they give theirs back before each Telegram call) a surge still opened and closed
+    # overflow connections all the time, each preparing its statements anew (SQLite: a thread
+    # and the pragmas each): 0.15-0.25 of a question's CPU in the load benchmark.
+    pool = max(5, settings.intake.concurrency)
     engine = create_engine(settings.database.url, echo=settings.database.echo, pool_size=pool)
     sessionmaker = create_sessionmaker(engine)
     locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)

@@ -22,10 +22,10 @@ _WROTE = "safewell_wrote"
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine for SQLite (file created with its folder) or PostgreSQL.
 
-    `pool_size`: PostgreSQL connections kept open (10 more may open under load; those are
-    closed again when returned). Size it to the connections in use at once in a surge: below
-    that, every update opens and closes a connection, and asyncpg prepares each statement
-    anew on it (a sixth of an update's CPU in the load benchmark at the default 5).
+    `pool_size`: connections kept open, on either database (10 more may open under load;
+    those are closed again when returned). Size it to the connections in use at once in a
+    surge: below that, every update opens and closes a connection, and asyncpg prepares each
+    statement anew on it (a sixth of an update's CPU in the load benchmark at the default 5).
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -37,7 +37,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["pool_size"] = pool_size
+    kwargs["pool_size"] = pool_size
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
 
