@@ -68,6 +68,9 @@ class LocalizedText:
 
 
 ENTRY_ID_MAX = 32
+# The category of entries that answer "not ours, ask them" (the weather, the zoo …): for an
+# out-of-domain question such an answer is the right one (``knowledge/faq/elsewhere.yaml``).
+ELSEWHERE = "elsewhere"
 
 
 class FaqEntry(BaseModel):

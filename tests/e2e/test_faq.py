@@ -64,6 +64,15 @@ async def test_no_match_is_honest_and_offers_an_officer(harness: Harness) -> Non
     assert buttons(reply) == ["Talk to an officer"]
 
 
+async def test_a_question_for_someone_else_says_who_to_ask(harness: Harness) -> None:
+    """The weather got a confident answer about alert subscriptions before."""
+    ann = await harness.new_citizen(512)
+    reply = await ann.say("what's the weather tomorrow")
+    assert "do not make weather forecasts" in reply["text"]
+    li = await harness.new_citizen(513, "李", language_code="zh-hans")
+    assert "12345" in (await li.say("动物园几点开门"))["text"]
+
+
 async def test_chinese_question_gets_a_chinese_answer(harness: Harness) -> None:
     li = await harness.new_citizen(505, "李", language_code="zh-hans")
     reply = await li.say("身份证丢了怎么办")

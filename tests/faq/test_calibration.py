@@ -9,6 +9,7 @@ import yaml
 
 from bot.faq.loader import load_knowledge
 from bot.faq.matcher import Matcher, Scored
+from bot.faq.models import ELSEWHERE
 
 REPO = Path(__file__).resolve().parents[2]
 OOD = Path(__file__).parent / "data" / "out_of_domain.yaml"
@@ -21,12 +22,38 @@ def matcher() -> Matcher:
     return Matcher(kb)
 
 
-def test_out_of_domain_questions_mostly_get_none(matcher: Matcher) -> None:
+def _not_ours(matcher: Matcher, entry_id: str) -> bool:
+    return matcher.kb.entries[entry_id].category == ELSEWHERE
+
+
+def test_out_of_domain_questions_are_rarely_answered_by_a_police_entry(matcher: Matcher) -> None:
+    """An out-of-domain question gets "none", choices, or the honest "not ours, ask them" of
+    an ``elsewhere`` entry; a confident answer from a police entry is wrong (6 of 64 before
+    the ``elsewhere`` entries, 2 of 64 with them)."""
     data = yaml.safe_load(OOD.read_text(encoding="utf-8"))
-    outcomes = [matcher.match(q, lang).outcome for lang in ("en", "zh") for q in data[lang]]
-    assert len(outcomes) >= 60
-    assert outcomes.count("none") / len(outcomes) >= 0.6
-    assert outcomes.count("answer") / len(outcomes) <= 0.10
+    results = [matcher.match(q, lang) for lang in ("en", "zh") for q in data[lang]]
+    assert len(results) >= 60
+    wrong = [
+        r for r in results if r.outcome == "answer" and not _not_ours(matcher, r.best.entry_id)
+    ]
+    assert len(wrong) / len(results) <= 0.05, [r.best for r in wrong]
+    assert sum(r.outcome == "none" for r in results) / len(results) >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [
+        ("what's the weather tomorrow", "en"),  # was a confident "subscribe to alerts"
+        ("when does the zoo open", "en"),  # was the service halls' opening hours
+        ("动物园几点开门", "zh"),
+        ("明天天气怎么样", "zh"),
+    ],
+)
+def test_questions_for_someone_else_get_not_ours(
+    matcher: Matcher, question: str, lang: str
+) -> None:
+    result = matcher.match(question, lang)
+    assert result.best is not None and _not_ours(matcher, result.best.entry_id)
 
 
 @pytest.mark.parametrize(

@@ -118,8 +118,10 @@ def test_only_languages_with_a_semantic_weight_embed(sample: tuple[Matcher, Matc
 
 
 def test_unrelated_chinese_questions_stay_unanswered(sample: tuple[Matcher, Matcher]) -> None:
+    """Meaning does not lend an unrelated question a police answer (the weather, asked here
+    before, now has its own "not ours" entry: tests/faq/test_calibration.py)."""
     with_meaning, _ = sample
-    for question in ("明天天气怎么样", "围巾怎么织", "怎么自学吉他", "剩米饭可以冷冻吗"):
+    for question in ("围巾怎么织", "怎么自学吉他", "剩米饭可以冷冻吗"):
         assert with_meaning.match(question, "zh").outcome == "none", question
 
 
