@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,16 +19,16 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.aio import cancel_and_wait
-from bot.alerts.wiring import setup_alerts
+from bot.alerts.wiring import build_alerts
 from bot.claims import Claims, process_identity
-from bot.commands import run_commands_worker
+from bot.commands import publish_commands
 from bot.config import ConfigError, Settings
 from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
-from bot.forum_check import run_forum_check
+from bot.forum_check import check_forum
 from bot.fsm_storage import FsmSessionMiddleware
-from bot.handoff import HandoffService, run_handoff_worker
+from bot.handoff import HandoffService
 from bot.i18n import Locales
 from bot.intake import Intake, UrgentReplies
 from bot.middlewares import (
@@ -37,8 +38,8 @@ from bot.middlewares import (
     IdentityMiddleware,
     InflightMiddleware,
 )
-from bot.retention import RetentionJob, run_retention_worker
-from bot.stats.weekly import WeeklyReport, run_weekly_report_worker
+from bot.retention import RetentionJob
+from bot.stats.weekly import WeeklyReport
 from bot.telegram import ForumLane, ForumLaneMiddleware, build_bot
 from bot.triage import Triage
 from bot.windows import window
@@ -68,11 +69,11 @@ class Safewell:
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     # Set to stop a running `run_polling` (tests and the demo stop it this way).
     stopping: asyncio.Event | None = None
-    # Coroutines started as background tasks once the bot runs (delivery loops and the like);
-    # features append to it in `build`.
-    workers: list[Callable[[Safewell], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Background tasks started once the bot runs (delivery loops and the like), by name; each
+    # closes over what it needs (`build` registers them; no feature sees this class).
+    workers: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     # Other resources features opened (a second bot session, a Redis client), closed last.
-    closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # What stops the bot in the officers' forum, as found at start (None: not checked yet).
     forum_problems: list[str] | None = None
     # The shared Redis, when REDIS_URL is set (its health is part of /readyz).
@@ -98,8 +99,8 @@ class Safewell:
         """Start every registered background worker (idempotent per process run)."""
         if self.background:
             return
-        for worker in self.workers:
-            self.background.append(asyncio.create_task(worker(self), name=worker.__name__))
+        for name, worker in self.workers.items():
+            self.background.append(asyncio.create_task(_awaited(worker), name=name))
 
     async def close(self) -> None:
         """Let in-flight updates finish, then release the bot session and the database."""
@@ -254,28 +255,37 @@ async def build(
     dp.workflow_data.update(triage=triage, handoff=handoff, urgent_replies=replies)
     # Old messages, FAQ questions, update ids and finished alerts' delivery rows are deleted
     # by one process at a time (a claim in the database), once per interval.
-    dp.workflow_data["retention"] = RetentionJob(sessionmaker, settings.retention, claims)
+    retention = RetentionJob(sessionmaker, settings.retention, claims)
     app.closers.append(intake_engine.dispose)
     if redis is not None:
         app.closers.append(redis.aclose)
-    app.workers.append(run_intake_worker)
-    app.workers.append(run_handoff_worker)
-    app.workers.append(run_retention_worker)
-    app.workers.append(run_commands_worker)  # the command menus, once at start
-    app.workers.append(run_forum_check)  # the bot's rights in the officers' forum, at start
-    setup_alerts(app)  # catalog, rate_limiter, broadcaster + the broadcast worker
+    alerts = build_alerts(settings, bot, locales, sessionmaker)
+    app.closers.extend(alerts.closers)
+    dp.workflow_data.update(
+        catalog=alerts.catalog, rate_limiter=alerts.limiter, broadcaster=alerts.broadcaster
+    )
+
+    async def forum_check() -> None:  # the bot's rights in the officers' forum, at start
+        app.forum_problems = await check_forum(bot, settings, locales)
+
+    app.workers.update(
+        intake=functools.partial(run_intake_worker, app),
+        handoff=functools.partial(handoff.run, settings.officers.loop_seconds),
+        retention=retention.run,
+        # The command menus, once at start.
+        commands=functools.partial(publish_commands, bot, settings, locales, sessionmaker),
+        forum_check=forum_check,
+        alerts=alerts.broadcaster.serve,
+    )
     if settings.stats.weekly_report:
-        dp.workflow_data["weekly_report"] = WeeklyReport(
-            sessionmaker,
-            bot,
-            settings,
-            locales,
-            faq,
-            dp.workflow_data["catalog"],
-            claims,
-        )
-        app.workers.append(run_weekly_report_worker)
+        report = WeeklyReport(sessionmaker, bot, settings, locales, faq, alerts.catalog, claims)
+        dp.workflow_data["weekly_report"] = report
+        app.workers["weekly_report"] = report.run
     return app
+
+
+async def _awaited(work: Callable[[], Awaitable[None]]) -> None:
+    await work()
 
 
 async def run_intake_worker(app: Safewell) -> None:

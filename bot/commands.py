@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
     BotCommand,
@@ -14,12 +15,13 @@ from aiogram.types import (
     BotCommandScopeUnion,
 )
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import ALERT_ROLES, Role, StaffRole
 from bot.i18n import Locales
 
 if TYPE_CHECKING:
-    from bot.app import Safewell
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +70,41 @@ def staff_menu(roles: set[Role]) -> tuple[str, ...]:
     return names
 
 
-async def publish_commands(app: Safewell) -> None:
+async def publish_commands(
+    bot: Bot,
+    settings: Settings,
+    locales: Locales,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Set every menu: citizens (all private chats), the officers' forum, and each staff
-    member's private chat; one per language plus the default for other languages."""
-    locales = app.locales
+    member's private chat; one per language plus the default for other languages.
+
+    Run once at start, in the background (start never waits on it); a failure is logged:
+    Telegram or the database away at start leaves the menus as they were."""
+    try:
+        await _publish(bot, settings, locales, sessionmaker)
+    except Exception as error:
+        log.warning("command menus not set: %s: %s", type(error).__name__, error)
+
+
+async def _publish(
+    bot: Bot,
+    settings: Settings,
+    locales: Locales,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     menus: list[tuple[BotCommandScopeUnion, tuple[str, ...]]] = [
         (BotCommandScopeAllPrivateChats(), CITIZEN)
     ]
-    forum = app.settings.officers.chat_id
+    forum = settings.officers.chat_id
     if forum is not None:
         menus.append((BotCommandScopeChat(chat_id=forum), OFFICERS))
-    async with app.sessionmaker() as session:
+    async with sessionmaker() as session:
         rows = (await session.execute(select(StaffRole.user_id, StaffRole.role))).all()
     staff: dict[int, set[Role]] = {}
     for user_id, role in rows:
         staff.setdefault(user_id, set()).add(Role(role))
-    for user_id in app.settings.bot.admin_ids:  # admins by configuration (BOT_ADMIN_IDS)
+    for user_id in settings.bot.admin_ids:  # admins by configuration (BOT_ADMIN_IDS)
         staff.setdefault(user_id, set()).add(Role.ADMIN)
     for user_id, roles in sorted(staff.items()):
         if roles & ALERT_ROLES:
@@ -91,17 +112,9 @@ async def publish_commands(app: Safewell) -> None:
     for scope, names in menus:
         for lang in (None, *locales.languages):
             try:
-                await app.bot.set_my_commands(
+                await bot.set_my_commands(
                     menu(locales, lang or locales.default, names), scope=scope, language_code=lang
                 )
             except TelegramAPIError as error:  # a staff member who never opened the chat
                 log.warning("commands for %s (%s): %s", scope.type, lang or "default", error)
     log.info("command menus set: %d scopes", len(menus))
-
-
-async def run_commands_worker(app: Safewell) -> None:
-    """Publish the menus once at start (a background worker, so start never waits on it)."""
-    try:
-        await publish_commands(app)
-    except Exception as error:  # Telegram or the database away at start: menus stay as they were
-        log.warning("command menus not set: %s: %s", type(error).__name__, error)

@@ -12,8 +12,10 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ChatMemberAdministrator, ChatMemberOwner
 
+from bot.i18n import Locales
+
 if TYPE_CHECKING:
-    from bot.app import Safewell
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +40,20 @@ async def forum_problems(bot: Bot, chat_id: int) -> list[str]:
     return problems
 
 
-async def run_forum_check(app: Safewell) -> None:
-    """Check the officers' forum once at start; record, log and tell the admins the result."""
-    chat_id = app.settings.officers.chat_id
+async def check_forum(bot: Bot, settings: Settings, locales: Locales) -> list[str] | None:
+    """Check the officers' forum once at start; log and tell the admins what is missing.
+    The problems found (None: no forum configured)."""
+    chat_id = settings.officers.chat_id
     if chat_id is None:
-        return
-    problems = await forum_problems(app.bot, chat_id)
-    app.forum_problems = problems
+        return None
+    problems = await forum_problems(bot, chat_id)
     if not problems:
         log.info("officers' forum %s: the bot can open and manage topics", chat_id)
-        return
+        return problems
     log.error("officers' forum %s: %s", chat_id, "; ".join(problems))
-    for admin in app.settings.bot.admin_ids:
-        lang = app.locales.default
-        text = app.locales.t(lang, "forum_problems", chat=chat_id, problems="\n• ".join(problems))
+    for admin in settings.bot.admin_ids:
+        lang = locales.default
+        text = locales.t(lang, "forum_problems", chat=chat_id, problems="\n• ".join(problems))
         with contextlib.suppress(TelegramAPIError):  # an admin who never opened the chat
-            await app.bot.send_message(admin, text, parse_mode=None)
+            await bot.send_message(admin, text, parse_mode=None)
+    return problems

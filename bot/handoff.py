@@ -60,7 +60,6 @@ from bot.i18n import Locales
 from bot.telegram import ForumLane, critical_sends
 
 if TYPE_CHECKING:
-    from bot.app import Safewell
     from bot.config import OfficersSettings
 
 log = logging.getLogger(__name__)
@@ -1470,9 +1469,3 @@ async def count_undelivered(session: AsyncSession) -> int:
         )
         or 0
     )
-
-
-async def run_handoff_worker(app: Safewell) -> None:
-    """The background loop of a running app (registered in `Safewell.workers`)."""
-    service: HandoffService = app.dispatcher.workflow_data["handoff"]
-    await service.run(app.settings.officers.loop_seconds)

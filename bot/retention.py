@@ -47,7 +47,6 @@ from bot.db.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import Safewell
     from bot.config import RetentionSettings
 
 log = logging.getLogger(__name__)
@@ -196,9 +195,3 @@ class RetentionJob:
     async def run(self, check_seconds: float = CHECK_SECONDS) -> None:
         """Forever: look every `check_seconds` (at most the interval) whether a pass is due."""
         await repeat(self.run_once, min(check_seconds, self.interval.total_seconds()), "retention")
-
-
-async def run_retention_worker(app: Safewell) -> None:
-    """The background loop of a running app (registered in `Safewell.workers`)."""
-    job: RetentionJob = app.dispatcher.workflow_data["retention"]
-    await job.run()

@@ -866,7 +866,7 @@ class Triage:
     ) -> None:
         self._languages: tuple[_Language, ...] = tuple(languages)
         self._models: tuple[ExamplesModel, ...] = tuple(models)
-        self._queue: ModelQueue | None = None
+        self._queue: ModelQueue[TriageResult] | None = None
         if not self._languages:
             raise ValueError("triage needs at least one language file")
         # The intake reads a message on arrival and its handler reads it again: the signals
@@ -952,7 +952,7 @@ class Triage:
         return await asyncio.to_thread(self.rules, text, lang)
 
     @property
-    def queue(self) -> ModelQueue:
+    def queue(self) -> ModelQueue[TriageResult]:
         """The models' queue of this classifier (one per process and classifier)."""
         if self._queue is None:
             self._queue = ModelQueue(self)

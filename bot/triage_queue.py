@@ -19,11 +19,25 @@ import asyncio
 import heapq
 import itertools
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from bot.triage import Triage, TriageResult
+from bot.triage_model import Shortlists
+
+# A level as the classifier decides it (``bot.triage.TriageResult``).
+R = TypeVar("R", bound=Hashable)
+
+
+class Reader(Protocol[R]):
+    """What the queue asks of the classifier (``bot.triage.Triage``)."""
+
+    def rank_many(self, texts: list[str]) -> list[tuple[Shortlists, float]]: ...
+
+    def needs_models(self, text: str, ranked: Shortlists) -> bool: ...
+
+    def decide_many(self, items: list[tuple[str, R, Shortlists]]) -> list[R]: ...
+
 
 # Messages per call of the transformer: a larger batch saves a little time per message (about
 # 14 -> 12 ms here) but is what a newly arrived crisis-like message may have to wait for.
@@ -35,36 +49,34 @@ _REMEMBERED = 4096
 
 
 @dataclass(order=True)
-class _Job:
+class _Job(Generic[R]):
     priority: float
     seq: int
     text: str = field(compare=False)
-    decided: TriageResult = field(compare=False)
-    ranked: dict[str, tuple[str, ...]] = field(compare=False)
-    future: asyncio.Future[TriageResult] = field(compare=False)
+    decided: R = field(compare=False)
+    ranked: Shortlists = field(compare=False)
+    future: asyncio.Future[R] = field(compare=False)
 
 
-class ModelQueue:
+class ModelQueue(Generic[R]):
     """Second opinions for one classifier, ordered by how crisis-like the cheap models found
     each message."""
 
-    def __init__(self, triage: Triage) -> None:
+    def __init__(self, triage: Reader[R]) -> None:
         self.triage = triage
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._jobs: list[_Job] = []
+        self._jobs: list[_Job[R]] = []
         self._seq = itertools.count()
         self._runner: asyncio.Task[None] | None = None
         # text -> its judgment, queued, running or recently done: the intake asks on arrival
         # and the handler asks again later; the transformer reads the text once.
-        self._known: OrderedDict[tuple[str, TriageResult], asyncio.Future[TriageResult]] = (
-            OrderedDict()
-        )
+        self._known: OrderedDict[tuple[str, R], asyncio.Future[R]] = OrderedDict()
 
     @property
     def waiting(self) -> int:
         return len(self._jobs)
 
-    def known(self, text: str, decided: TriageResult) -> TriageResult | None:
+    def known(self, text: str, decided: R) -> R | None:
         """The second opinion if it is ready (asked before and answered), else None."""
         future = self._known.get((text, decided))
         if (
@@ -76,18 +88,18 @@ class ModelQueue:
             return None
         return future.result()
 
-    async def second_opinion(self, text: str, decided: TriageResult) -> TriageResult:
+    async def second_opinion(self, text: str, decided: R) -> R:
         """The models' level for a message the rules found neither crisis nor emergency."""
         return (await self.second_opinions([(text, decided)]))[0]
 
-    async def second_opinions(self, items: list[tuple[str, TriageResult]]) -> list[TriageResult]:
+    async def second_opinions(self, items: list[tuple[str, R]]) -> list[R]:
         """:meth:`second_opinion` for several messages (one ranking call for them all)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._jobs, self._runner = loop, [], None
             self._known.clear()
         futures = []
-        new: list[tuple[str, TriageResult, asyncio.Future[TriageResult]]] = []
+        new: list[tuple[str, R, asyncio.Future[R]]] = []
         for text, decided in items:
             key = (text, decided)
             known = self._known.get(key)

@@ -7,29 +7,47 @@ import base64
 import hashlib
 import hmac
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.alerts.api import add_routes as add_alert_routes
 from bot.config import Settings
 from bot.db.session import database_ok
-
-if TYPE_CHECKING:
-    from bot.app import Safewell
+from bot.intake import Intake
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
-APP_KEY = web.AppKey("safewell", object)
+
+class Running(Protocol):
+    """What the web routes read of a running application (``bot.app.Safewell``), named here
+    so that this module does not import the composition root."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bot: Bot
+    dispatcher: Dispatcher
+    intake: Intake
+    redis: Redis | None
+    forum_problems: list[str] | None
+
+    def dead_loops(self) -> list[str]: ...
+
+
+APP_KEY = web.AppKey("safewell", Running)
 
 
 async def healthz(request: web.Request) -> web.Response:
     """200 when the database answers, 503 when it does not."""
-    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    app = request.app[APP_KEY]
     # The forum's state is a detail for the operator: the bot still answers citizens without
     # it, so it does not take the process out of the load balancer.
     forum = {"forum": app.forum_problems or "ok"} if app.forum_problems is not None else {}
@@ -45,7 +63,7 @@ async def readyz(request: web.Request) -> web.Response:
     its job: the database, Redis when configured, the officers' forum with the rights to open
     and manage topics, the relay outbox draining, and every background loop alive.
     """
-    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    app = request.app[APP_KEY]
     checks: dict[str, str] = {}
     checks["database"] = "ok" if await database_ok(app.engine) else "down"
     if app.redis is not None:
@@ -78,7 +96,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     """Prometheus's text exposition: this process's counters, the database's gauges."""
-    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    app = request.app[APP_KEY]
     body = await metrics.render(app.engine)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
@@ -99,7 +117,7 @@ def webhook_secret(settings: Settings) -> str:
 
 async def telegram_webhook(request: web.Request) -> web.Response:
     """One update from Telegram: 200 once it is kept by the intake (handled from there)."""
-    app: Safewell = request.app[APP_KEY]  # type: ignore[assignment]
+    app = request.app[APP_KEY]
     given = request.headers.get(SECRET_HEADER, "")
     if not hmac.compare_digest(given.encode(), request.app[SECRET_KEY].encode()):
         return web.Response(status=401, text="Unauthorized")
@@ -120,7 +138,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
 SECRET_KEY = web.AppKey("webhook_secret", str)
 
 
-def create_metrics_app(app: Safewell) -> web.Application:
+def create_metrics_app(app: Running) -> web.Application:
     """/metrics and /healthz alone: for `safewell alert worker --metrics-port`."""
     web_app = web.Application()
     web_app[APP_KEY] = app
@@ -129,7 +147,7 @@ def create_metrics_app(app: Safewell) -> web.Application:
     return web_app
 
 
-def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
+def create_web_app(app: Running, *, webhook: bool) -> web.Application:
     """Routes for /healthz, /readyz, /metrics and, in webhook mode, Telegram's updates with
     the secret check."""
     web_app = web.Application()
@@ -137,7 +155,10 @@ def create_web_app(app: Safewell, *, webhook: bool) -> web.Application:
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_get("/metrics", metrics_page)
-    add_alert_routes(web_app, app)  # POST /api/cap (bearer ALERTS_API_TOKEN)
+    # POST /api/cap (bearer ALERTS_API_TOKEN)
+    add_alert_routes(
+        web_app, app.settings, app.sessionmaker, app.dispatcher.workflow_data.get("catalog")
+    )
     if webhook:
         web_app[SECRET_KEY] = webhook_secret(app.settings)
         web_app.router.add_post(app.settings.webhook.path, telegram_webhook)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
 from bot.alerts.cap import MAX_CAP_BYTES, CapError
 from bot.alerts.capio import describe, import_cap, outcome
 from bot.alerts.catalog import Catalog
-
-if TYPE_CHECKING:
-    from bot.app import Safewell
+from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +39,14 @@ async def read_body(request: web.Request, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
-async def post_cap(request: web.Request, app: Safewell) -> web.Response:
+async def post_cap(
+    request: web.Request,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    catalog: Catalog | None,
+) -> web.Response:
     """Validate and queue one CAP alert; 201 with its id and status."""
-    token = app.settings.alerts.api_token
+    token = settings.alerts.api_token
     if token is None:
         return _error(404, "the CAP API is disabled (set ALERTS_API_TOKEN)")
     given = request.headers.get("Authorization", "")
@@ -59,17 +62,16 @@ async def post_cap(request: web.Request, app: Safewell) -> web.Response:
     body = await read_body(request, MAX_CAP_BYTES)
     if body is None:
         return _error(413, f"a CAP message may be at most {MAX_CAP_BYTES} bytes")
-    catalog = app.dispatcher.workflow_data.get("catalog")
-    if not isinstance(catalog, Catalog):
-        catalog = Catalog.load(app.settings.faq.knowledge_dir)
-    async with app.sessionmaker() as session:
+    if catalog is None:
+        catalog = Catalog.load(settings.faq.knowledge_dir)
+    async with sessionmaker() as session:
         try:
             alert = await import_cap(
                 session,
                 body,
                 catalog,
-                default_lang=app.settings.bot.default_language,
-                approval_severities=app.settings.alerts.approval_severities,
+                default_lang=settings.bot.default_language,
+                approval_severities=settings.alerts.approval_severities,
                 source="api",
             )
         except CapError as exc:
@@ -81,10 +83,16 @@ async def post_cap(request: web.Request, app: Safewell) -> web.Response:
     return web.json_response({"ok": True, **outcome(alert)}, status=201)
 
 
-def add_routes(web_app: web.Application, app: Safewell) -> None:
-    """Register the alert API on an aiohttp application."""
+def add_routes(
+    web_app: web.Application,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    catalog: Catalog | None = None,
+) -> None:
+    """Register the alert API on an aiohttp application (`catalog`: the running bot's; None
+    reads it from the knowledge folder on each request)."""
 
     async def handler(request: web.Request) -> web.Response:
-        return await post_cap(request, app)
+        return await post_cap(request, settings, sessionmaker, catalog)
 
     web_app.router.add_post("/api/cap", handler)

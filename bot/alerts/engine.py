@@ -27,7 +27,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
@@ -754,12 +754,3 @@ class Broadcaster:
             await session.commit()
         if done.rowcount:  # type: ignore[attr-defined]
             await self._report(alert_id, state, done=True)
-
-
-def run_forever(broadcaster: Broadcaster) -> Callable[[Any], Coroutine[Any, Any, None]]:
-    """A worker for `Safewell.workers` that runs the scheduler of this broadcaster."""
-
-    async def alerts_worker(_app: Any) -> None:
-        await broadcaster.serve()
-
-    return alerts_worker

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
@@ -13,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import Catalog
-from bot.alerts.engine import Broadcaster, EngineConfig, Progress, run_forever
+from bot.alerts.engine import Broadcaster, EngineConfig, Progress
 from bot.alerts.ratelimit import RateLimiter, RedisRateLimiter, build_rate_limiter
 from bot.db.models import Alert, AlertKind
 from bot.i18n import Locales, format_duration
 from bot.telegram import UrgentLimitMiddleware, build_bot
 
 if TYPE_CHECKING:
-    from bot.app import Safewell
     from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,29 @@ def build_limiter(settings: Settings) -> RateLimiter:
     return build_rate_limiter(redis, rate)
 
 
-def setup_alerts(app: Safewell) -> Broadcaster:
-    """Create the alert services, expose them to handlers and register the broadcast worker."""
-    settings = app.settings
+@dataclass
+class AlertServices:
+    """The alert services of a running bot, and what to close when it stops."""
+
+    catalog: Catalog
+    limiter: RateLimiter
+    broadcaster: Broadcaster
+    closers: list[Callable[[], Awaitable[None]]]
+
+
+def build_alerts(
+    settings: Settings,
+    bot: Bot,
+    locales: Locales,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AlertServices:
+    """Create the alert services; `bot`'s conversational traffic takes the limiter's urgent
+    path. The broadcast worker is `broadcaster.serve`."""
     catalog = Catalog.load(settings.faq.knowledge_dir)
     limiter = build_limiter(settings)
+    closers: list[Callable[[], Awaitable[None]]] = []
     if isinstance(limiter, RedisRateLimiter):
-        app.closers.append(limiter.close)
+        closers.append(limiter.close)
     default = settings.bot.default_language
     config = EngineConfig(
         concurrency=settings.alerts.concurrency, paid_broadcast=settings.alerts.paid_broadcast
@@ -122,22 +139,18 @@ def setup_alerts(app: Safewell) -> Broadcaster:
     # Broadcasts get their own session without the retry-after middleware: the engine pauses
     # every sender on a 429 instead of one request sleeping while the others carry on.
     broadcast_bot = build_bot(settings, retry_after=False)
-    app.closers.append(broadcast_bot.session.close)
+    closers.append(broadcast_bot.session.close)
     # Conversational traffic (answers, crisis replies, officer relays) takes the limiter's
     # urgent path: counted in the one global rate, never queued behind a broadcast.
-    app.bot.session.middleware(UrgentLimitMiddleware(limiter))
+    bot.session.middleware(UrgentLimitMiddleware(limiter))
     broadcaster = Broadcaster(
-        app.sessionmaker,
+        sessionmaker,
         broadcast_bot,
         limiter,
         catalog,
         default,
         config,
-        on_progress=progress_sink(app.bot, app.locales, app.sessionmaker),
+        on_progress=progress_sink(bot, locales, sessionmaker),
         tz=settings.bot.zone,
     )
-    app.dispatcher.workflow_data.update(
-        catalog=catalog, rate_limiter=limiter, broadcaster=broadcaster
-    )
-    app.workers.append(run_forever(broadcaster))
-    return broadcaster
+    return AlertServices(catalog, limiter, broadcaster, closers)

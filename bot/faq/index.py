@@ -81,14 +81,14 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from bot.faq.normalize import (
-    _WORD_RE,
     EN_STOPWORDS,
+    content_string,
     han_numerals_to_digits,
     normalize,
     number_units,
     numbers_conflict,
-    split_runs,
     stem_en,
+    terms,
 )
 
 if TYPE_CHECKING:
@@ -226,30 +226,6 @@ class Synonyms:
         if self._pattern is None:
             return text
         return self._pattern.sub(lambda m: self._table[m.group(0)], text)
-
-
-def terms(text: str) -> list[str]:
-    """Index terms of normalised text: English stems, Han uni- and bigrams."""
-    out: list[str] = []
-    for han, run in split_runs(text):
-        if han:
-            out.extend(run)
-            out.extend(run[i : i + 2] for i in range(len(run) - 1))
-        else:
-            # Single letters ("what's" -> "what s") carry no meaning but get a high IDF.
-            out.extend(stem_en(w) for w in _WORD_RE.findall(run) if len(w) > 1)
-    return out
-
-
-def content_string(text: str) -> str:
-    """Text reduced to stems (Han runs kept as they are) for string similarity."""
-    parts: list[str] = []
-    for han, run in split_runs(text):
-        if han:
-            parts.append(run)
-        else:
-            parts.extend(stem_en(w) for w in _WORD_RE.findall(run))
-    return " ".join(parts)
 
 
 class LangIndex:

@@ -296,3 +296,27 @@ def numbers_conflict(
         if p and not q & p:
             return True
     return False
+
+
+def terms(text: str) -> list[str]:
+    """Index terms of normalised text: English stems, Han uni- and bigrams."""
+    out: list[str] = []
+    for han, run in split_runs(text):
+        if han:
+            out.extend(run)
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            # Single letters ("what's" -> "what s") carry no meaning but get a high IDF.
+            out.extend(stem_en(w) for w in _WORD_RE.findall(run) if len(w) > 1)
+    return out
+
+
+def content_string(text: str) -> str:
+    """Text reduced to stems (Han runs kept as they are) for string similarity."""
+    parts: list[str] = []
+    for han, run in split_runs(text):
+        if han:
+            parts.append(run)
+        else:
+            parts.extend(stem_en(w) for w in _WORD_RE.findall(run))
+    return " ".join(parts)

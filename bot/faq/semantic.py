@@ -34,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.faq.index import terms
-from bot.faq.normalize import normalize
+from bot.faq.normalize import normalize, terms
 from bot.triage_model import ContextEncoder, embed_cached
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -30,9 +29,6 @@ from bot.faq.service import FaqService
 from bot.i18n import Locales
 from bot.stats.figures import Period, collect
 from bot.stats.post import post_stats
-
-if TYPE_CHECKING:
-    from bot.app import Safewell
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +134,3 @@ class WeeklyReport:
     async def run(self, check_seconds: float = CHECK_SECONDS) -> None:
         """Forever: look every `check_seconds` whether the report is due."""
         await repeat(self.run_once, check_seconds, "weekly report")
-
-
-async def run_weekly_report_worker(app: Safewell) -> None:
-    """The background loop of a running app (registered when STATS_WEEKLY_REPORT is on)."""
-    report: WeeklyReport = app.dispatcher.workflow_data["weekly_report"]
-    await report.run()

@@ -9,7 +9,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -55,13 +54,8 @@ async def client(
     settings = load_settings(
         env_file=None, alerts={"api_token": TOKEN}, faq={"knowledge_dir": KNOWLEDGE}
     )
-    app = SimpleNamespace(
-        settings=settings,
-        sessionmaker=sessionmaker,
-        dispatcher=SimpleNamespace(workflow_data={"catalog": catalog}),
-    )
     web_app = web.Application()
-    add_routes(web_app, app)  # type: ignore[arg-type]
+    add_routes(web_app, settings, sessionmaker, catalog)
     async with TestClient(TestServer(web_app)) as test_client:
         yield test_client
 

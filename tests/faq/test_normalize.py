@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.faq.index import terms
 from bot.faq.normalize import (
     detect_script,
     han_numerals_to_digits,
@@ -13,6 +12,7 @@ from bot.faq.normalize import (
     numbers_conflict,
     split_runs,
     stem_en,
+    terms,
 )
 
 
