@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,16 @@ async def test_faq_query_ids_chosen_by_the_bot_survive_a_downgrade(empty_db_url:
     try:
         ids = [random_id() for _ in range(3)]
         async with sessions() as session:
+            # Renumbered in the order they were asked (created_at, then id): three rows
+            # flushed together may share a microsecond, so each is given its own second.
+            first = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
             for n, query_id in enumerate(ids):
-                session.add(FaqQuery(id=query_id, text=f"q{n}", language="en", outcome="none"))
+                asked = first + timedelta(seconds=n)
+                session.add(
+                    FaqQuery(
+                        id=query_id, text=f"q{n}", language="en", outcome="none", created_at=asked
+                    )
+                )
             await session.commit()
         async with sessions() as session:
             assert sorted((await session.scalars(sa.select(FaqQuery.id))).all()) == sorted(ids)
