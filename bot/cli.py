@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.faq.cli import add_commands as add_knowledge_commands
     from bot.handoff_cli import add_commands as add_cases_commands
     from bot.stats.report import add_commands as add_report_commands
-    from bot.triage_cli import add_commands as add_triage_commands
+    from bot.triage.cli import add_commands as add_triage_commands
 
     add_knowledge_commands(sub)
     add_alert_commands(sub)

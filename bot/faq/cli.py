@@ -298,7 +298,7 @@ def cmd_embed(args: argparse.Namespace, out: TextIO | None = None, settings: Any
     write the vectors beside the content: `faq/embeddings/` and `triage/embeddings/`."""
     from bot.faq.service import FaqService
     from bot.triage import Triage
-    from bot.triage_model import recording_embeddings, write_shipped
+    from bot.triage.model import recording_embeddings, write_shipped
 
     out = out or sys.stdout
     knowledge = knowledge_dir(args, settings)

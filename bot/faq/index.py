@@ -24,46 +24,8 @@ Chinese extras (``LANG_PARAMS["zh"]``): numbers are compared by value with their
 conflict); and the shortest phrasings holding the rarest common term are always candidates, so
 a phrasing that shares only common characters with the question is still scored.
 
-Tried on the Tianchi dev split (P@1 0.765 with the above) and not kept, each within +-1 point
-or worse: BM25 (k1 0.9-2.0, b 0.3-1.0) over character uni-/bigrams alone (0.73) or fused with
-this score; jieba words as terms or as an extra field; character trigrams and skip-bigrams;
-stop characters (的 了 吗 呢 ...) and greeting prefixes (请问, 您好) removed; A-not-A question
-forms (能不能 -> 能); sublinear IDF; other rapidfuzz scorers and weights in the re-ranking; a
-larger re-ranking depth; a generic thesaurus (Cilin) as synonyms. On 1,908 short questions the
-lexical signals are saturated: most remaining misses are near-duplicate standard questions.
-
-Also tried (round 3, dev 0.762, not kept): a learned linear re-ranker over the 30 best
-phrasings, with 22 features per (question, phrasing): this score, rapidfuzz ratio /
-partial_ratio / token_set_ratio on characters, shared uni-/bigram coverage of each side, length
-ratio, longest common subsequence share of each side, number conflict, IDF-weighted coverage of
-each side, the rarest unshared term on each side, rank, gap to the best, same ending, and
-agreement of interrogative families (how / why / how long / how much / where / yes-no /
-difference ...). Fitted as softmax logistic regression on one half of dev (first 396 / last 397
-questions) and scored on the other, the mean of the two halves was 0.752-0.763 against 0.762
-unchanged (L2 1e-3 to 1; lists of 30, 10 or 5): no gain. Maximising P@1 directly (coordinate
-ascent) reached only 0.770 / 0.783 on the half it was fitted on and 0.751 / 0.742 on the other.
-Of the 189 dev misses the right question is second in 57 and not among the 30 in 23; the
-winners are mostly paraphrases at least as close in wording as the labelled question (18
-normalise to the same text). The features also cost ~1.3 ms per question in Python, more than
-the 2 ms p99 floor leaves.
-
-Round 4 (kept): meaning. A question's own e5 vector finds Tianchi dev's standard question
-better than any lexical score (0.796 with ties between verbatim duplicates counted as shared,
-against 0.754 for this index counted the same way), but costs 15-30 ms. The static model of
-``bot.faq.semantic`` approximates it from the question's characters: blended into the
-candidates' scores it gives dev 0.788 (0.762 without; ties counted as shared: ~0.777 vs 0.754).
-Chosen on dev and on the sample content's Chinese tests together (ties counted as shared):
-ridge 0.1 (0.03 about the same, 0.3 about a point lower), floor 0.9 and weight 0.6 (floors
-0.85-0.95 x weights 0.33-0.75: dev 0.759-0.783, sample tests 0.948-0.984; floor 0.9 at weight
-0.6 gave 0.777 and 0.979, inside the flat region rather than at its best corner), trust
-1.0 (0.5-1.0 leave dev unchanged; 1.0 answers as many of our 32 Chinese out-of-domain
-questions as the lexical matcher did, 3, while lower values answered 5-9). Features without
-synonyms: with the curated synonyms applied the model lost a point on dev (the model learns
-equivalences from e5; collapsing terms first hides distinctions e5 sees). Scoring also the 10-60
-phrasings nearest in meaning, beyond the lexical candidates, changed no dev result.
-English is left lexical: at weight 0.2 the sample content's English tests gained (0.943 ->
-0.964) and StackFAQ dev +0.5 point, but CovidFAQ dev lost 0.7 point (0.734 -> 0.726; more at
-higher weights), and CovidFAQ's test part sits 0.4 point above its floor.
+What else was tried on the evaluation sets' dev halves and why this design won, with the
+numbers: ``docs/decisions/0002-faq-matching.md``.
 """
 
 from __future__ import annotations

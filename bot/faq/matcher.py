@@ -8,46 +8,10 @@ Thresholds (scores are 0..1, see ``bot.faq.index``):
   entries at or above ``suggest_threshold`` are offered.
 * ``none``: nothing scores ``suggest_threshold``.
 
-How the defaults (answer 0.29 / suggest 0.21 / margin 0.06) were chosen, with
-``python -m benchmarks.faq_accuracy --split dev --calibrate`` (it prints the whole table):
-
-1. Data: the sample content's ``tests:`` phrasings (384, en + zh; never used for matching) as
-   questions with a known right entry, and 64 out-of-domain questions written for this project
-   (``tests/faq/data/out_of_domain.yaml``: weather, sports, cooking, shopping … in en and zh).
-2. Answer threshold and margin: on a grid (0.20-0.60 x 0.02-0.10), the pair answering the most
-   tests while <= 1% of those answers are wrong (half the 2% target, for headroom) and <= 10% of
-   the out-of-domain questions get an answer. The margin does most of the work: a wrong top
-   entry almost always has a close runner-up, so near-ties stay suggestions.
-3. Suggest threshold: the highest value keeping >= 90% of the right entries that are in the top
-   three, so that out-of-domain questions get "none" as often as possible.
-4. Check: two-fold cross-validation (choose on every other test, score the rest) gave 61-62%
-   answered with <1% wrong, 29-32% suggested (right entry offered in ~97% of those), 6-10%
-   none; out-of-domain: 9% answered (near-domain questions such as "what time does the zoo
-   open" -> the bureau's office hours), 22% suggestions, 69% none.
-
-Rechecked when Chinese scores started weighing meaning (``IndexParams.w_semantic``): at the
-same defaults the sample tests get 76% answered with none wrong (was 62% with 0.8% wrong),
-20% suggested, 4% none, and the out-of-domain questions 9% answered as before. The procedure
-would now pick 0.28 / 0.26 / 0.02, but the two-fold check of that choice found 1.9% wrong on
-one half, and its narrow margin answers 69% of CovidFAQ dev with 19.5% of those wrong (English
-scores did not change), so the defaults stay.
-
-Answer threshold 0.28 -> 0.29 (2026-12-07): e5's engine is compiled on each machine, and on
-one its vectors put "超市几点关门" (when does the supermarket close) at 0.2800, exactly on the
-threshold, so 7 of the 64 out-of-domain questions (10.9 %) got an answer. The procedure there
-picks 0.29; at 0.29 the out-of-domain share is 6/64 with room for such noise, and the sample
-tests get 74 % answered (285/384, none wrong; 76 % at 0.28). Suggest and margin stay for the
-reasons above.
-
-Entries that say "not ours, ask them" (category ``elsewhere``, 2026-12-07) answer such
-questions rightly: out-of-domain answers from a police entry 6/64 -> 2/64, the calibration
-counting ``elsewhere`` answers as right; thresholds not re-chosen (sample tests: 285/392
-answered, none wrong, P@1 0.952).
-
-The external eval sets (dev splits) get 51-70% answered at these values with 7-13% of answers
-wrong: their labels are noisier (Tianchi: ~12% of gold entries have a verbatim duplicate
-question under another id) and their domain (health, web apps) is not the one the thresholds
-serve. A bureau with its own content reruns the calibration on its own tests; settings
+The defaults (answer 0.29 / suggest 0.21 / margin 0.06) come from a documented procedure
+(``python -m benchmarks.faq_accuracy --split dev --calibrate``); how they were chosen and
+rechecked, on which data, with the numbers: ``docs/decisions/0002-faq-matching.md``. A bureau
+with its own content reruns the calibration on its own tests; settings
 ``FAQ_ANSWER_THRESHOLD`` / ``FAQ_SUGGEST_THRESHOLD`` / ``FAQ_MARGIN`` override the defaults.
 """
 
@@ -63,7 +27,7 @@ from bot.faq.models import KnowledgeBase
 from bot.faq.normalize import detect_script
 from bot.faq.semantic import SemanticIndex
 from bot.faq.telegram_html import visible_text
-from bot.triage_model import DEFAULT_CACHE_DIR
+from bot.triage.model import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 

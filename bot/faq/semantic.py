@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.faq.normalize import normalize, terms
-from bot.triage_model import ContextEncoder, embed_cached
+from bot.triage.model import ContextEncoder, embed_cached
 
 
 class SemanticIndex:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from bot.triage_model import ExamplesModel
+from bot.triage.model import ExamplesModel
 
 
 class CountingEncoder:

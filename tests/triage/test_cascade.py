@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
-from bot.triage_model import ExamplesModel, decide_all, rank_all
+from bot.triage.model import ExamplesModel, decide_all, rank_all
 from tests.triage.counting import counted
 
 NORMAL = TriageResult("normal", ())

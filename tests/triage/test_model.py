@@ -1,4 +1,4 @@
-"""The triage's second opinion (bot/triage_model.py): nearest examples in embedding space."""
+"""The triage's second opinion (bot/triage/model.py): nearest examples in embedding space."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 
 from bot.faq.service import FaqService
 from bot.triage import DEFAULT_DIRECTORY, Triage
-from bot.triage_model import (
+from bot.triage.model import (
     ContextEncoder,
     ExamplesModel,
     WordVectors,

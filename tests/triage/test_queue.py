@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.triage import Triage, TriageResult
-from bot.triage_queue import BATCH
+from bot.triage.queue import BATCH
 
 NORMAL = TriageResult("normal", ())
 ONLY_THE_MODEL = "tonight I'm going to make the pain stop for good"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.triage_cli import add_commands
+from bot.triage.cli import add_commands
 
 
 def _run(argv: list[str], stdin: str = "") -> tuple[int, str]:
@@ -17,7 +17,7 @@ def _run(argv: list[str], stdin: str = "") -> tuple[int, str]:
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     out = io.StringIO()
-    from bot.triage_cli import cmd_triage
+    from bot.triage.cli import cmd_triage
 
     code = cmd_triage(args, out=out, stdin=io.StringIO(stdin))
     return code, out.getvalue()

@@ -23,7 +23,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from bot.triage_model import Shortlists
+from bot.triage.model import Shortlists
 
 # A level as the classifier decides it (``bot.triage.TriageResult``).
 R = TypeVar("R", bound=Hashable)
