@@ -24,7 +24,7 @@ from typing import Literal
 
 from bot.faq.index import LANG_PARAMS, IndexParams, LangIndex, Synonyms
 from bot.faq.models import KnowledgeBase
-from bot.faq.normalize import detect_script
+from bot.faq.normalize import detect_script, terms
 from bot.faq.semantic import SemanticIndex
 from bot.faq.telegram_html import visible_text
 from bot.triage.model import DEFAULT_CACHE_DIR
@@ -122,6 +122,15 @@ class Matcher:
             self.indexes[lang] = LangIndex(
                 phrasings, answers, kb.synonyms.get(lang, Synonyms()), lang_params, semantic
             )
+        # Per (language, entry): each subject word's index terms (see `LocalizedContent.about`).
+        self._about: dict[tuple[str, str], list[frozenset[str]]] = {}
+        for eid, entry in kb.entries.items():
+            for lang, content in entry.content.items():
+                if content.about and lang in self.indexes:
+                    index = self.indexes[lang]
+                    self._about[(lang, eid)] = [
+                        frozenset(terms(index.prepare(word))) for word in content.about
+                    ]
 
     def pick_language(self, text: str, lang: str) -> str | None:
         """The index to search: ``lang`` unless the text's script clearly says otherwise."""
@@ -147,7 +156,18 @@ class Matcher:
         outcome = self.decide(results)
         if outcome == "answer" and index.is_vague(text):
             outcome = "suggest"  # "how long does it take?": choices, not a guess
+        elif outcome == "answer" and not self._names_subject(text, used, results[0].entry_id):
+            outcome = "suggest"  # "when does the post office open?" is not the police's hours
         return MatchResult(outcome, results, used, self.suggest_threshold)
+
+    def _names_subject(self, text: str, lang: str, entry_id: str) -> bool:
+        """Whether the question names one of the entry's subject words (True for an entry
+        without them)."""
+        about = self._about.get((lang, entry_id))
+        if not about:
+            return True
+        asked = set(terms(self.indexes[lang].prepare(text)))
+        return any(word <= asked for word in about)
 
     def decide(self, results: list[Scored]) -> Outcome:
         """Apply the thresholds and the tie margin to ranked results."""

@@ -52,6 +52,10 @@ class LocalizedContent(BaseModel):
     alternatives: list[str] = Field(default_factory=list)
     answer: str = Field(min_length=1)
     tests: list[str] = Field(default_factory=list)
+    # Words naming what the entry is about, for an entry whose phrasings read like questions
+    # about anything ("when does it open"): it is answered with confidence only when the
+    # question names one of them; otherwise it is offered as a choice (empty: no such limit).
+    about: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

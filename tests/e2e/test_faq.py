@@ -73,6 +73,16 @@ async def test_a_question_for_someone_else_says_who_to_ask(harness: Harness) -> 
     assert "12345" in (await li.say("动物园几点开门"))["text"]
 
 
+async def test_another_places_hours_are_offered_not_answered(harness: Harness) -> None:
+    """ "When does it open" reads alike for any place: the service halls' hours are offered as
+    a choice when no police place is named, and answered when one is."""
+    ann = await harness.new_citizen(514)
+    offered = await ann.say("what time does the post office open")
+    assert "What are the opening hours of police service halls?" in buttons(offered)
+    answered = await ann.say("is the police station open at night")
+    assert "24 hours" in answered["text"]
+
+
 async def test_chinese_question_gets_a_chinese_answer(harness: Harness) -> None:
     li = await harness.new_citizen(505, "李", language_code="zh-hans")
     reply = await li.say("身份证丢了怎么办")
