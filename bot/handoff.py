@@ -303,14 +303,16 @@ class HandoffService:
             .limit(1)
         )
 
-    async def open_cases(self, session: AsyncSession) -> Sequence[Case]:
-        """Cases not closed: urgent first, oldest first within a priority."""
-        rows = await session.scalars(
-            select(Case)
+    async def open_cases(self, session: AsyncSession) -> list[tuple[Case, Citizen | None]]:
+        """Cases not closed with their citizens (one statement): urgent first, oldest first
+        within a priority."""
+        rows = await session.execute(
+            select(Case, Citizen)
+            .outerjoin(Citizen, Citizen.id == Case.citizen_id)
             .where(Case.status != CaseStatus.CLOSED)
             .order_by(Case.priority == CasePriority.NORMAL, Case.opened_at, Case.id)
         )
-        return rows.all()
+        return [(case, citizen) for case, citizen in rows]
 
     async def _officers(self, session: AsyncSession, on_duty_only: bool) -> list[tuple[int, str]]:
         stmt = select(StaffRole).where(StaffRole.role == Role.OFFICER)

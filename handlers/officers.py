@@ -115,8 +115,7 @@ async def group_command(
         return
     now = datetime.now(UTC)
     lines = [locales.t(lang, "ho_cases_title", count=len(cases))]
-    for case in cases[:MAX_LISTED]:
-        citizen = await session.get(Citizen, case.citizen_id)
+    for case, citizen in cases[:MAX_LISTED]:
         line = locales.t(
             lang,
             "ho_cases_line",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.db import repo
 from bot.db.models import AuditLog, Case, CasePriority, CaseReason, utcnow
@@ -178,8 +178,21 @@ async def test_cases_lists_many_open_cases_in_several_whole_messages(harness: Ha
             )
         await session.commit()
 
-    await harness.emu.user(WANG).send("/cases", chat_id=FORUM_ID)
-    first = await bot_says(harness, FORUM_ID, "Open cases (230)")
+    # The listing reads the cases with their citizens in one statement, not one per case.
+    citizen_reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM citizens" in statement and "FROM cases" not in statement:
+            citizen_reads.append(statement)
+
+    engine = harness.app.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await harness.emu.user(WANG).send("/cases", chat_id=FORUM_ID)
+        first = await bot_says(harness, FORUM_ID, "Open cases (230)")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(citizen_reads) < 10, citizen_reads[:3]
     parts = [first]
     while "and 30 more" not in text_of(parts[-1]):
         parts.append(await bot_says(harness, FORUM_ID, lambda m: "Resident" in text_of(m)))
