@@ -9,6 +9,7 @@ SAFEWELL_REQUIRE_POSTGRES=1 (CI), where an unreachable server is a failure.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -60,6 +61,22 @@ def _pg_available() -> bool:
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
     return True
+
+
+@pytest.fixture(autouse=True)
+def _logging_handlers_left_behind() -> Iterator[None]:
+    """A test that runs the CLI in-process (`bot.cli.main`) installs a stream handler on the
+    root logger, bound to that test's captured stderr; once pytest closes it, every later log
+    line in the worker printed "Logging error ... I/O operation on closed file" over the real
+    failure. Handlers a test added are removed after it (pytest's own are left to pytest)."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    level = root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
