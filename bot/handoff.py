@@ -335,12 +335,7 @@ class HandoffService:
         """An officer's display name for colleagues (never shown to citizens)."""
         if user_id is None:
             return "—"
-        name = await session.scalar(
-            select(StaffRole.display_name).where(
-                StaffRole.user_id == user_id, StaffRole.display_name.is_not(None)
-            )
-        )
-        return name or f"id {user_id}"
+        return await repo.display_name(session, user_id) or f"id {user_id}"
 
     # ------------------------------------------------------------------ opening
 

@@ -20,7 +20,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service
@@ -29,7 +28,8 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
 from bot.config import Settings
-from bot.db.models import Alert, AlertKind, AlertStatus, StaffRole
+from bot.db import repo
+from bot.db.models import Alert, AlertKind, AlertStatus
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
 from handlers.keyboards import page_rows
@@ -715,21 +715,14 @@ async def approval(
 async def _decided(session: AsyncSession, alert: Alert, locales: Locales, lang: str) -> str:
     """Why an alert no longer waits for approval, for whoever presses a stale button."""
     if alert.status == AlertStatus.CANCELLED:
-        newer = await session.scalar(
-            select(Alert.id)
-            .where(Alert.references_id == alert.id, Alert.kind == AlertKind.ALERT)
-            .order_by(Alert.id.desc())
-            .limit(1)
-        )
+        newer = await service.replacement_of(session, alert.id)
         if newer is not None:
             return locales.t(lang, "approval_replaced", id=alert.id, new_id=newer)
         return locales.t(lang, "approval_withdrawn", id=alert.id)
     if alert.status == AlertStatus.REJECTED:
         return locales.t(lang, "approval_already_rejected", id=alert.id)
     if alert.approved_by is not None:
-        name = await session.scalar(
-            select(StaffRole.display_name).where(StaffRole.user_id == alert.approved_by).limit(1)
-        )
+        name = await repo.display_name(session, alert.approved_by)
         return locales.t(
             lang, "approval_already_approved", id=alert.id, name=name or alert.approved_by
         )
@@ -746,19 +739,13 @@ async def pending(
     lang: str,
 ) -> None:
     """/pending: alerts waiting for approval, with the buttons."""
-    alerts = (
-        await session.scalars(
-            select(Alert).where(Alert.status == AlertStatus.PENDING_APPROVAL).order_by(Alert.id)
-        )
-    ).all()
+    alerts = await service.pending_approval(session)
     if not alerts:
         await message.answer(locales.t(lang, "pending_none"))
         return
     default = settings.bot.default_language
     for alert in alerts:
-        author = await session.scalar(
-            select(StaffRole.display_name).where(StaffRole.user_id == alert.created_by).limit(1)
-        )
+        author = await repo.display_name(session, alert.created_by)
         rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
         await message.answer(
             locales.t(

@@ -8,10 +8,9 @@ from aiogram import Router
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import Citizen, utcnow
+from bot.db import repo
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -30,9 +29,5 @@ async def chat_unreachable(
     if not isinstance(chat_id, int) or chat_id <= 0:
         return
     async with sessionmaker() as session:
-        await session.execute(
-            update(Citizen)
-            .where(Citizen.id == chat_id, Citizen.blocked_bot.is_(False))
-            .values(blocked_bot=True, blocked_at=utcnow())
-        )
+        await repo.mark_unreachable(session, [chat_id])
         await session.commit()

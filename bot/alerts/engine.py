@@ -659,11 +659,7 @@ class Broadcaster:
                     )
             if blocked_citizens:
                 # Unreachable citizens: stop counting them as subscribers.
-                await session.execute(
-                    update(Citizen)
-                    .where(Citizen.id.in_(blocked_citizens))
-                    .values(blocked_bot=True, blocked_at=utcnow())
-                )
+                await repo.mark_unreachable(session, blocked_citizens)
                 await session.execute(
                     delete(Subscription).where(Subscription.citizen_id.in_(blocked_citizens))
                 )

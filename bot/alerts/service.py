@@ -172,6 +172,25 @@ async def active_alerts(session: AsyncSession, limit: int = 10) -> Sequence[Aler
     return (await session.scalars(stmt)).all()
 
 
+async def pending_approval(session: AsyncSession) -> Sequence[Alert]:
+    """Alerts waiting for a second person's approval, oldest first."""
+    return (
+        await session.scalars(
+            select(Alert).where(Alert.status == AlertStatus.PENDING_APPROVAL).order_by(Alert.id)
+        )
+    ).all()
+
+
+async def replacement_of(session: AsyncSession, alert_id: int) -> int | None:
+    """The alert that replaced a cancelled, never-sent one (a CAP Update), if any."""
+    return await session.scalar(
+        select(Alert.id)
+        .where(Alert.references_id == alert_id, Alert.kind == AlertKind.ALERT)
+        .order_by(Alert.id.desc())
+        .limit(1)
+    )
+
+
 async def latest_update(session: AsyncSession, alert_id: int) -> Alert | None:
     """The newest sent update of an alert, if any (what /alerts should show)."""
     stmt = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, literal, select
+from sqlalchemy import CursorResult, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -168,6 +168,27 @@ async def remove_role(session: AsyncSession, user_id: int, role: Role | None = N
         stmt = stmt.where(StaffRole.role == role.value)
     result = await session.execute(stmt)
     return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+async def display_name(session: AsyncSession, user_id: int | None) -> str | None:
+    """A staff member's display name, if one was given (None for no one: an imported alert)."""
+    if user_id is None:
+        return None
+    return await session.scalar(
+        select(StaffRole.display_name).where(
+            StaffRole.user_id == user_id, StaffRole.display_name.is_not(None)
+        )
+    )
+
+
+async def mark_unreachable(session: AsyncSession, citizen_ids: Sequence[int]) -> None:
+    """Citizens who blocked the bot or are gone (Telegram answered 403): alerts skip them until
+    they write again. Those marked already keep the time they were first found."""
+    await session.execute(
+        update(Citizen)
+        .where(Citizen.id.in_(citizen_ids), Citizen.blocked_bot.is_(False))
+        .values(blocked_bot=True, blocked_at=utcnow())
+    )
 
 
 async def list_staff(session: AsyncSession, role: Role | None = None) -> Sequence[StaffRole]:
