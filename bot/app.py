@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,7 @@ class Safewell:
     stopping: asyncio.Event | None = None
     # Background tasks started once the bot runs (delivery loops and the like), by name; each
     # closes over what it needs (`build` registers them; no feature sees this class).
-    workers: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     # Other resources features opened (a second bot session, a Redis client), closed last.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # What stops the bot in the officers' forum, as found at start (None: not checked yet).
@@ -100,7 +100,7 @@ class Safewell:
         if self.background:
             return
         for name, worker in self.workers.items():
-            self.background.append(asyncio.create_task(_awaited(worker), name=name))
+            self.background.append(asyncio.create_task(worker(), name=name))
 
     async def close(self) -> None:
         """Let in-flight updates finish, then release the bot session and the database."""
@@ -282,10 +282,6 @@ async def build(
         dp.workflow_data["weekly_report"] = report
         app.workers["weekly_report"] = report.run
     return app
-
-
-async def _awaited(work: Callable[[], Awaitable[None]]) -> None:
-    await work()
 
 
 async def run_intake_worker(app: Safewell) -> None:
