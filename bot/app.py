@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.aio import cancel_and_wait
 from bot.alerts.wiring import build_alerts
+from bot.cases.service import HandoffService
 from bot.claims import Claims, process_identity
 from bot.commands import publish_commands
 from bot.config import ConfigError, Settings
@@ -28,7 +29,6 @@ from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
 from bot.forum_check import check_forum
 from bot.fsm_storage import FsmSessionMiddleware
-from bot.handoff import HandoffService
 from bot.i18n import Locales
 from bot.intake import Intake, UrgentReplies
 from bot.middlewares import (

@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.alerts.cli import add_commands as add_alert_commands
     from bot.audit_cli import add_commands as add_audit_commands
     from bot.backup_cli import add_commands as add_backup_commands
+    from bot.cases.cli import add_commands as add_cases_commands
     from bot.faq.cli import add_commands as add_knowledge_commands
-    from bot.handoff_cli import add_commands as add_cases_commands
     from bot.stats.report import add_commands as add_report_commands
     from bot.triage.cli import add_commands as add_triage_commands
 

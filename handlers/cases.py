@@ -17,9 +17,10 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.cards import RateCb, ReopenCb
+from bot.cases.service import HandoffService
 from bot.db import repo
 from bot.db.models import Case, CasePriority, CaseStatus, Citizen
-from bot.handoff import HandoffService, RateCb, ReopenCb
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult

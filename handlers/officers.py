@@ -15,10 +15,11 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.cards import BADGE, citizen_label, split_html_lines, topic_link
+from bot.cases.service import HandoffService
 from bot.config import Settings
 from bot.db import repo
 from bot.db.models import CasePriority, CaseStatus, Citizen, Role
-from bot.handoff import BADGE, HandoffService, citizen_label, split_html_lines, topic_link
 from bot.i18n import Locales
 from handlers.filters import Is
 from handlers.triage import content_kind

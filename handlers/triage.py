@@ -18,9 +18,9 @@ from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import failpoints, metrics
+from bot.cases.service import HandoffService
 from bot.db.models import CasePriority, CaseReason, CaseStatus, Citizen
 from bot.db.session import end_reading
-from bot.handoff import HandoffService
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult

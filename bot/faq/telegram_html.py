@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 # Telegram's limit on a message's text (after entities are parsed), in UTF-16 code units.
 MAX_MESSAGE_LENGTH = 4096
+# Telegram's limit on a media caption, counted the same way.
+MAX_CAPTION_LENGTH = 1024
 
 # Tag -> allowed attributes (Bot API "HTML style"). span/tg-spoiler, tg-emoji and expandable
 # blockquotes are part of the subset as well.

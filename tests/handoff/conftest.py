@@ -15,12 +15,12 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cases.service import HandoffService
 from bot.config import OfficersSettings
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from bot.handoff import HandoffService
 from bot.i18n import Locales
 
 REPO = Path(__file__).resolve().parents[2]

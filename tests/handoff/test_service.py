@@ -11,6 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cases.cards import CHUNK, citizen_label, split_html_lines, topic_name
+from bot.cases.context import MAX_RELAY_ATTEMPTS
+from bot.cases.service import HandoffService
 from bot.cli import main
 from bot.db import repo
 from bot.db.models import (
@@ -28,14 +31,6 @@ from bot.db.models import (
 from bot.db.session import create_engine, create_sessionmaker
 from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
-from bot.handoff import (
-    CHUNK,
-    MAX_RELAY_ATTEMPTS,
-    HandoffService,
-    citizen_label,
-    split_html_lines,
-    topic_name,
-)
 from bot.stats.figures import case_stats, format_stats
 from tests.handoff.conftest import BACKUP, FORUM, OFFICER, ManualClock
 
