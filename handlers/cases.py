@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.cards import RateCb, ReopenCb
 from bot.cases.service import HandoffService
-from bot.db import repo
 from bot.db.models import Case, CasePriority, CaseStatus, Citizen
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
@@ -92,30 +91,20 @@ async def relay_citizen(
     lang: str,
 ) -> None:
     """Any message of a citizen with an active case: stored, then copied into the topic."""
-    text = message.text or message.caption
-    reopened = case.status == CaseStatus.CLOSED
-    if reopened:
-        await handoff.reopen(session, case)
     result, lang = await triage_text(message, citizen, triage, locales, lang)
-    level, signals = result.level, result.signals
-    upgraded = False
-    if level in URGENT_REPLY_KEYS:
-        reason = LEVELS[level][0]
-        upgraded = case.priority != CasePriority.URGENT
-        await handoff.open_case(
-            session,
-            citizen,
-            reason=reason,
-            priority=CasePriority.URGENT,
-            signals=signals,
-            lang=lang,
-            trigger=(message.message_id, content_kind(message), text),
-        )
-    else:
-        await handoff.store_citizen_message(
-            session, citizen.id, case, message.message_id, content_kind(message), text
-        )
-        await session.commit()
+    urgent = result.level in URGENT_REPLY_KEYS
+    reopened, upgraded = await handoff.citizen_wrote(
+        session,
+        citizen,
+        case,
+        message_id=message.message_id,
+        content_type=content_kind(message),
+        text=message.text or message.caption,
+        urgent=LEVELS[result.level][0] if urgent else None,
+        signals=result.signals,
+        lang=lang,
+    )
+    level = result.level
     urgent_reply = upgraded or (reopened and level in URGENT_REPLY_KEYS)
     if urgent_reply:
         await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
@@ -151,24 +140,15 @@ async def relay_citizen_edit(
     result, lang = await triage_text(message, citizen, triage, locales, lang)
     level = result.level
     if level in URGENT_REPLY_KEYS and case.priority != CasePriority.URGENT:
-        reopened = case.status == CaseStatus.CLOSED
-        if reopened:
-            await handoff.reopen(session, case)
-        await handoff.open_case(
-            session,
-            citizen,
-            reason=LEVELS[level][0],
-            priority=CasePriority.URGENT,
-            signals=result.signals,
-            lang=lang,
+        reopened = await handoff.make_urgent(
+            session, citizen, case, reason=LEVELS[level][0], signals=result.signals, lang=lang
         )
         await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
         if reopened:
             await handoff.set_topic_closed(case.id, closed=False)
         await handoff.rename_topic(case.id)
-    await session.commit()
     await handoff.relay_citizen_edit(
-        citizen.id, message.message_id, message.html_text, is_caption=message.text is None
+        session, citizen.id, message.message_id, message.html_text, is_caption=message.text is None
     )
     await handoff.flush_case(case.id)
 
@@ -213,9 +193,11 @@ async def talk_again(
     lang: str,
 ) -> None:
     """ "Talk to the officer again" under the closing message: the case and its topic open."""
-    case = await session.get(Case, callback_data.case_id)
+    case = await handoff.case(session, callback_data.case_id)
     if citizen is None or case is None or case.citizen_id != query.from_user.id:
-        repo.audit(session, "callback.refused", actor_id=query.from_user.id, data=query.data)
+        await handoff.refused(
+            session, "callback.refused", actor_id=query.from_user.id, data=query.data
+        )
         await query.answer(handoff.citizen_text(lang, "ho_rate_refused"), show_alert=True)
         return
     if case.status != CaseStatus.CLOSED:
@@ -224,8 +206,7 @@ async def talk_again(
     if not handoff.reopenable(case):
         await query.answer(handoff.citizen_text(lang, "ho_talk_again_expired"), show_alert=True)
         return
-    await handoff.reopen(session, case)
-    await session.commit()
+    await handoff.bring_back(session, case)
     await query.answer()
     if isinstance(query.message, Message):
         try:
@@ -245,6 +226,5 @@ async def blocked_or_unblocked(
 ) -> None:
     """The citizen blocked or unblocked the bot: the case topic says so; `common` records it."""
     if citizen is not None:
-        await session.commit()
-        await handoff.citizen_blocked(citizen.id, event.new_chat_member.status == "kicked")
+        await handoff.citizen_blocked(session, citizen.id, event.new_chat_member.status == "kicked")
     raise SkipHandler

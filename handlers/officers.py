@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cases.cards import BADGE, citizen_label, split_html_lines, topic_link
 from bot.cases.service import HandoffService
 from bot.config import Settings
-from bot.db import repo
-from bot.db.models import CasePriority, CaseStatus, Citizen, Role
+from bot.db.models import CasePriority, CaseStatus, Role
 from bot.i18n import Locales
 from handlers.filters import Is
 from handlers.triage import content_kind
@@ -68,9 +67,14 @@ def is_officer(roles: set[Role]) -> bool:
 
 
 async def _refuse(
-    message: Message, session: AsyncSession, locales: Locales, lang: str, what: str
+    message: Message,
+    session: AsyncSession,
+    handoff: HandoffService,
+    locales: Locales,
+    lang: str,
+    what: str,
 ) -> None:
-    repo.audit(
+    await handoff.refused(
         session,
         "officer.refused",
         actor_id=message.from_user.id if message.from_user else None,
@@ -78,7 +82,6 @@ async def _refuse(
         target_id=message.chat.id,
         what=what,
     )
-    await session.commit()
     await message.reply(locales.t(lang, "ho_not_officer"))
 
 
@@ -101,7 +104,7 @@ async def group_command(
     """/cases, /onduty, /offduty anywhere in the forum."""
     user = message.from_user
     if user is None or not is_officer(roles):
-        await _refuse(message, session, locales, lang, f"/{command.command}")
+        await _refuse(message, session, handoff, locales, lang, f"/{command.command}")
         return
     if command.command in ("onduty", "offduty"):
         on = command.command == "onduty"
@@ -152,7 +155,7 @@ async def topic_command(
     """/claim, /close [note], /note text, /ban, /unban, /transfer inside a case topic."""
     user = message.from_user
     if user is None or not is_officer(roles):
-        await _refuse(message, session, locales, lang, f"/{command.command}")
+        await _refuse(message, session, handoff, locales, lang, f"/{command.command}")
         return
     case = await handoff.case_by_topic(session, message.chat.id, thread_of(message))
     if case is None:
@@ -168,9 +171,8 @@ async def topic_command(
         return
     if command.command in ("ban", "unban"):
         banned = command.command == "ban"
-        await handoff.set_ban(session, case, user.id, banned)
-        citizen = await session.get(Citizen, case.citizen_id)
-        label = citizen_label(citizen) if citizen else str(case.citizen_id)
+        citizen = await handoff.set_ban(session, case, user.id, banned)
+        label = citizen_label(citizen)
         await message.reply(locales.t(lang, "ho_banned" if banned else "ho_unbanned", name=label))
         return
     if case.status == CaseStatus.CLOSED:
@@ -215,7 +217,7 @@ async def topic_message(
     if case is None:
         return  # chatter in General or in a topic that is not a case
     if not is_officer(roles):
-        repo.audit(
+        await handoff.refused(
             session,
             "case.relay.refused",
             actor_id=user.id,
@@ -223,7 +225,6 @@ async def topic_message(
             target_id=case.id,
             message_id=message.message_id,
         )
-        await session.commit()
         await message.reply(locales.t(lang, "ho_outsider_not_relayed"))
         return
     if case.status == CaseStatus.CLOSED:
@@ -250,7 +251,10 @@ async def topic_edit(
     """An officer edited a relayed message: the citizen's copy is edited too."""
     if message.from_user is None or not is_officer(roles) or thread_of(message) is None:
         return
-    await session.commit()
     await handoff.relay_officer_edit(
-        message.chat.id, message.message_id, message.html_text, is_caption=message.text is None
+        session,
+        message.chat.id,
+        message.message_id,
+        message.html_text,
+        is_caption=message.text is None,
     )

@@ -75,24 +75,17 @@ async def escalate(
     if with_trigger:
         text = message.text or message.caption
         trigger = (message.message_id, content_kind(message), text)
-    case = None
-    try:
-        case = await handoff.open_case(
-            session,
-            citizen,
-            reason=reason,
-            priority=priority,
-            signals=signals,
-            lang=lang,
-            trigger=trigger,
-        )
-    except Exception:
-        # The reply below must go out even when the database is failing; the update stays in
-        # the inbox and is handled again, so the case is stored then.
-        log.exception("could not store a %s case for citizen %s", level, citizen.id)
-        await session.rollback()
-        if urgent is None:
-            raise
+    # A crisis or emergency reply must go out even when the database is failing.
+    open_case = handoff.open_case if urgent is None else handoff.open_case_or_none
+    case = await open_case(
+        session,
+        citizen,
+        reason=reason,
+        priority=priority,
+        signals=signals,
+        lang=lang,
+        trigger=trigger,
+    )
     failpoints.reached("case_stored")
     if urgent is not None:
         replies, update_id = urgent

@@ -92,8 +92,6 @@ class HandoffService:
         self.set_topic_closed = self.forum.set_topic_closed
         self.rename_topic = self.forum.rename_topic
         self.staff_name = self.forum.staff_name
-        self.relay_citizen_edit = self.relay.citizen_edit
-        self.relay_officer_edit = self.relay.officer_edit
         self.tick = self.scheduler.tick
         self.run = self.scheduler.run
         self.citizen_text = self.desk.citizen_text
@@ -204,6 +202,19 @@ class HandoffService:
         await session.commit()
         return case
 
+    async def open_case_or_none(
+        self, session: AsyncSession, citizen: Citizen, **kwargs: Any
+    ) -> Case | None:
+        """`open_case`, for a crisis or emergency whose reply must go out even when the
+        database is failing: a failure is logged and the session rolled back (the update stays
+        in the inbox and is handled again, so the case is stored then)."""
+        try:
+            return await self.open_case(session, citizen, **kwargs)
+        except Exception:
+            log.exception("could not store a case for citizen %s", citizen.id)
+            await session.rollback()
+            return None
+
     async def store_citizen_message(
         self,
         session: AsyncSession,
@@ -251,6 +262,121 @@ class HandoffService:
         """
         return bool(await self.relay.flush_case(case_id, wait))
 
+    async def citizen_wrote(
+        self,
+        session: AsyncSession,
+        citizen: Citizen,
+        case: Case,
+        *,
+        message_id: int,
+        content_type: str,
+        text: str | None,
+        urgent: CaseReason | None,
+        signals: Sequence[str],
+        lang: str,
+    ) -> tuple[bool, bool]:
+        """A message of a citizen with an active case: stored for the topic (committed), the
+        case reopened if it was closed and made urgent if `urgent` names why.
+
+        Returns (reopened, upgraded to urgent)."""
+        reopened = case.status == CaseStatus.CLOSED
+        if reopened:
+            await self.reopen(session, case)
+        upgraded = False
+        if urgent is not None:
+            upgraded = case.priority != CasePriority.URGENT
+            await self.open_case(
+                session,
+                citizen,
+                reason=urgent,
+                priority=CasePriority.URGENT,
+                signals=signals,
+                lang=lang,
+                trigger=(message_id, content_type, text),
+            )
+        else:
+            await self.store_citizen_message(
+                session, citizen.id, case, message_id, content_type, text
+            )
+            await session.commit()
+        return reopened, upgraded
+
+    async def make_urgent(
+        self,
+        session: AsyncSession,
+        citizen: Citizen,
+        case: Case,
+        *,
+        reason: CaseReason,
+        signals: Sequence[str],
+        lang: str,
+    ) -> bool:
+        """An edit of the citizen's now says crisis or emergency: the case (reopened if it was
+        closed) becomes urgent, committed. Returns whether it was reopened."""
+        reopened = case.status == CaseStatus.CLOSED
+        if reopened:
+            await self.reopen(session, case)
+        await self.open_case(
+            session,
+            citizen,
+            reason=reason,
+            priority=CasePriority.URGENT,
+            signals=signals,
+            lang=lang,
+        )
+        return reopened
+
+    async def bring_back(self, session: AsyncSession, case: Case) -> None:
+        """The citizen asked for the officer again (the button under the close): reopened,
+        committed."""
+        await self.reopen(session, case)
+        await session.commit()
+
+    async def relay_citizen_edit(
+        self,
+        session: AsyncSession,
+        citizen_id: int,
+        message_id: int,
+        html_text: str,
+        is_caption: bool,
+    ) -> None:
+        """A citizen edited a message: the update's transaction ends (its connection goes
+        back), then the copy in the topic is edited (or the new text posted)."""
+        await session.commit()
+        await self.relay.citizen_edit(citizen_id, message_id, html_text, is_caption)
+
+    async def relay_officer_edit(
+        self, session: AsyncSession, chat_id: int, message_id: int, html_text: str, is_caption: bool
+    ) -> bool:
+        """An officer edited a relayed message: the update's transaction ends, then the
+        citizen's copy is edited. False if there is none."""
+        await session.commit()
+        return await self.relay.officer_edit(chat_id, message_id, html_text, is_caption)
+
+    async def case(self, session: AsyncSession, case_id: int) -> Case | None:
+        return await session.get(Case, case_id)
+
+    async def refused(
+        self,
+        session: AsyncSession,
+        action: str,
+        *,
+        actor_id: int | None,
+        target_type: str | None = None,
+        target_id: int | None = None,
+        **details: Any,
+    ) -> None:
+        """Record a request refused (forged button, outsider, missing role): audited, committed."""
+        repo.audit(
+            session,
+            action,
+            actor_id=actor_id,
+            target_type=target_type,
+            target_id=target_id,
+            **details,
+        )
+        await session.commit()
+
     async def urgent_reply_unreachable(self, citizen_id: int, error: str) -> bool:
         """Tell the case topic that the crisis reply could not reach the citizen.
 
@@ -263,8 +389,10 @@ class HandoffService:
         await self.notice(case.id, self.desk.st("ho_urgent_reply_unreachable", error=error))
         return True
 
-    async def citizen_blocked(self, citizen_id: int, blocked: bool) -> None:
-        """Tell the topic of the citizen's active case that they blocked (or unblocked) the bot."""
+    async def citizen_blocked(self, session: AsyncSession, citizen_id: int, blocked: bool) -> None:
+        """Tell the topic of the citizen's active case that they blocked (or unblocked) the bot
+        (after the update's transaction ends: what it recorded is committed)."""
+        await session.commit()
         async with self.sessionmaker() as session:
             case = await self.active_case(session, citizen_id)
         if case is not None:
@@ -363,8 +491,8 @@ class HandoffService:
 
     async def set_ban(
         self, session: AsyncSession, case: Case, officer_id: int, banned: bool
-    ) -> None:
-        """Ban or unban the case's citizen."""
+    ) -> Citizen:
+        """Ban or unban the case's citizen (returned)."""
         citizen = await session.get(Citizen, case.citizen_id)
         assert citizen is not None
         citizen.banned = banned
@@ -379,6 +507,7 @@ class HandoffService:
             case_id=case.id,
         )
         await session.commit()
+        return citizen
 
     async def set_duty(self, session: AsyncSession, user_id: int, on_duty: bool) -> bool:
         """Mark an officer on or off duty; False when they hold no staff role."""
