@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
 import struct
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
@@ -32,7 +30,6 @@ from bot.emulator.errors import (
     too_many_requests,
 )
 from bot.emulator.faults import DropConnection, Fault
-from bot.emulator.limits import Limits, RateLimiter
 from bot.emulator.markup import validate_inline_keyboard
 from bot.emulator.params import Params, Upload
 from bot.emulator.state import (
@@ -41,7 +38,6 @@ from bot.emulator.state import (
     CallbackRecord,
     Chat,
     ForumTopic,
-    IdSource,
     StoredFile,
     StoredMessage,
     User,
@@ -49,6 +45,7 @@ from bot.emulator.state import (
     now,
 )
 from bot.emulator.webhook import WebhookDelivery
+from bot.emulator.world import EmulatorConfig, World, nonempty
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +64,6 @@ CONTENT_KEYS = (
     "contact",
     "caption",
     "caption_entities",
-)
-SERVICE_KEYS = (
-    "forum_topic_created",
-    "forum_topic_edited",
-    "forum_topic_closed",
-    "forum_topic_reopened",
-    "pinned_message",
 )
 CHAT_ACTIONS = {
     "typing",
@@ -100,84 +90,24 @@ OTHER_GET_UPDATES = (
 Method = Callable[[BotState, Params], Awaitable[Any]]
 
 
-@dataclass
-class EmulatorConfig:
-    """Behaviour switches; the defaults imitate Telegram."""
-
-    limits: Limits = field(default_factory=Limits)
-    # Telegram stops accepting answerCallbackQuery after a while; the exact time is unpublished.
-    callback_answer_timeout: float = 15.0
-    # Telegram requires HTTPS webhooks; loopback tests have no TLS, so plain HTTP is allowed here.
-    allow_http_webhook: bool = True
-    webhook_retry_base: float = 0.5
-    webhook_retry_max: float = 30.0
-    webhook_timeout: float = 10.0
-    max_log: int = 20_000
-
-
-class Emulator:
-    """All emulator state and behaviour; the HTTP layer in server.py only translates requests."""
+class Emulator(World):
+    """The emulator: its world (world.py) and the Bot API methods; the HTTP layer in server.py
+    only translates requests."""
 
     def __init__(self, config: EmulatorConfig | None = None, token: str = DEFAULT_TOKEN) -> None:
-        self.config = config or EmulatorConfig()
-        self.limiter = RateLimiter(self.config.limits)
-        self.default_token = token
+        super().__init__(config or EmulatorConfig(), token)
         self._methods: dict[str, Method] = {
             name[len("m_") :].lower(): getattr(self, name)
             for name in dir(self)
             if name.startswith("m_")
         }
-        self._closing = False
-        self._init_state()
         self.register_bot(token, username="safewell_bot", first_name="Safewell")
 
-    def _init_state(self) -> None:
-        self.ids = IdSource()
-        self.bots: dict[str, BotState] = {}
-        self.users: dict[int, User] = {}
-        self.chats: dict[int, Chat] = {}
-        self.private: dict[tuple[str, int], Chat] = {}
-        self.files: dict[str, StoredFile] = {}
-        self.files_by_path: dict[str, StoredFile] = {}
-        self.events: list[dict[str, Any]] = []
-        self.calls: list[dict[str, Any]] = []
-        self.faults: list[Fault] = []
-        self.stats: Counter[str] = Counter()
-        self.calls_per_method: Counter[str] = Counter()
-        self._signal = asyncio.Event()
-        self.limiter.reset()
-
-    # ---------------------------------------------------------------- lifecycle and registry
-
-    def register_bot(
-        self, token: str, username: str = "emulated_bot", first_name: str = "Emulated Bot"
-    ) -> BotState:
-        """Register a bot token; the bot's user id is the number before the colon, as aiogram
-        assumes."""
-        prefix = token.split(":", 1)[0]
-        if not prefix.isdigit() or ":" not in token:
-            raise ControlError(400, "a token looks like <digits>:<secret>")
-        user = User(id=int(prefix), first_name=first_name, username=username, is_bot=True)
-        self.users[user.id] = user
-        state = BotState(token=token, user=user)
-        self.bots[token] = state
-        return state
-
-    @property
-    def default_bot(self) -> BotState:
-        """The bot registered at start-up."""
-        return self.bots[self.default_token]
-
-    def bot(self, token: str | None) -> BotState:
-        """A registered bot by token (the default bot when None)."""
-        state = self.bots.get(token or self.default_token)
-        if state is None:
-            raise ControlError(404, "unknown bot token")
-        return state
+    # ---------------------------------------------------------------- lifecycle
 
     async def shutdown(self) -> None:
         """Stop background webhook deliveries and release every waiting long poll."""
-        self._closing = True
+        self.closing = True
         for state in self.bots.values():
             await self._stop_webhook(state)
             _end_poll(state, None)
@@ -198,27 +128,6 @@ class Emulator:
 
     # ---------------------------------------------------------------- events for the control API
 
-    def _notify(self) -> None:
-        self._signal.set()
-        self._signal = asyncio.Event()
-
-    def _emit(self, kind: str, chat: Chat | None, **data: Any) -> dict[str, Any]:
-        event: dict[str, Any] = {"cursor": len(self.events) + 1, "type": kind, "time": time.time()}
-        if chat is not None:
-            event["chat_id"] = chat.id
-            if chat.bot_token is not None:
-                event["bot_id"] = self.bots[chat.bot_token].user.id
-        event.update(data)
-        self.events.append(event)
-        self._notify()
-        return event
-
-    async def wait_signal(self, timeout: float) -> None:  # noqa: ASYNC109 - a poll length
-        """Wait until something happens (a new event) or the timeout passes."""
-        signal = self._signal
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.wait(), timeout)
-
     async def events_after(
         self,
         cursor: int,
@@ -230,7 +139,7 @@ class Emulator:
         while True:
             found = self.events[cursor : cursor + limit] if cursor >= 0 else []
             remaining = deadline - time.monotonic()
-            if found or remaining <= 0 or self._closing:
+            if found or remaining <= 0 or self.closing:
                 return found
             await self.wait_signal(remaining)
 
@@ -258,7 +167,7 @@ class Emulator:
                 first.consumed = True
                 return first.to_transcript()
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._closing:
+            if remaining <= 0 or self.closing:
                 raise ControlError(408, f"no bot message in chat {chat_id} within {timeout} s")
             await self.wait_signal(remaining)
 
@@ -419,7 +328,7 @@ class Emulator:
                 if not bot_can_manage_topics:
                     chat.admins_without_topic_rights.add(bot_id)
         self.chats[chat_id] = chat
-        self._emit("chat_created", chat, info=chat.to_api())
+        self.emit("chat_created", chat, info=chat.to_api())
         return chat
 
     def private_chat(self, user_id: int, token: str | None = None, create: bool = True) -> Chat:
@@ -451,7 +360,7 @@ class Emulator:
             self.users.pop(chat_id, None)
         elif self.chats.pop(chat_id, None) is None:
             raise ControlError(404, f"no chat {chat_id}")
-        self._emit("chat_deleted", None, chat_id=chat_id)
+        self.emit("chat_deleted", None, chat_id=chat_id)
 
     def transcript(self, chat_id: int, token: str | None = None) -> list[dict[str, Any]]:
         """Every message of a chat in order, both directions, with edits and deletions."""
@@ -488,17 +397,11 @@ class Emulator:
         cleaned = clean_topic_name(name)
         if not cleaned:
             raise ControlError(400, "name must be non-empty")
-        return self._create_topic(chat, user, cleaned, icon_color, None, from_bot=False).to_api()
+        return self.create_topic(chat, user, cleaned, icon_color, None, from_bot=False).to_api()
 
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
         """Delete a forum topic as an admin would; later sends get "message thread not found"."""
-        chat = self._control_chat(chat_id)
-        if chat.topics.pop(thread_id, None) is None:
-            raise ControlError(404, "no such topic")
-        for stored in chat.messages.values():
-            if stored.thread_id == thread_id:
-                stored.deleted = True
-        self._emit("topic_deleted", chat, thread_id=thread_id)
+        self.remove_topic(self._control_chat(chat_id), thread_id)
 
     def set_topic_closed(self, chat_id: int, thread_id: int, closed: bool) -> None:
         """Close or reopen a topic as an admin would."""
@@ -507,7 +410,7 @@ class Emulator:
         if topic is None:
             raise ControlError(404, "no such topic")
         topic.closed = closed
-        self._emit("topic_closed" if closed else "topic_reopened", chat, thread_id=thread_id)
+        self.emit("topic_closed" if closed else "topic_reopened", chat, thread_id=thread_id)
 
     # ---------------------------------------------------------------- simulated users acting
 
@@ -518,20 +421,6 @@ class Emulator:
         if user.deactivated:
             raise ControlError(403, f"user {user_id} is deactivated")
         return user
-
-    def _deliver(self, chat: Chat, kind: str, payload: dict[str, Any]) -> None:
-        """Queue an update for every bot that sees this chat."""
-        if chat.type == "private":
-            tokens = [chat.bot_token] if chat.bot_token else []
-        else:
-            tokens = [
-                t
-                for t, b in self.bots.items()
-                if b.user.id in chat.members and _bot_sees(b, chat, payload)
-            ]
-        for token in tokens:
-            if token in self.bots and self.bots[token].push_update(kind, payload) is not None:
-                self.stats["updates"] += 1
 
     def user_send(
         self,
@@ -564,8 +453,8 @@ class Emulator:
             if topic_thread is None and target.thread_id is not None:
                 # Replying to a topic message writes into that topic.
                 topic_thread = self._user_thread(chat, user, target.thread_id)
-        stored = self._post(chat, user, False, content, topic_thread, target)
-        self._deliver(chat, "message", stored.message)
+        stored = self.post(chat, user, False, content, topic_thread, target)
+        self.deliver(chat, "message", stored.message)
         return stored.to_transcript()
 
     def _user_thread(self, chat: Chat, user: User, thread_id: int | None) -> int | None:
@@ -585,7 +474,7 @@ class Emulator:
             text, entities = strip_text(text, entities)
             if not text:
                 raise ControlError(400, "message text is empty")
-            return {"text": text, **_nonempty("entities", detect_entities(text, entities))}
+            return {"text": text, **nonempty("entities", detect_entities(text, entities))}
         if kind == "location":
             return {
                 "location": {
@@ -622,7 +511,7 @@ class Emulator:
         if caption and kind != "sticker":
             text, entities = strip_text(str(caption), [])
             content["caption"] = text
-            content.update(_nonempty("caption_entities", detect_entities(text, entities)))
+            content.update(nonempty("caption_entities", detect_entities(text, entities)))
         return content
 
     def user_edit(
@@ -646,10 +535,10 @@ class Emulator:
         stored.edits.append({"text": stored.message["text"], "date": now()})
         stored.message["text"] = new_text
         stored.message.pop("entities", None)
-        stored.message.update(_nonempty("entities", detect_entities(new_text, entities)))
+        stored.message.update(nonempty("entities", detect_entities(new_text, entities)))
         stored.message["edit_date"] = now()
-        self._emit("edited", chat, message=stored.message, from_bot=False)
-        self._deliver(chat, "edited_message", stored.message)
+        self.emit("edited", chat, message=stored.message, from_bot=False)
+        self.deliver(chat, "edited_message", stored.message)
         return stored.to_transcript()
 
     def user_press(
@@ -720,7 +609,7 @@ class Emulator:
         sender_bot.callbacks[query_id] = CallbackRecord(query_id, time.monotonic())
         if sender_bot.push_update("callback_query", query) is not None:
             self.stats["updates"] += 1
-        self._emit("callback_query", chat, query=query, message_id=stored.message_id)
+        self.emit("callback_query", chat, query=query, message_id=stored.message_id)
         return query
 
     def set_blocked(self, user_id: int, blocked: bool, token: str | None = None) -> None:
@@ -740,113 +629,18 @@ class Emulator:
         }
         if state.push_update("my_chat_member", payload) is not None:
             self.stats["updates"] += 1
-        self._emit("blocked" if blocked else "unblocked", chat, user_id=user_id)
+        self.emit("blocked" if blocked else "unblocked", chat, user_id=user_id)
 
     def set_deactivated(self, user_id: int, deactivated: bool = True) -> None:
         """Deactivate (delete) a user's account; sends to them fail with 403."""
         self.user(user_id).deactivated = deactivated
-        self._emit("deactivated", None, user_id=user_id, deactivated=deactivated)
+        self.emit("deactivated", None, user_id=user_id, deactivated=deactivated)
 
     # ---------------------------------------------------------------- message plumbing
 
-    def _post(
-        self,
-        chat: Chat,
-        sender: User,
-        from_bot: bool,
-        content: dict[str, Any],
-        thread_id: int | None,
-        reply_to: StoredMessage | None,
-        inline_markup: dict[str, Any] | None = None,
-        chat_keyboard: dict[str, Any] | None = None,
-        protect: bool = False,
-        service: bool = False,
-        extra: dict[str, Any] | None = None,
-    ) -> StoredMessage:
-        message_id = chat.new_message_id()
-        message: dict[str, Any] = {
-            "message_id": message_id,
-            "from": sender.to_api(),
-            "chat": chat.to_api(),
-            "date": now(),
-        }
-        if "forum_topic_created" in content:
-            thread_id = message_id
-        anchor = reply_to
-        if chat.is_forum and thread_id is not None:
-            message["message_thread_id"] = thread_id
-            message["is_topic_message"] = True
-            if anchor is None and thread_id != message_id:
-                # Inside a topic every message replies to the topic's creation message.
-                anchor = chat.messages.get(thread_id)
-        elif chat.type == "supergroup" and reply_to is not None:
-            # A reply outside topics starts a reply thread: message_thread_id without
-            # is_topic_message, which bots must not use as a topic id.
-            message["message_thread_id"] = reply_to.message.get(
-                "message_thread_id", reply_to.message_id
-            )
-        if anchor is not None:
-            quoted = dict(anchor.message)
-            quoted.pop("reply_to_message", None)
-            message["reply_to_message"] = quoted
-        message.update(content)
-        if extra:
-            message.update(extra)
-        if inline_markup and inline_markup.get("inline_keyboard"):
-            message["reply_markup"] = inline_markup
-        if protect:
-            message["has_protected_content"] = True
-        stored = StoredMessage(
-            message=message,
-            sender_id=sender.id,
-            from_bot=from_bot,
-            thread_id=thread_id if chat.is_forum else None,
-            chat_keyboard=chat_keyboard,
-            service=service,
-        )
-        chat.messages[message_id] = stored
-        event = self._emit(
-            "message", chat, message=message, from_bot=from_bot, chat_keyboard=chat_keyboard
-        )
-        stored.cursor = event["cursor"]
-        return stored
-
-    def _resolve_chat(self, state: BotState, params: Params, name: str = "chat_id") -> Chat:
-        raw = params.str(name)
-        if raw is None or raw == "":
-            raise bad_request(f"{name} is empty")
-        raw = raw.strip()
-        chat: Chat | None
-        if raw.startswith("@"):
-            # Telegram resolves @username for public groups and channels only, never users.
-            username = raw[1:].lower()
-            chat = next(
-                (c for c in self.chats.values() if (c.username or "").lower() == username), None
-            )
-        else:
-            try:
-                chat_id = int(raw)
-            except ValueError:
-                raise bad_request("chat not found") from None
-            if chat_id > 0:
-                chat = self.private.get((state.token, chat_id))
-                if chat is None and chat_id in self.users and chat_id != state.user.id:
-                    user = self.users[chat_id]
-                    if user.deactivated:
-                        raise forbidden("user is deactivated")
-                    raise forbidden("bot can't initiate conversation with a user")
-            else:
-                chat = self.chats.get(chat_id)
-        if chat is None:
-            raise bad_request("chat not found")
-        if chat.type != "private" and state.user.id not in chat.members:
-            kind = "supergroup chat" if chat.type == "supergroup" else "group chat"
-            raise forbidden(f"bot is not a member of the {kind}")
-        return chat
-
     def _send_target(self, state: BotState, params: Params) -> Chat:
         """The chat a send method writes to, refusing blocked and deactivated users."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         if chat.type == "private" and chat.user is not None:
             if chat.user.deactivated:
                 raise forbidden("user is deactivated")
@@ -978,7 +772,7 @@ class Emulator:
         inline, keyboard = self._markup(params)
         content = build(chat)
         self._rate(state, chat, params.bool("allow_paid_broadcast"))
-        stored = self._post(
+        stored = self.post(
             chat,
             state.user,
             True,
@@ -1113,13 +907,13 @@ class Emulator:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                if mine.done() and not self._closing:
+                if mine.done() and not self.closing:
                     # Ended by a newer getUpdates or by setWebhook; the result says which.
                     raise ApiError(409, mine.result() or OTHER_GET_UPDATES)
                 state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
                 ready = state.updates[:limit]
                 remaining = deadline - time.monotonic()
-                if ready or remaining <= 0 or self._closing or state.webhook_url:
+                if ready or remaining <= 0 or self.closing or state.webhook_url:
                     return ready
                 state.update_event.clear()
                 waiter: asyncio.Future[Any] = asyncio.ensure_future(state.update_event.wait())
@@ -1163,7 +957,7 @@ class Emulator:
         state.last_error_date = None
         state.last_error_message = None
         state.webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop(state))
-        self._emit("webhook_set", None, bot_id=state.user.id, url=url)
+        self.emit("webhook_set", None, bot_id=state.user.id, url=url)
         return True
 
     async def m_deleteWebhook(self, state: BotState, params: Params) -> bool:
@@ -1208,7 +1002,7 @@ class Emulator:
             self.config.webhook_timeout,
             self.config.webhook_retry_base,
             self.config.webhook_retry_max,
-            lambda: self._closing,
+            lambda: self.closing,
         ).run()
 
     async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
@@ -1216,7 +1010,7 @@ class Emulator:
 
         def build(chat: Chat) -> dict[str, Any]:
             text, entities = self._format(params, "text", "entities")
-            return {"text": text, **_nonempty("entities", entities)}
+            return {"text": text, **nonempty("entities", entities)}
 
         return await self._send(state, params, build)
 
@@ -1230,7 +1024,7 @@ class Emulator:
                 caption, entities = self._format(params, "caption", "caption_entities", True)
                 if caption:
                     content["caption"] = caption
-                    content.update(_nonempty("caption_entities", entities))
+                    content.update(nonempty("caption_entities", entities))
             return content
 
         return self._send(state, params, build)
@@ -1285,7 +1079,7 @@ class Emulator:
         if action not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         thread_id = self._thread(state, chat, params)
-        self._emit("chat_action", chat, action=action, thread_id=thread_id)
+        self.emit("chat_action", chat, action=action, thread_id=thread_id)
         return True
 
     def _bot_message(self, state: BotState, chat: Chat, params: Params) -> StoredMessage:
@@ -1309,13 +1103,13 @@ class Emulator:
             else:
                 stored.message[key] = value
         stored.message["edit_date"] = now()
-        self._emit("edited", chat, message=stored.message, from_bot=True)
+        self.emit("edited", chat, message=stored.message, from_bot=True)
 
     def _edit_target(self, state: BotState, params: Params) -> tuple[Chat, StoredMessage]:
         """The chat and the bot's own message an edit method names."""
         if params.has("inline_message_id") and not params.has("chat_id"):
             raise bad_request("MESSAGE_ID_INVALID")
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         return chat, self._bot_message(state, chat, params)
 
     def _edit_markup(self, params: Params) -> dict[str, Any] | None:
@@ -1370,7 +1164,7 @@ class Emulator:
 
     async def m_deleteMessage(self, state: BotState, params: Params) -> bool:
         """deleteMessage."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         message_id = params.int("message_id")
         stored = chat.live(message_id) if message_id is not None else None
         if stored is None:
@@ -1384,7 +1178,7 @@ class Emulator:
             # Bots may delete a message only within 48 hours of its sending, admin or not.
             raise bad_request("message can't be deleted")
         stored.deleted = True
-        self._emit("deleted", chat, message_id=stored.message_id, thread_id=stored.thread_id)
+        self.emit("deleted", chat, message_id=stored.message_id, thread_id=stored.thread_id)
         return True
 
     async def m_answerCallbackQuery(self, state: BotState, params: Params) -> bool:
@@ -1400,7 +1194,7 @@ class Emulator:
         if len(text) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
         record.answered = True
-        self._emit(
+        self.emit(
             "callback_answer",
             None,
             bot_id=state.user.id,
@@ -1412,7 +1206,7 @@ class Emulator:
         return True
 
     def _source(self, state: BotState, params: Params, what: str) -> tuple[Chat, StoredMessage]:
-        source_chat = self._resolve_chat(state, params, "from_chat_id")
+        source_chat = self.resolve_chat(state, params, "from_chat_id")
         message_id = params.int("message_id")
         stored = source_chat.live(message_id) if message_id is not None else None
         if stored is None:
@@ -1433,7 +1227,7 @@ class Emulator:
                 caption, entities = self._format(params, "caption", "caption_entities", True)
                 content.pop("caption_entities", None)
                 content["caption"] = caption
-                content.update(_nonempty("caption_entities", entities))
+                content.update(nonempty("caption_entities", entities))
             return json.loads(json.dumps(content))
 
         message = await self._send(state, params, build)
@@ -1508,7 +1302,7 @@ class Emulator:
 
     async def m_getChat(self, state: BotState, params: Params) -> dict[str, Any]:
         """getChat: ChatFullInfo."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         info = {
             **chat.to_api(),
             "accent_color_id": chat.id % 7 if chat.type == "private" else 0,
@@ -1531,7 +1325,7 @@ class Emulator:
 
     async def m_getChatMember(self, state: BotState, params: Params) -> dict[str, Any]:
         """getChatMember."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         user_id = params.int("user_id")
         user = self.users.get(user_id or 0)
         if user is None:
@@ -1549,7 +1343,7 @@ class Emulator:
         return {"status": "left", "user": user.to_api()}
 
     def _forum(self, state: BotState, params: Params) -> Chat:
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         if not chat.is_forum:
             raise bad_request("the chat is not a forum")
         return chat
@@ -1564,28 +1358,6 @@ class Emulator:
         if not allowed and topic.creator_id != state.user.id:
             raise bad_request(f"not enough rights to {what} the topic")
 
-    def _create_topic(
-        self,
-        chat: Chat,
-        creator: User,
-        name: str,
-        icon_color: int,
-        emoji_id: str | None,
-        from_bot: bool,
-    ) -> ForumTopic:
-        created: dict[str, Any] = {"name": name, "icon_color": icon_color}
-        if emoji_id:
-            created["icon_custom_emoji_id"] = emoji_id
-        stored = self._post(
-            chat, creator, from_bot, {"forum_topic_created": created}, None, None, service=True
-        )
-        topic = ForumTopic(stored.message_id, name, icon_color, emoji_id, creator_id=creator.id)
-        chat.topics[topic.message_thread_id] = topic
-        self._emit("topic_created", chat, topic=topic.to_api())
-        if not from_bot:
-            self._deliver(chat, "message", stored.message)
-        return topic
-
     def _topic(self, chat: Chat, params: Params) -> ForumTopic:
         thread_id = params.int("message_thread_id")
         topic = chat.topics.get(thread_id or 0)
@@ -1594,7 +1366,7 @@ class Emulator:
         return topic
 
     def _topic_service(self, state: BotState, chat: Chat, topic: ForumTopic, body: Any) -> None:
-        self._post(chat, state.user, True, body, topic.message_thread_id, None, service=True)
+        self.post(chat, state.user, True, body, topic.message_thread_id, None, service=True)
 
     async def m_createForumTopic(self, state: BotState, params: Params) -> dict[str, Any]:
         """createForumTopic: returns ForumTopic and posts forum_topic_created in the topic."""
@@ -1608,7 +1380,7 @@ class Emulator:
         color = params.int("icon_color") or TOPIC_ICON_COLORS[0]
         if color not in TOPIC_ICON_COLORS:
             raise bad_request("TOPIC_ICON_COLOR_INVALID")
-        topic = self._create_topic(
+        topic = self.create_topic(
             chat, state.user, name, color, params.str("icon_custom_emoji_id"), True
         )
         return topic.to_api()
@@ -1630,7 +1402,7 @@ class Emulator:
         if not edited:
             raise bad_request("TOPIC_NOT_MODIFIED")
         self._topic_service(state, chat, topic, {"forum_topic_edited": edited})
-        self._emit("topic_edited", chat, topic=topic.to_api())
+        self.emit("topic_edited", chat, topic=topic.to_api())
         return True
 
     async def m_closeForumTopic(self, state: BotState, params: Params) -> bool:
@@ -1642,7 +1414,7 @@ class Emulator:
             raise bad_request("TOPIC_NOT_MODIFIED")
         topic.closed = True
         self._topic_service(state, chat, topic, {"forum_topic_closed": {}})
-        self._emit("topic_closed", chat, thread_id=topic.message_thread_id)
+        self.emit("topic_closed", chat, thread_id=topic.message_thread_id)
         return True
 
     async def m_reopenForumTopic(self, state: BotState, params: Params) -> bool:
@@ -1654,7 +1426,7 @@ class Emulator:
             raise bad_request("TOPIC_NOT_MODIFIED")
         topic.closed = False
         self._topic_service(state, chat, topic, {"forum_topic_reopened": {}})
-        self._emit("topic_reopened", chat, thread_id=topic.message_thread_id)
+        self.emit("topic_reopened", chat, thread_id=topic.message_thread_id)
         return True
 
     async def m_deleteForumTopic(self, state: BotState, params: Params) -> bool:
@@ -1668,7 +1440,7 @@ class Emulator:
 
     async def m_pinChatMessage(self, state: BotState, params: Params) -> bool:
         """pinChatMessage: pins and posts a pinned_message service message."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         message_id = params.int("message_id")
         stored = chat.live(message_id) if message_id is not None else None
         if stored is None:
@@ -1680,7 +1452,7 @@ class Emulator:
         chat.pinned.append(stored.message_id)
         pinned = dict(stored.message)
         pinned.pop("reply_to_message", None)
-        self._post(
+        self.post(
             chat,
             state.user,
             True,
@@ -1689,18 +1461,18 @@ class Emulator:
             None,
             service=True,
         )
-        self._emit("pinned", chat, message_id=stored.message_id)
+        self.emit("pinned", chat, message_id=stored.message_id)
         return True
 
     async def m_unpinChatMessage(self, state: BotState, params: Params) -> bool:
         """unpinChatMessage: the given message, or the most recent pin."""
-        chat = self._resolve_chat(state, params)
+        chat = self.resolve_chat(state, params)
         message_id = params.int("message_id")
         if message_id is None and chat.pinned:
             message_id = chat.pinned[-1]
         if message_id is not None and message_id in chat.pinned:
             chat.pinned.remove(message_id)
-            self._emit("unpinned", chat, message_id=message_id)
+            self.emit("unpinned", chat, message_id=message_id)
         return True
 
 
@@ -1753,32 +1525,6 @@ def _end_poll(state: BotState, conflict: str | None) -> None:
     empty answer when the emulator shuts down."""
     if state.active_poll is not None and not state.active_poll.done():
         state.active_poll.set_result(conflict)
-
-
-def _nonempty(key: str, value: list[Any]) -> dict[str, Any]:
-    return {key: value} if value else {}
-
-
-def _bot_sees(state: BotState, chat: Chat, message: dict[str, Any]) -> bool:
-    """Privacy mode (on by default): in groups a non-admin bot sees only what concerns it."""
-    if state.user.id in chat.admins:
-        return True
-    if any(k in message for k in SERVICE_KEYS):
-        return True
-    replied = message.get("reply_to_message") or {}
-    if (replied.get("from") or {}).get(
-        "id"
-    ) == state.user.id and "forum_topic_created" not in replied:
-        return True
-    text = message.get("text") or message.get("caption") or ""
-    username = (state.user.username or "").lower()
-    for entity in message.get("entities") or message.get("caption_entities") or []:
-        piece = text[entity["offset"] : entity["offset"] + entity["length"]].lower()
-        if entity["type"] == "bot_command" and ("@" not in piece or piece.endswith("@" + username)):
-            return True
-        if entity["type"] == "mention" and piece == "@" + username:
-            return True
-    return False
 
 
 def _update_kind(update: dict[str, Any]) -> str:
