@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import re
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -30,6 +29,7 @@ from bot.emulator.errors import (
     too_many_requests,
 )
 from bot.emulator.faults import DropConnection, Fault
+from bot.emulator.files import FileMethods, input_file, media_object, store_upload
 from bot.emulator.markup import validate_inline_keyboard
 from bot.emulator.params import Params, Upload
 from bot.emulator.state import (
@@ -38,7 +38,6 @@ from bot.emulator.state import (
     CallbackRecord,
     Chat,
     ForumTopic,
-    StoredFile,
     StoredMessage,
     User,
     clean_topic_name,
@@ -96,9 +95,11 @@ class Emulator(World):
 
     def __init__(self, config: EmulatorConfig | None = None, token: str = DEFAULT_TOKEN) -> None:
         super().__init__(config or EmulatorConfig(), token)
+        self._files = FileMethods(self)
         self._methods: dict[str, Method] = {
-            name[len("m_") :].lower(): getattr(self, name)
-            for name in dir(self)
+            name[len("m_") :].lower(): getattr(part, name)
+            for part in (self, self._files)
+            for name in dir(part)
             if name.startswith("m_")
         }
         self.register_bot(token, username="safewell_bot", first_name="Safewell")
@@ -172,6 +173,10 @@ class Emulator(World):
             await self.wait_signal(remaining)
 
     # ---------------------------------------------------------------- HTTP-facing entry point
+
+    def file_bytes(self, token: str, path: str) -> bytes | None:
+        """Bytes served at /file/bot<token>/<path>, or None."""
+        return self._files.file_bytes(token, path)
 
     async def call(self, token: str, method: str, params: Params) -> Any:
         """Run one Bot API call (faults, logging and statistics included); raise ApiError."""
@@ -501,10 +506,10 @@ class Emulator(World):
             content_type=fields.get("mime_type"),
             data=bytes(data or _placeholder_bytes(kind)),
         )
-        stored_file = self._store_upload(upload, kind)
+        stored_file = store_upload(self, upload, kind)
         if kind == "voice" and fields.get("duration"):
             stored_file.duration = int(fields["duration"])
-        content = {kind: self._media_object(stored_file, kind)}
+        content = {kind: media_object(stored_file, kind)}
         if kind == "sticker" and fields.get("emoji"):
             content["sticker"]["emoji"] = str(fields["emoji"])
         caption = fields.get("caption")
@@ -785,82 +790,6 @@ class Emulator(World):
         )
         return stored.message
 
-    # ---------------------------------------------------------------- files
-
-    def _store_upload(self, upload: Upload, kind: str) -> StoredFile:
-        file_id, unique = self.ids.file_ids(kind)
-        folder = {"photo": "photos", "document": "documents", "voice": "voice"}.get(
-            kind, kind + "s"
-        )
-        ext = {"photo": "jpg", "voice": "oga", "sticker": "webp"}.get(kind)
-        if ext is None:
-            ext = upload.filename.rsplit(".", 1)[-1] if "." in upload.filename else "bin"
-        path = f"{folder}/file_{len(self.files)}.{ext}"
-        width, height = _image_size(upload.data) if kind in {"photo", "sticker"} else (0, 0)
-        stored = StoredFile(
-            file_id=file_id,
-            file_unique_id=unique,
-            kind=kind,
-            data=upload.data,
-            file_path=path,
-            file_name=upload.filename,
-            mime_type=upload.content_type,
-            width=width or (512 if kind == "sticker" else 800),
-            height=height or (512 if kind == "sticker" else 600),
-        )
-        self.files[file_id] = stored
-        self.files_by_path[path] = stored
-        return stored
-
-    def _media_object(self, stored: StoredFile, kind: str) -> Any:
-        base = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
-        }
-        if kind == "photo":
-            return [{**base, "width": stored.width, "height": stored.height}]
-        if kind == "document":
-            doc = dict(base)
-            if stored.file_name:
-                doc["file_name"] = stored.file_name
-            doc["mime_type"] = stored.mime_type or "application/octet-stream"
-            return doc
-        if kind == "voice":
-            return {**base, "duration": stored.duration, "mime_type": "audio/ogg"}
-        return {
-            **base,
-            "type": "regular",
-            "width": stored.width,
-            "height": stored.height,
-            "is_animated": False,
-            "is_video": False,
-        }
-
-    def _input_file(self, params: Params, name: str, kind: str) -> StoredFile:
-        upload = params.upload(name)
-        if upload is not None:
-            return self._store_upload(upload, kind)
-        value = params.str(name)
-        if not value:
-            raise bad_request(f"there is no {name} in the request")
-        if value.startswith(("http://", "https://")):
-            # The emulator has no internet; Telegram would fetch the URL itself.
-            raise bad_request("failed to get HTTP URL content")
-        stored = self.files.get(value)
-        if stored is None:
-            raise bad_request("wrong file identifier/HTTP URL specified")
-        if stored.kind != kind and kind != "document":
-            raise bad_request(f"can't use file of type {stored.kind.title()} as {kind.title()}")
-        return stored
-
-    def file_bytes(self, token: str, path: str) -> bytes | None:
-        """Bytes served at /file/bot<token>/<path>, or None."""
-        if token not in self.bots:
-            return None
-        stored = self.files_by_path.get(path)
-        return stored.data if stored is not None else None
-
     # ---------------------------------------------------------------- Bot API methods
 
     async def m_getMe(self, state: BotState, params: Params) -> dict[str, Any]:
@@ -1016,10 +945,10 @@ class Emulator(World):
 
     def _media_send(self, state: BotState, params: Params, kind: str) -> Any:
         def build(chat: Chat) -> dict[str, Any]:
-            stored = self._input_file(params, kind, kind)
+            stored = input_file(self, params, kind, kind)
             if kind == "voice" and params.int("duration"):
                 stored.duration = params.int("duration") or 0
-            content: dict[str, Any] = {kind: self._media_object(stored, kind)}
+            content: dict[str, Any] = {kind: media_object(stored, kind)}
             if kind != "sticker" and params.has("caption"):
                 caption, entities = self._format(params, "caption", "caption_entities", True)
                 if caption:
@@ -1255,20 +1184,6 @@ class Emulator(World):
             # Paid broadcasts do not apply to forwardMessage (Bot FAQ).
             params.values.pop("allow_paid_broadcast", None)
         return await self._send(state, params, build)
-
-    async def m_getFile(self, state: BotState, params: Params) -> dict[str, Any]:
-        """getFile."""
-        stored = self.files.get(params.str("file_id") or "")
-        if stored is None:
-            raise bad_request("invalid file_id")
-        if len(stored.data) > 20 * 1024 * 1024:
-            raise bad_request("file is too big")
-        return {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
-            "file_path": stored.file_path,
-        }
 
     async def m_setMyCommands(self, state: BotState, params: Params) -> bool:
         """setMyCommands."""
@@ -1573,14 +1488,3 @@ def _default_name(kind: str) -> str:
 
 def _placeholder_bytes(kind: str) -> bytes:
     return f"emulated {kind} content".encode()
-
-
-def _image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from a PNG or GIF header, or (0, 0) when unknown."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    if data[:6] in {b"GIF87a", b"GIF89a"} and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return int(width), int(height)
-    return 0, 0
