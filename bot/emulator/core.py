@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-import aiohttp
-
 from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
@@ -43,7 +41,7 @@ from bot.emulator.state import (
     clean_topic_name,
     now,
 )
-from bot.emulator.webhook import WebhookDelivery
+from bot.emulator.updates import UpdateMethods
 from bot.emulator.world import EmulatorConfig, World, nonempty
 
 log = logging.getLogger(__name__)
@@ -78,13 +76,7 @@ CHAT_ACTIONS = {
     "upload_video_note",
 }
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]*")
-MAX_SECRET_TOKEN = 256
 MAX_DELETE_AGE = 48 * 3600  # seconds after which deleteMessage refuses a message
-OTHER_GET_UPDATES = (
-    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
-    "running"
-)
 
 Method = Callable[[BotState, Params], Awaitable[Any]]
 
@@ -96,9 +88,10 @@ class Emulator(World):
     def __init__(self, config: EmulatorConfig | None = None, token: str = DEFAULT_TOKEN) -> None:
         super().__init__(config or EmulatorConfig(), token)
         self._files = FileMethods(self)
+        self._updates = UpdateMethods(self, self.call)
         self._methods: dict[str, Method] = {
             name[len("m_") :].lower(): getattr(part, name)
-            for part in (self, self._files)
+            for part in (self, self._files, self._updates)
             for name in dir(part)
             if name.startswith("m_")
         }
@@ -110,9 +103,7 @@ class Emulator(World):
         """Stop background webhook deliveries and release every waiting long poll."""
         self.closing = True
         for state in self.bots.values():
-            await self._stop_webhook(state)
-            _end_poll(state, None)
-            state.update_event.set()
+            await self._updates.release(state)
         self._notify()
 
     async def reset(self) -> None:
@@ -120,9 +111,7 @@ class Emulator(World):
         token = self.default_token
         default = self.default_bot
         for state in self.bots.values():
-            await self._stop_webhook(state)
-            _end_poll(state, None)
-            state.update_event.set()
+            await self._updates.release(state)
         self._notify()
         self._init_state()
         self.register_bot(token, default.user.username or "bot", default.user.first_name)
@@ -811,129 +800,6 @@ class Emulator(World):
         """close."""
         return True
 
-    async def m_getUpdates(self, state: BotState, params: Params) -> list[dict[str, Any]]:
-        """getUpdates with real long polling; a newer call terminates an older one."""
-        if state.webhook_url:
-            raise ApiError(
-                409,
-                "Conflict: can't use getUpdates method while webhook is active; use "
-                "deleteWebhook to delete the webhook first",
-            )
-        offset = params.int("offset") or 0
-        limit = min(max(params.int("limit") or 100, 1), 100)
-        timeout = max(params.int("timeout") or 0, 0)
-        if params.has("allowed_updates"):
-            allowed = params.json("allowed_updates", "allowed updates")
-            if isinstance(allowed, list):
-                state.allowed_updates = [str(a) for a in allowed]
-        if offset > 0:
-            state.updates = [u for u in state.updates if u["update_id"] >= offset]
-        elif offset < 0:
-            state.updates = state.updates[offset:]
-        _end_poll(state, OTHER_GET_UPDATES)
-        mine: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        state.active_poll = mine
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                if mine.done() and not self.closing:
-                    # Ended by a newer getUpdates or by setWebhook; the result says which.
-                    raise ApiError(409, mine.result() or OTHER_GET_UPDATES)
-                state.updates = [u for u in state.updates if state.wants(_update_kind(u))]
-                ready = state.updates[:limit]
-                remaining = deadline - time.monotonic()
-                if ready or remaining <= 0 or self.closing or state.webhook_url:
-                    return ready
-                state.update_event.clear()
-                waiter: asyncio.Future[Any] = asyncio.ensure_future(state.update_event.wait())
-                wake: set[asyncio.Future[Any]] = {waiter, mine}
-                try:
-                    await asyncio.wait(wake, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-        finally:
-            if state.active_poll is mine:
-                state.active_poll = None
-
-    async def m_setWebhook(self, state: BotState, params: Params) -> bool:
-        """setWebhook: start delivering updates by POST to the URL."""
-        url = (params.str("url") or "").strip()
-        if not url:
-            return await self.m_deleteWebhook(state, params)
-        # Telegram ends a running long poll as soon as a webhook is asked for, before it checks
-        # the rest of the request.
-        _end_poll(state, "Conflict: terminated by setWebhook request")
-        if not url.startswith("https://") and not (
-            self.config.allow_http_webhook and url.startswith("http://")
-        ):
-            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-        # An empty secret_token means no secret (no header on deliveries).
-        secret = params.str("secret_token") or ""
-        if len(secret) > MAX_SECRET_TOKEN:
-            raise bad_request("secret token is too long")
-        if not _SECRET_RE.fullmatch(secret):
-            raise bad_request("secret token contains unallowed characters")
-        if params.has("allowed_updates"):
-            allowed = params.json("allowed_updates", "allowed updates")
-            if isinstance(allowed, list):
-                state.allowed_updates = [str(a) for a in allowed]
-        if params.bool("drop_pending_updates"):
-            state.updates.clear()
-        await self._stop_webhook(state)
-        state.webhook_url = url
-        state.webhook_secret = secret or None
-        state.webhook_max_connections = params.int("max_connections") or 40
-        state.last_error_date = None
-        state.last_error_message = None
-        state.webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop(state))
-        self.emit("webhook_set", None, bot_id=state.user.id, url=url)
-        return True
-
-    async def m_deleteWebhook(self, state: BotState, params: Params) -> bool:
-        """deleteWebhook."""
-        if params.bool("drop_pending_updates"):
-            state.updates.clear()
-        await self._stop_webhook(state)
-        state.webhook_url = ""
-        state.webhook_secret = None
-        return True
-
-    async def m_getWebhookInfo(self, state: BotState, params: Params) -> dict[str, Any]:
-        """getWebhookInfo."""
-        info: dict[str, Any] = {
-            "url": state.webhook_url,
-            "has_custom_certificate": False,
-            "pending_update_count": len(state.updates),
-        }
-        if state.webhook_url:
-            info["max_connections"] = state.webhook_max_connections
-            info["ip_address"] = "127.0.0.1"
-            if state.allowed_updates:
-                info["allowed_updates"] = state.allowed_updates
-        if state.last_error_date is not None:
-            info["last_error_date"] = state.last_error_date
-            info["last_error_message"] = state.last_error_message or ""
-        return info
-
-    async def _stop_webhook(self, state: BotState) -> None:
-        task = state.webhook_task
-        state.webhook_task = None
-        if task is not None and not task.done():
-            await cancel_and_wait(task)
-
-    async def _webhook_loop(self, state: BotState) -> None:
-        """Deliver queued updates to the webhook (see `bot.emulator.webhook`); never raise."""
-        await WebhookDelivery(
-            state,
-            self.stats,
-            _webhook_reply,
-            self.call,
-            self.config.webhook_timeout,
-            self.config.webhook_retry_base,
-            self.config.webhook_retry_max,
-            lambda: self.closing,
-        ).run()
-
     async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
         """sendMessage."""
 
@@ -1392,58 +1258,6 @@ class Emulator(World):
 
 
 # -------------------------------------------------------------------- helpers
-
-
-async def _webhook_reply(response: aiohttp.ClientResponse) -> tuple[str, Params] | None:
-    """A method call the receiver put in its webhook response (JSON or form), if any."""
-    values: dict[str, Any] = {}
-    uploads: dict[str, Upload] = {}
-    try:
-        if response.content_type == "application/json":
-            payload = await response.json()
-            if isinstance(payload, dict):
-                values = payload
-        elif response.content_type.startswith("multipart/"):
-            reader = aiohttp.MultipartReader.from_response(response)
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
-                    continue
-                if part.filename is not None:
-                    data = bytes(await part.read(decode=False))
-                    uploads[part.name] = Upload(part.filename, None, data)
-                else:
-                    values[part.name] = await part.text()
-        else:
-            await response.read()
-    except (ValueError, aiohttp.ClientError):
-        return None
-    method = values.pop("method", None)
-    if not isinstance(method, str) or not method:
-        return None
-    return method, Params(values, uploads)
-
-
-async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel a background task and wait for it to end; a cancellation aimed at the caller
-    while it waits is passed on, not swallowed. (The emulator imports nothing from Safewell.)"""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-
-
-def _end_poll(state: BotState, conflict: str | None) -> None:
-    """End the bot's running getUpdates: with a 409 carrying ``conflict``, or (None) with an
-    empty answer when the emulator shuts down."""
-    if state.active_poll is not None and not state.active_poll.done():
-        state.active_poll.set_result(conflict)
-
-
-def _update_kind(update: dict[str, Any]) -> str:
-    return next(k for k in update if k != "update_id")
 
 
 def _scope_key(params: Params) -> str:
