@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
+from bot.emulator.account import AccountMethods
 from bot.emulator.entities import (
     EntityParseError,
     detect_entities,
@@ -75,7 +75,6 @@ CHAT_ACTIONS = {
     "record_video_note",
     "upload_video_note",
 }
-_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 MAX_DELETE_AGE = 48 * 3600  # seconds after which deleteMessage refuses a message
 
 Method = Callable[[BotState, Params], Awaitable[Any]]
@@ -89,9 +88,10 @@ class Emulator(World):
         super().__init__(config or EmulatorConfig(), token)
         self._files = FileMethods(self)
         self._updates = UpdateMethods(self, self.call)
+        account = AccountMethods()
         self._methods: dict[str, Method] = {
             name[len("m_") :].lower(): getattr(part, name)
-            for part in (self, self._files, self._updates)
+            for part in (self, account, self._files, self._updates)
             for name in dir(part)
             if name.startswith("m_")
         }
@@ -781,25 +781,6 @@ class Emulator(World):
 
     # ---------------------------------------------------------------- Bot API methods
 
-    async def m_getMe(self, state: BotState, params: Params) -> dict[str, Any]:
-        """getMe."""
-        return {
-            **state.user.to_api(),
-            "can_join_groups": True,
-            "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
-            "can_connect_to_business": False,
-            "has_main_web_app": False,
-        }
-
-    async def m_logOut(self, state: BotState, params: Params) -> bool:
-        """logOut."""
-        return True
-
-    async def m_close(self, state: BotState, params: Params) -> bool:
-        """close."""
-        return True
-
     async def m_sendMessage(self, state: BotState, params: Params) -> dict[str, Any]:
         """sendMessage."""
 
@@ -1051,36 +1032,6 @@ class Emulator(World):
             params.values.pop("allow_paid_broadcast", None)
         return await self._send(state, params, build)
 
-    async def m_setMyCommands(self, state: BotState, params: Params) -> bool:
-        """setMyCommands."""
-        commands = params.json("commands", "commands")
-        if not isinstance(commands, list):
-            raise bad_request("can't parse commands JSON object")
-        if len(commands) > 100:
-            raise bad_request("too many commands specified")
-        clean: list[dict[str, Any]] = []
-        for item in commands:
-            if not isinstance(item, dict):
-                raise bad_request("can't parse BotCommand")
-            command = str(item.get("command", "")).lstrip("/")
-            description = str(item.get("description", ""))
-            if not _COMMAND_RE.fullmatch(command):
-                raise bad_request("BOT_COMMAND_INVALID")
-            if not 1 <= len(description) <= 256:
-                raise bad_request("command description must be non-empty")
-            clean.append({"command": command, "description": description})
-        state.commands[_scope_key(params)] = clean
-        return True
-
-    async def m_getMyCommands(self, state: BotState, params: Params) -> list[dict[str, Any]]:
-        """getMyCommands."""
-        return state.commands.get(_scope_key(params), [])
-
-    async def m_deleteMyCommands(self, state: BotState, params: Params) -> bool:
-        """deleteMyCommands."""
-        state.commands.pop(_scope_key(params), None)
-        return True
-
     async def m_getChat(self, state: BotState, params: Params) -> dict[str, Any]:
         """getChat: ChatFullInfo."""
         chat = self.resolve_chat(state, params)
@@ -1258,11 +1209,6 @@ class Emulator(World):
 
 
 # -------------------------------------------------------------------- helpers
-
-
-def _scope_key(params: Params) -> str:
-    scope = params.json("scope", "scope") or {"type": "default"}
-    return json.dumps(scope, sort_keys=True) + "|" + (params.str("language_code") or "")
 
 
 def _member_obj(user: User, status: str) -> dict[str, Any]:
