@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.emulator.core import DEFAULT_TOKEN, DropConnection, Emulator, EmulatorConfig, Fault
+from bot.emulator.core import DEFAULT_TOKEN, Emulator, EmulatorConfig
 from bot.emulator.errors import ApiError, ControlError
+from bot.emulator.faults import DropConnection, Fault
 from bot.emulator.limits import Limits
 from bot.emulator.params import Params, Upload
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The method call a receiver may put in its response (see core._webhook_reply).
+# The method call a receiver may put in its response (see updates._webhook_reply).
 ReplyReader = Callable[[aiohttp.ClientResponse], Awaitable["tuple[str, Params] | None"]]
 
 
