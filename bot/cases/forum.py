@@ -196,16 +196,25 @@ class Forum:
                 await self.notice_in(session, case, text)
                 await session.commit()
 
+    async def _topic_case(self, session: AsyncSession, case_id: int) -> tuple[Case, Citizen] | None:
+        """The case and its citizen, when the case has a topic."""
+        case = await session.get(Case, case_id)
+        if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
+            return None
+        citizen = await session.get(Citizen, case.citizen_id)
+        assert citizen is not None
+        return case, citizen
+
     async def set_topic_closed(self, case_id: int, closed: bool) -> None:
         """Close (✅ name) or reopen a case's topic; Telegram errors are logged."""
         desk, bot = self.desk, self.desk.bot
         # Done even if another process keeps the case past the wait: an officer asked for it.
         async with desk.hold(case_id, CLAIM_WAIT_SECONDS), desk.sessionmaker() as session:
-            case = await session.get(Case, case_id)
-            if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
+            found = await self._topic_case(session, case_id)
+            if found is None:
                 return
-            citizen = await session.get(Citizen, case.citizen_id)
-            assert citizen is not None
+            case, citizen = found
+            assert case.forum_chat_id is not None and case.forum_topic_id is not None
             name = cards.topic_name(case, citizen, closed=closed)
             chat, thread = case.forum_chat_id, case.forum_topic_id
             try:
@@ -241,11 +250,11 @@ class Forum:
         """Bring the topic name in line with the case (after a priority change)."""
         desk = self.desk
         async with desk.hold(case_id, CLAIM_WAIT_SECONDS), desk.sessionmaker() as session:
-            case = await session.get(Case, case_id)
-            if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
+            found = await self._topic_case(session, case_id)
+            if found is None:
                 return
-            citizen = await session.get(Citizen, case.citizen_id)
-            assert citizen is not None
+            case, citizen = found
+            assert case.forum_chat_id is not None and case.forum_topic_id is not None
             name = cards.topic_name(case, citizen, closed=case.status == CaseStatus.CLOSED)
             if name == case.topic_name:
                 return
