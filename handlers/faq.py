@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.types import InlineKeyboardButton as Button
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import commands, metrics
+from bot import commands, metrics, refusals
 from bot.db import repo
 from bot.db.models import Citizen, FaqQuery, Role, random_id
 from bot.db.session import end_reading
@@ -126,7 +126,7 @@ async def other_command(
     name = (message.text or "").split()[0][1:].split("@")[0].lower()
     if name in STAFF_COMMANDS:
         user_id = message.from_user.id if message.from_user else None
-        repo.audit(session, "command.refused", actor_id=user_id, command=name, roles=sorted(roles))
+        refusals.command_refused(session, actor_id=user_id, command=name, roles=roles)
         await message.answer(locales.t(lang, "not_allowed"))
         return
     await message.answer(locales.t(lang, "unknown_command"))
