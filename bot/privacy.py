@@ -111,6 +111,14 @@ async def forget_citizen(
     return outcome
 
 
+async def forget_and_commit(session: AsyncSession, citizen_id: int) -> ForgetOutcome:
+    """/forget confirmed: `forget_citizen`, committed before the caller tells the citizen the
+    outcome (no write transaction is held across a call to Telegram)."""
+    outcome = await forget_citizen(session, citizen_id)
+    await session.commit()
+    return outcome
+
+
 def _kept(locales: Locales, lang: str, days: int, key: str, forever: str) -> str:
     if days == 0:
         return locales.t(lang, forever)

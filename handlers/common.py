@@ -13,10 +13,11 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import citizens
 from bot.config import Settings
-from bot.db.models import ALERT_ROLES, Citizen, Role, utcnow
+from bot.db.models import ALERT_ROLES, Citizen, Role
 from bot.i18n import Locales
-from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
+from bot.privacy import ForgetOutcome, forget_and_commit, privacy_notice
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
 router = Router(name=__name__)
@@ -72,8 +73,7 @@ async def language_chosen(
     if citizen is None or callback_data.code not in locales.languages:
         await query.answer(locales.t(None, "button_expired"), show_alert=True)
         return
-    citizen.language = callback_data.code
-    await session.commit()
+    await citizens.choose_language(session, citizen, callback_data.code)
     text = locales.t(callback_data.code, "language_set")
     await query.answer()
     if query.message is not None:
@@ -99,7 +99,7 @@ async def forget_confirmed(
     lang: str,
 ) -> None:
     """Deletes what the bot stores, keeping only case records the bureau must retain
-    (`bot.privacy.forget_citizen`)."""
+    (`bot.privacy.forget_and_commit`)."""
     await query.answer()
     if isinstance(query.message, Message):
         with contextlib.suppress(TelegramBadRequest):  # pressed twice: already removed
@@ -107,8 +107,7 @@ async def forget_confirmed(
     if citizen is None or not callback_data.confirm:
         await query.bot.send_message(query.from_user.id, locales.t(lang, "forget_kept"))  # type: ignore[union-attr]
         return
-    outcome = await forget_citizen(session, citizen.id)
-    await session.commit()  # before talking to Telegram
+    outcome = await forget_and_commit(session, citizen.id)  # committed before Telegram
     key = {
         ForgetOutcome.DONE: "forget_done",
         ForgetOutcome.DONE_CASES_KEPT: "forget_done_cases_kept",
@@ -128,6 +127,4 @@ async def blocked_or_unblocked(event: ChatMemberUpdated, citizen: Citizen | None
     """The citizen blocked (kicked) or unblocked the bot."""
     if citizen is None:
         return
-    blocked = event.new_chat_member.status == "kicked"
-    citizen.blocked_bot = blocked
-    citizen.blocked_at = utcnow() if blocked else None
+    citizens.record_blocked(citizen, event.new_chat_member.status == "kicked")

@@ -10,7 +10,7 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db import repo
+from bot import citizens
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -28,6 +28,4 @@ async def chat_unreachable(
     log.info("update %s: chat %s unreachable: %s", event.update.update_id, chat_id, event.exception)
     if not isinstance(chat_id, int) or chat_id <= 0:
         return
-    async with sessionmaker() as session:
-        await repo.mark_unreachable(session, [chat_id])
-        await session.commit()
+    await citizens.mark_unreachable(sessionmaker, chat_id)

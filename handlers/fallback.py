@@ -6,7 +6,7 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import repo
+from bot import refusals
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, Is
 
@@ -36,7 +36,5 @@ async def stale_button(
     query: CallbackQuery, session: AsyncSession, locales: Locales, lang: str
 ) -> None:
     """A button whose data no router understands: old, or forged (audited)."""
-    repo.audit(
-        session, "callback.unknown", actor_id=query.from_user.id, data=(query.data or "")[:64]
-    )
+    refusals.unknown_button(session, actor_id=query.from_user.id, data=query.data)
     await query.answer(locales.t(lang, "button_expired"), show_alert=True)

@@ -11,13 +11,11 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.types import InlineKeyboardButton as Button
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import commands, metrics
-from bot.db import repo
-from bot.db.models import Citizen, FaqQuery, Role, random_id
-from bot.db.session import end_reading
+from bot import commands, metrics, refusals
+from bot.db.models import Citizen, Role
+from bot.faq import questions
 from bot.faq.models import FaqEntry
 from bot.faq.service import FaqService
-from bot.faq.telegram_html import MAX_MESSAGE_LENGTH
 from bot.i18n import Locales
 from handlers.callbacks import FeedbackCb, HumanCb, PickCb
 from handlers.filters import PRIVATE, Is
@@ -76,12 +74,12 @@ def answer_keyboard(
 
 
 async def send_entry(
-    message: Message, entry: FaqEntry, query: FaqQuery, lang: str, locales: Locales, faq: FaqService
+    message: Message, entry: FaqEntry, query_id: int, lang: str, locales: Locales, faq: FaqService
 ) -> None:
     """Send one FAQ answer with its feedback buttons."""
     await message.answer(
         render_entry(entry, lang, locales),
-        reply_markup=answer_keyboard(entry, query.id, lang, locales, faq),
+        reply_markup=answer_keyboard(entry, query_id, lang, locales, faq),
         disable_web_page_preview=True,
     )
 
@@ -97,13 +95,10 @@ async def reload_knowledge(
 ) -> None:
     """/reload: an admin swaps in the edited knowledge (the old stays if the new is broken)."""
     user_id = message.from_user.id if message.from_user else None
-    if Role.ADMIN not in roles:
-        repo.audit(session, "knowledge.reload.refused", actor_id=user_id)
+    errors = await faq.reload_by(session, actor_id=user_id, roles=roles)
+    if errors is None:
         await message.answer(locales.t(lang, "not_allowed"))
         return
-    problems = await faq.areload()
-    errors = [p for p in problems if p.severity == "error"]
-    repo.audit(session, "knowledge.reload", actor_id=user_id, errors=len(errors))
     if errors:
         listed = "\n".join(str(p) for p in errors[:10])
         await message.answer(locales.t(lang, "reload_failed", problems=listed))
@@ -126,7 +121,7 @@ async def other_command(
     name = (message.text or "").split()[0][1:].split("@")[0].lower()
     if name in STAFF_COMMANDS:
         user_id = message.from_user.id if message.from_user else None
-        repo.audit(session, "command.refused", actor_id=user_id, command=name, roles=sorted(roles))
+        refusals.command_refused(session, actor_id=user_id, command=name, roles=roles)
         await message.answer(locales.t(lang, "not_allowed"))
         return
     await message.answer(locales.t(lang, "unknown_command"))
@@ -147,7 +142,7 @@ async def question(
     citizen_id = citizen.id if citizen else None
     if throttled:
         # Kept for curators; the flood notice was already sent once by the middleware.
-        session.add(FaqQuery(citizen_id=citizen_id, text=text, language=lang, outcome="throttled"))
+        questions.record_throttled(session, citizen_id, text, lang)
         metrics.FAQ.labels("throttled").inc()
         return
     talk = faq.small_talk(text, lang)
@@ -156,28 +151,18 @@ async def question(
         return
     result = faq.match(text[:MAX_QUERY_CHARS], lang)
     metrics.FAQ.labels(result.outcome).inc()
+    # The connection goes back before the answer; the question is written after it.
+    query_id = await questions.record_question(session, citizen_id, text, lang, result)
     best = result.best
-    query = FaqQuery(
-        id=random_id(),  # known now: the buttons carry it, the row is written after
-        citizen_id=citizen_id,
-        text=text[:MAX_MESSAGE_LENGTH],
-        language=lang,
-        outcome=result.outcome,
-        entry_id=best.entry_id if best else None,
-        score=best.score if best else None,
-    )
-    # Never hold the database across Telegram: the connection goes back first, and the rows
-    # of this update (the log line, the transcript) are written with its last commit.
-    session.add_all([*await end_reading(session), query])
     if result.outcome == "answer" and best is not None:
-        await send_entry(message, faq.kb.entries[best.entry_id], query, lang, locales, faq)
+        await send_entry(message, faq.kb.entries[best.entry_id], query_id, lang, locales, faq)
         return
-    human = HumanCb(query_id=query.id).pack()
+    human = HumanCb(query_id=query_id).pack()
     if result.outcome == "suggest":
         rows = []
         for scored in result.suggestions:
             title = faq.kb.entries[scored.entry_id].text(lang, fallbacks=(locales.default,))
-            pick = PickCb(query_id=query.id, entry_id=scored.entry_id).pack()
+            pick = PickCb(query_id=query_id, entry_id=scored.entry_id).pack()
             rows.append([Button(text=title.question, callback_data=pick)])
         rows.append([Button(text=locales.t(lang, "faq_none_of_these"), callback_data=human)])
         await message.answer(
@@ -192,12 +177,6 @@ async def question(
     )
 
 
-async def _own_query(session: AsyncSession, query_id: int, user_id: int) -> FaqQuery | None:
-    # Buttons carry a query id; only the citizen who asked may use them (forged data gets None).
-    query = await session.get(FaqQuery, query_id)
-    return query if query is not None and query.citizen_id == user_id else None
-
-
 @router.callback_query(PickCb.filter())
 async def suggestion_picked(
     callback: CallbackQuery,
@@ -209,17 +188,14 @@ async def suggestion_picked(
     lang: str,
 ) -> None:
     """A "Did you mean…" or related-entry button: answer with that entry."""
-    query = await _own_query(session, callback_data.query_id, callback.from_user.id)
+    query = await questions.own_question(session, callback_data.query_id, callback.from_user.id)
     entry = faq.kb.entries.get(callback_data.entry_id)
     if query is None or entry is None or not isinstance(callback.message, Message):
         await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
         return
     await callback.answer()
-    if query.outcome == "suggest":
-        query.entry_id = entry.id  # the citizen told us what they meant: gold for calibration
-        query.outcome = "picked"
-        await session.commit()
-    await send_entry(callback.message, entry, query, query.language, locales, faq)
+    await questions.record_pick(session, query, entry.id)
+    await send_entry(callback.message, entry, query.id, query.language, locales, faq)
 
 
 @router.callback_query(FeedbackCb.filter())
@@ -231,19 +207,17 @@ async def feedback(
     lang: str,
 ) -> None:
     """👍 / 👎 under an answer: recorded once, buttons removed."""
-    query = await _own_query(session, callback_data.query_id, callback.from_user.id)
-    if query is None:
+    rating = await questions.rate_answer(
+        session, callback_data.query_id, callback.from_user.id, up=callback_data.up
+    )
+    if rating is None:
         await callback.answer(locales.t(lang, "button_expired"), show_alert=True)
         return
-    if query.feedback is not None:
-        # Once per answer: a second press (a double tap, the other button before the first
-        # edit landed, or forged data) changes nothing.
-        await callback.answer(locales.t(query.language, "faq_feedback_given"))
-    else:
-        query.feedback = "up" if callback_data.up else "down"
-        await session.commit()
+    if rating.recorded:
         key = "faq_feedback_thanks" if callback_data.up else "faq_feedback_sorry"
-        await callback.answer(locales.t(query.language, key), show_alert=not callback_data.up)
+        await callback.answer(locales.t(rating.language, key), show_alert=not callback_data.up)
+    else:  # rated before: this press changed nothing
+        await callback.answer(locales.t(rating.language, "faq_feedback_given"))
     if isinstance(callback.message, Message) and callback.message.reply_markup is not None:
         kept = [
             row

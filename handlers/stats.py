@@ -10,13 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.catalog import Catalog
 from bot.config import Settings
-from bot.db import repo
 from bot.db.models import utcnow
-from bot.db.session import end_reading
 from bot.faq.service import FaqService
 from bot.i18n import Locales
-from bot.stats.figures import PeriodError, collect, parse_period
+from bot.stats.figures import PeriodError, parse_period
 from bot.stats.post import post_stats
+from bot.stats.view import view_figures
 from handlers.filters import PRIVATE, alert_staff
 
 router = Router(name=__name__)
@@ -42,18 +41,9 @@ async def stats(
     except PeriodError as exc:
         await message.answer(locales.t(lang, "stats_period_error", error=str(exc)))
         return
-    figures = await collect(session, period)
     user_id = message.from_user.id if message.from_user else None
-    repo.audit(
-        session,
-        "stats.view",
-        actor_id=user_id,
-        first=period.first.isoformat(),
-        last=period.last.isoformat(),
-    )
-    # The connection goes back before Telegram and the chart; the audit row is written with
-    # the update's last commit.
-    session.add_all(await end_reading(session))
+    # The connection goes back before Telegram and the chart.
+    figures = await view_figures(session, period, actor_id=user_id)
     await post_stats(
         bot,
         message.chat.id,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import repo
+from bot.db.models import Role
 from bot.faq.loader import load_knowledge, shipped_dir
 from bot.faq.matcher import Matcher, MatchResult
 from bot.faq.models import KnowledgeBase, Problem
@@ -76,6 +80,20 @@ class FaqService:
     async def areload(self) -> list[Problem]:
         """``reload`` in a worker thread so the event loop keeps serving citizens."""
         return await asyncio.to_thread(self.reload)
+
+    async def reload_by(
+        self, session: AsyncSession, *, actor_id: int | None, roles: Set[Role]
+    ) -> list[Problem] | None:
+        """/reload: an admin's reload, audited; the error-level problems (empty: the new
+        knowledge is served). None when `roles` do not allow it (refused, audited too). The
+        audit rows are written with the caller's unit of work."""
+        if Role.ADMIN not in roles:
+            repo.audit(session, "knowledge.reload.refused", actor_id=actor_id)
+            return None
+        problems = await self.areload()
+        errors = [p for p in problems if p.severity == "error"]
+        repo.audit(session, "knowledge.reload", actor_id=actor_id, errors=len(errors))
+        return errors
 
     def match(self, text: str, lang: str) -> MatchResult:
         """Match a question against the current index."""
