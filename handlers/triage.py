@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import failpoints, metrics
 from bot.cases.service import HandoffService
 from bot.db.models import CasePriority, CaseReason, CaseStatus, Citizen
-from bot.db.session import end_reading
 from bot.i18n import Locales
 from bot.intake import URGENT_REPLY_KEYS, UrgentReplies
 from bot.triage import Triage, TriageResult
@@ -136,7 +135,7 @@ async def triage_message(
         # The models may take a while in a surge (their queue): give the connection back
         # first (what was read stays usable), so a waiting message never holds one another
         # update needs.
-        session.add_all(await end_reading(session))
+        await handoff.release(session)
         result = await triage.aclassify(text, lang)
     failpoints.reached("triaged")
     if event_update.edited_message is not None and result.level not in URGENT_REPLY_KEYS:

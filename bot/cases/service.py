@@ -45,6 +45,7 @@ from bot.db.models import (
     RelayState,
     utcnow,
 )
+from bot.db.session import end_reading
 from bot.i18n import Locales
 from bot.telegram import ForumLane
 
@@ -352,6 +353,12 @@ class HandoffService:
         citizen's copy is edited. False if there is none."""
         await session.commit()
         return await self.relay.officer_edit(chat_id, message_id, html_text, is_caption)
+
+    async def release(self, session: AsyncSession) -> None:
+        """Give the update's connection back before a long wait (the models' queue in a
+        surge): its transaction ends, what was read stays usable, and the rows it added wait
+        in the session for the update's own commit."""
+        session.add_all(await end_reading(session))
 
     async def case(self, session: AsyncSession, case_id: int) -> Case | None:
         return await session.get(Case, case_id)
