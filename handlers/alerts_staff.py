@@ -8,18 +8,15 @@ restart mid-wizard continues where the staff member was.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service
@@ -31,8 +28,9 @@ from bot.config import Settings
 from bot.db import repo
 from bot.db.models import Alert, AlertKind, AlertStatus
 from bot.i18n import Locales
+from handlers import alerts_keyboards as kb
+from handlers.alerts_keyboards import ApproveCb, WizCb
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
-from handlers.keyboards import page_rows
 
 router = Router(name=__name__)
 
@@ -41,7 +39,6 @@ router.message.filter(PRIVATE, alert_staff)
 router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
-EXPIRY_HOURS = (1, 6, 24, 72)
 
 
 class Wizard(StatesGroup):
@@ -58,32 +55,9 @@ class Wizard(StatesGroup):
     update_text = State()
 
 
-class WizCb(CallbackData, prefix="wiz"):
-    """A wizard button; value is checked against content and the current step."""
-
-    action: str  # cat | cpage | dist | dpage | done | sev | urg | exp | now | send | cancel
-    value: str = ""
-    page: int = 0  # of the category or district list the button belongs to (or shows)
-
-
-class ApproveCb(CallbackData, prefix="appr"):
-    """Approve or reject an alert waiting for a second staff member."""
-
-    alert_id: int
-    ok: bool
-
-
 def _langs(settings: Settings) -> list[str]:
     default = settings.bot.default_language
     return [default, *[lang for lang in settings.bot.languages if lang != default]]
-
-
-def _kb(buttons: Sequence[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for text, data in buttons:
-        kb.button(text=text, callback_data=data)
-    kb.adjust(width)
-    return kb.as_markup()
 
 
 async def _expired(query: CallbackQuery, locales: Locales, lang: str) -> None:
@@ -101,13 +75,7 @@ async def start_wizard(
     await state.clear()
     await state.set_state(Wizard.category)
     await state.set_data({"districts": [], "content": {}})
-    await message.answer(locales.t(lang, "wiz_start"), reply_markup=_categories_kb(catalog, lang))
-
-
-def _categories_kb(catalog: Catalog, lang: str, page: int = 0) -> InlineKeyboardMarkup:
-    choices = [(c.name(lang), WizCb(action="cat", value=c.id)) for c in catalog.categories.values()]
-    rows = page_rows(choices, page, lambda n: WizCb(action="cpage", page=n))
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    await message.answer(locales.t(lang, "wiz_start"), reply_markup=kb.categories(catalog, lang))
 
 
 @router.callback_query(WizCb.filter(F.action == "cpage"), Wizard.category)
@@ -120,7 +88,7 @@ async def category_page(
         return
     await query.answer()
     await query.message.edit_reply_markup(
-        reply_markup=_categories_kb(catalog, lang, callback_data.page)
+        reply_markup=kb.categories(catalog, lang, callback_data.page)
     )
 
 
@@ -168,23 +136,8 @@ async def chose_category(
     await query.answer()
     await query.message.edit_text(
         locales.t(lang, "wiz_districts", selected="–"),
-        reply_markup=_districts_kb(catalog, locales, lang, []),
+        reply_markup=kb.districts(catalog, locales, lang, []),
     )
-
-
-def _districts_kb(
-    catalog: Catalog, locales: Locales, lang: str, selected: list[str], page: int = 0
-) -> InlineKeyboardMarkup:
-    options = [(ALL_DISTRICTS, locales.t(lang, "wiz_all"))]
-    options += [(d.id, d.name(lang)) for d in catalog.districts.values()]
-    choices = [
-        (("✅ " if value in selected else "") + name, WizCb(action="dist", value=value, page=page))
-        for value, name in options
-    ]
-    rows = page_rows(choices, page, lambda n: WizCb(action="dpage", page=n), first_alone=True)
-    done = WizCb(action="done").pack()
-    rows.append([InlineKeyboardButton(text=locales.t(lang, "wiz_done"), callback_data=done)])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 @router.callback_query(WizCb.filter(F.action.in_({"dist", "dpage", "done"})), Wizard.districts)
@@ -209,7 +162,7 @@ async def chose_district(
     if callback_data.action == "dpage":
         await query.answer()
         await message.edit_reply_markup(
-            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page)
+            reply_markup=kb.districts(catalog, locales, lang, selected, callback_data.page)
         )
         return
     if callback_data.action == "dist":
@@ -228,7 +181,7 @@ async def chose_district(
             names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
         await message.edit_text(
             locales.t(lang, "wiz_districts", selected=names),
-            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page),
+            reply_markup=kb.districts(catalog, locales, lang, selected, callback_data.page),
         )
         return
     if not selected:
@@ -238,8 +191,7 @@ async def chose_district(
     await state.update_data(districts=[] if ALL_DISTRICTS in selected else selected)
     await state.set_state(Wizard.severity)
     await query.answer()
-    buttons = [(s, WizCb(action="sev", value=s)) for s in service.SEVERITIES]
-    await message.edit_text(locales.t(lang, "wiz_severity"), reply_markup=_kb(buttons, 4))
+    await message.edit_text(locales.t(lang, "wiz_severity"), reply_markup=kb.severities())
 
 
 @router.callback_query(WizCb.filter(F.action == "sev"), Wizard.severity)
@@ -257,8 +209,7 @@ async def chose_severity(
     await state.update_data(severity=callback_data.value)
     await state.set_state(Wizard.urgency)
     await query.answer()
-    buttons = [(u, WizCb(action="urg", value=u)) for u in service.URGENCIES[:4]]
-    await query.message.edit_text(locales.t(lang, "wiz_urgency"), reply_markup=_kb(buttons, 4))
+    await query.message.edit_text(locales.t(lang, "wiz_urgency"), reply_markup=kb.urgencies())
 
 
 @router.callback_query(WizCb.filter(F.action == "urg"), Wizard.urgency)
@@ -344,16 +295,9 @@ async def got_text(
         await _ask_text(message, state, settings, locales, lang, "headline")
         return
     await state.set_state(Wizard.expiry)
-    buttons = [
-        (
-            locales.t(lang, "wiz_hours", n=h) if h < 48 else locales.t(lang, "wiz_days", n=h // 24),
-            WizCb(action="exp", value=str(h)),
-        )
-        for h in EXPIRY_HOURS
-    ]
-    buttons.append((locales.t(lang, "wiz_none_expiry"), WizCb(action="exp", value="0")))
     await message.answer(
-        locales.t(lang, "wiz_expiry", zone=_zone_label(settings)), reply_markup=_kb(buttons, 4)
+        locales.t(lang, "wiz_expiry", zone=_zone_label(settings)),
+        reply_markup=kb.expiries(locales, lang),
     )
 
 
@@ -367,7 +311,7 @@ async def chose_expiry(
     lang: str,
 ) -> None:
     """An expiry button."""
-    if callback_data.value not in {"0", *map(str, EXPIRY_HOURS)} or not isinstance(
+    if callback_data.value not in {"0", *map(str, kb.EXPIRY_HOURS)} or not isinstance(
         query.message, Message
     ):
         await _expired(query, locales, lang)
@@ -397,9 +341,9 @@ async def _ask_schedule(
     message: Message, state: FSMContext, settings: Settings, locales: Locales, lang: str
 ) -> None:
     await state.set_state(Wizard.schedule)
-    buttons = [(locales.t(lang, "wiz_send_now"), WizCb(action="now"))]
     await message.answer(
-        locales.t(lang, "wiz_schedule", zone=_zone_label(settings)), reply_markup=_kb(buttons)
+        locales.t(lang, "wiz_schedule", zone=_zone_label(settings)),
+        reply_markup=kb.send_now(locales, lang),
     )
 
 
@@ -538,11 +482,9 @@ async def _show_preview(
         count=count,
         approval=locales.t(lang, "wiz_needs_approval" if approval else "wiz_no_approval"),
     )
-    buttons = [
-        (locales.t(lang, "wiz_send"), WizCb(action="send", value=str(alert.id))),
-        (locales.t(lang, "wiz_cancel"), WizCb(action="cancel", value=str(alert.id))),
-    ]
-    await message.answer(intro + "\n\n" + summary, reply_markup=_kb(buttons))
+    await message.answer(
+        intro + "\n\n" + summary, reply_markup=kb.send_or_cancel(locales, lang, alert.id)
+    )
 
 
 def _fmt(value: datetime | None, settings: Settings) -> str | None:
@@ -637,10 +579,6 @@ async def _ask_approvers(
             continue
         lang = await locales.for_user(session, user_id)
         rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
-        buttons = [
-            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
-            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
-        ]
         try:
             await bot.send_message(
                 user_id,
@@ -653,7 +591,9 @@ async def _ask_approvers(
                     count=count,
                 ),
             )
-            await bot.send_message(user_id, rendered.text, reply_markup=_kb(buttons))
+            await bot.send_message(
+                user_id, rendered.text, reply_markup=kb.approve_or_reject(locales, lang, alert.id)
+            )
         except TelegramAPIError:
             continue  # they never started the bot; /pending shows it to them later
         reached += 1
@@ -757,11 +697,9 @@ async def pending(
                 author=author or alert.created_by or "CAP",
             )
         )
-        buttons = [
-            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
-            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
-        ]
-        await message.answer(rendered.text, reply_markup=_kb(buttons))
+        await message.answer(
+            rendered.text, reply_markup=kb.approve_or_reject(locales, lang, alert.id)
+        )
 
 
 # ----------------------------------------------------------------------------- stop / resume
@@ -829,12 +767,9 @@ async def _begin_cancel(
         await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
         return
     count = await service.count_reply_recipients(session, alert_id)
-    buttons = [
-        (locales.t(lang, "cancel_yes"), AlertActCb(action="cancel_yes", alert_id=alert_id)),
-        (locales.t(lang, "cancel_no"), AlertActCb(action="cancel_no", alert_id=alert_id)),
-    ]
     await message.answer(
-        locales.t(lang, "cancel_confirm", id=alert_id, count=count), reply_markup=_kb(buttons)
+        locales.t(lang, "cancel_confirm", id=alert_id, count=count),
+        reply_markup=kb.confirm_cancel(locales, lang, alert_id),
     )
 
 
