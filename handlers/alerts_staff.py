@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -19,14 +18,13 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts import service
+from bot.alerts import service, staff
 from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
 from bot.config import Settings
-from bot.db import repo
-from bot.db.models import Alert, AlertKind, AlertStatus
+from bot.db.models import Alert, AlertKind
 from bot.i18n import Locales
 from handlers import alerts_keyboards as kb
 from handlers.alerts_keyboards import ApproveCb, WizCb
@@ -102,17 +100,9 @@ async def cancel_wizard(
 ) -> None:
     """/cancel inside the wizard: forget the answers (and the unsent draft)."""
     data = await state.get_data()
-    await _discard_draft(session, data.get("alert_id"), message.from_user.id)  # type: ignore[union-attr]
+    await staff.discard_own_draft(session, data.get("alert_id"), message.from_user.id)  # type: ignore[union-attr]
     await state.clear()
     await message.answer(locales.t(lang, "wiz_cancelled"))
-
-
-async def _discard_draft(session: AsyncSession, alert_id: Any, actor: int) -> None:
-    if not isinstance(alert_id, int):
-        return
-    alert = await session.get(Alert, alert_id)
-    if alert is not None and alert.status == AlertStatus.DRAFT and alert.created_by == actor:
-        await service.discard(session, alert_id, actor_id=actor)
 
 
 # ----------------------------------------------------------------------------- choices
@@ -429,14 +419,16 @@ async def _preview_new(
         expires_at=datetime.fromisoformat(data["expires"]) if data.get("expires") else None,
         scheduled_at=datetime.fromisoformat(data["scheduled"]) if data.get("scheduled") else None,
     )
+    default = settings.bot.default_language
     try:
-        draft.check(catalog, settings.bot.default_language)
+        alert = await staff.compose(
+            session, draft, catalog=catalog, default_lang=default, author_id=user_id
+        )
     except service.AlertError as exc:
         await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
         await state.set_state(Wizard.expiry if "expir" in str(exc) else Wizard.schedule)
         await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
         return
-    alert = await service.create_draft(session, draft, author_id=user_id)
     await _show_preview(message, alert, state, session, settings, catalog, locales, lang)
 
 
@@ -461,12 +453,8 @@ async def _show_preview(
     intro = locales.t(
         lang, "wiz_preview_intro", language=", ".join(locales.language_name(c) for c in shown)
     )
-    if alert.kind == AlertKind.ALERT:
-        count = await service.count_recipients(session, alert.category, list(alert.districts))
-    else:
-        count = await service.count_reply_recipients(session, alert.references_id or 0)
-    approval = service.needs_approval(alert.severity, settings.alerts.approval_severities)
-    approval = approval and alert.kind != AlertKind.CANCEL
+    count = await staff.recipients(session, alert)
+    approval = staff.requires_approval(alert, settings.alerts.approval_severities)
     summary = locales.t(
         lang,
         "wiz_summary",
@@ -520,64 +508,69 @@ async def confirm(
     await message.edit_reply_markup(reply_markup=None)
     await state.clear()
     if callback_data.action == "cancel":
-        await _discard_draft(session, alert_id, user_id)
+        await staff.discard_own_draft(session, alert_id, user_id)
         await message.answer(locales.t(lang, "wiz_cancelled"))
         return
-    alert = await service.get_alert(session, alert_id)
-    if alert.status != AlertStatus.DRAFT or alert.created_by != user_id:
+    alert = await staff.own_draft(session, alert_id, user_id)
+    if alert is None:
         await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
         return
-    approval = (
-        service.needs_approval(alert.severity, settings.alerts.approval_severities)
-        and alert.kind != AlertKind.CANCEL
-    )
-    if not approval:
+    severities = settings.alerts.approval_severities
+    if not staff.requires_approval(alert, severities):
         when = _fmt(alert.scheduled_at, settings) or locales.t(lang, "wiz_send_now")
-        subject = alert_subject(alert, locales, lang)
-        status = await message.answer(locales.t(lang, "wiz_queued", subject=subject, when=when))
-        await service.submit(
-            session,
-            alert_id,
-            actor_id=user_id,
-            approval_severities=[],
-            progress=(status.chat.id, status.message_id),
-        )
+        await _queue(message, alert, when, session, user_id, locales, lang)
         return
-    await service.submit(
+    request = await staff.request_approval(
         session,
-        alert_id,
+        alert,
         actor_id=user_id,
-        approval_severities=settings.alerts.approval_severities,
+        approval_severities=severities,
+        admin_ids=settings.bot.admin_ids,
+        locales=locales,
     )
     reached = await _ask_approvers(
-        bot, session, alert, settings, catalog, locales, query.from_user.full_name
+        bot, alert, request, settings, catalog, locales, query.from_user.full_name
     )
     key = "wiz_waiting_approval" if reached else "wiz_no_approvers"
     subject = alert_subject(alert, locales, lang)
     status = await message.answer(locales.t(lang, key, subject=subject, count=reached))
-    alert.progress_chat_id, alert.progress_message_id = status.chat.id, status.message_id
+    staff.track(alert, (status.chat.id, status.message_id))
+
+
+async def _queue(
+    message: Message,
+    alert: Alert,
+    when: str,
+    session: AsyncSession,
+    actor_id: int,
+    locales: Locales,
+    lang: str,
+) -> None:
+    """Say that the alert is queued, in the message that will show its progress, and queue it."""
+    subject = alert_subject(alert, locales, lang)
+    status = await message.answer(locales.t(lang, "wiz_queued", subject=subject, when=when))
+    await service.submit(
+        session,
+        alert.id,
+        actor_id=actor_id,
+        approval_severities=[],
+        progress=(status.chat.id, status.message_id),
+    )
 
 
 async def _ask_approvers(
     bot: Bot,
-    session: AsyncSession,
     alert: Alert,
+    request: staff.ApprovalRequest,
     settings: Settings,
     catalog: Catalog,
     locales: Locales,
     author: str,
 ) -> int:
-    """Send the approval request with the preview to every other staff member."""
+    """Send the approval request with the preview to every other staff member; how many got it."""
     default = settings.bot.default_language
-    if alert.kind == AlertKind.ALERT:
-        count = await service.count_recipients(session, alert.category, list(alert.districts))
-    else:
-        count = await service.count_reply_recipients(session, alert.references_id or 0)
     reached = 0
-    for user_id in await service.staff_ids(session, settings.bot.admin_ids):
-        if user_id == alert.created_by:
-            continue
-        lang = await locales.for_user(session, user_id)
+    for user_id, lang in request.colleagues:
         rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
         try:
             await bot.send_message(
@@ -588,7 +581,7 @@ async def _ask_approvers(
                     id=alert.id,
                     author=author,
                     severity=alert.severity,
-                    count=count,
+                    count=request.recipients,
                 ),
             )
             await bot.send_message(
@@ -602,6 +595,15 @@ async def _ask_approvers(
 
 # ----------------------------------------------------------------------------- approval
 
+# Why a pressed Approve or Reject changed nothing (`staff.Decision.stale`), as staff read it.
+STALE_TEXTS: dict[staff.Stale, str] = {
+    "replaced": "approval_replaced",
+    "withdrawn": "approval_withdrawn",
+    "rejected": "approval_already_rejected",
+    "approved": "approval_already_approved",
+    "gone": "approval_gone",
+}
+
 
 @router.callback_query(ApproveCb.filter())
 async def approval(
@@ -613,28 +615,33 @@ async def approval(
     bot: Bot,
 ) -> None:
     """A second staff member approves or rejects; the author cannot approve their own."""
-    user_id = query.from_user.id
     name = query.from_user.full_name
-    alert = await session.get(Alert, callback_data.alert_id)
-    if alert is None:
+    decision = await staff.decide(
+        session,
+        callback_data.alert_id,
+        approve=callback_data.ok,
+        actor_id=query.from_user.id,
+        locales=locales,
+    )
+    if decision is None:
         await _expired(query, locales, lang)
         return
-    try:
-        if callback_data.ok:
-            await service.approve(session, alert.id, approver_id=user_id)
-        else:
-            await service.reject(session, alert.id, actor_id=user_id)
-    except service.AlertError:
-        own = alert.created_by == user_id and alert.status == AlertStatus.PENDING_APPROVAL
-        if own and callback_data.ok:
-            # The denial is audited: commit it even though nothing else changes.
-            await session.commit()
-            await query.answer(locales.t(lang, "approval_own", id=alert.id), show_alert=True)
-            return
+    alert = decision.alert
+    if decision.own:
+        await query.answer(locales.t(lang, "approval_own", id=alert.id), show_alert=True)
+        return
+    if decision.stale is not None:
         # Decided by a colleague, withdrawn or replaced: say which, and take the stale buttons
         # away so that nobody presses them again.
-        await query.answer(await _decided(session, alert, locales, lang), show_alert=True)
-        if isinstance(query.message, Message) and alert.status != AlertStatus.PENDING_APPROVAL:
+        text = locales.t(
+            lang,
+            STALE_TEXTS[decision.stale],
+            id=alert.id,
+            new_id=decision.replaced_by,
+            name=decision.approver,
+        )
+        await query.answer(text, show_alert=True)
+        if isinstance(query.message, Message) and decision.settled:
             with contextlib.suppress(TelegramAPIError):
                 await query.message.edit_reply_markup(reply_markup=None)
         return
@@ -645,28 +652,10 @@ async def approval(
         await query.message.edit_reply_markup(reply_markup=None)
         await query.message.answer(text)
     if alert.created_by:
-        author_lang = await locales.for_user(session, alert.created_by)
         with contextlib.suppress(TelegramAPIError):
             await bot.send_message(
-                alert.created_by, locales.t(author_lang, key, id=alert.id, name=name)
+                alert.created_by, locales.t(decision.author_lang, key, id=alert.id, name=name)
             )
-
-
-async def _decided(session: AsyncSession, alert: Alert, locales: Locales, lang: str) -> str:
-    """Why an alert no longer waits for approval, for whoever presses a stale button."""
-    if alert.status == AlertStatus.CANCELLED:
-        newer = await service.replacement_of(session, alert.id)
-        if newer is not None:
-            return locales.t(lang, "approval_replaced", id=alert.id, new_id=newer)
-        return locales.t(lang, "approval_withdrawn", id=alert.id)
-    if alert.status == AlertStatus.REJECTED:
-        return locales.t(lang, "approval_already_rejected", id=alert.id)
-    if alert.approved_by is not None:
-        name = await repo.display_name(session, alert.approved_by)
-        return locales.t(
-            lang, "approval_already_approved", id=alert.id, name=name or alert.approved_by
-        )
-    return locales.t(lang, "approval_gone", id=alert.id)
 
 
 @router.message(Command("pending"))
@@ -679,13 +668,12 @@ async def pending(
     lang: str,
 ) -> None:
     """/pending: alerts waiting for approval, with the buttons."""
-    alerts = await service.pending_approval(session)
-    if not alerts:
+    waiting = await staff.pending(session)
+    if not waiting:
         await message.answer(locales.t(lang, "pending_none"))
         return
     default = settings.bot.default_language
-    for alert in alerts:
-        author = await repo.display_name(session, alert.created_by)
+    for alert, author in waiting:
         rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
         await message.answer(
             locales.t(
@@ -731,14 +719,6 @@ async def stop_or_resume(
 # ----------------------------------------------------------------------------- update / cancel
 
 
-async def _sent_original(session: AsyncSession, alert_id: int) -> Alert | None:
-    alert = await session.get(Alert, alert_id)
-    ok = {AlertStatus.SENDING, AlertStatus.SENT, AlertStatus.PAUSED}
-    if alert is None or alert.kind != AlertKind.ALERT or alert.status not in ok:
-        return None
-    return alert
-
-
 async def _begin_update(
     message: Message,
     alert_id: int,
@@ -748,7 +728,7 @@ async def _begin_update(
     locales: Locales,
     lang: str,
 ) -> None:
-    if await _sent_original(session, alert_id) is None:
+    if await staff.sent_original(session, alert_id) is None:
         await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
         return
     await state.clear()
@@ -763,10 +743,10 @@ async def _begin_update(
 async def _begin_cancel(
     message: Message, alert_id: int, session: AsyncSession, locales: Locales, lang: str
 ) -> None:
-    if await _sent_original(session, alert_id) is None:
+    count = await staff.cancel_reach(session, alert_id)
+    if count is None:
         await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
         return
-    count = await service.count_reply_recipients(session, alert_id)
     await message.answer(
         locales.t(lang, "cancel_confirm", id=alert_id, count=count),
         reply_markup=kb.confirm_cancel(locales, lang, alert_id),
@@ -820,27 +800,12 @@ async def alert_action(
         await message.edit_reply_markup(reply_markup=None)
     elif callback_data.action == "cancel_yes":
         await message.edit_reply_markup(reply_markup=None)
-        if await _sent_original(session, alert_id) is None:
+        draft = await staff.draft_cancellation(session, alert_id, query.from_user.id)
+        if draft is None:
             await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
             return
-        draft = await service.derive(
-            session, alert_id, AlertKind.CANCEL, author_id=query.from_user.id
-        )
-        status = await message.answer(
-            locales.t(
-                lang,
-                "wiz_queued",
-                subject=alert_subject(draft, locales, lang),
-                when=locales.t(lang, "wiz_send_now"),
-            )
-        )
-        await service.submit(
-            session,
-            draft.id,
-            actor_id=query.from_user.id,
-            approval_severities=[],
-            progress=(status.chat.id, status.message_id),
-        )
+        now = locales.t(lang, "wiz_send_now")
+        await _queue(message, draft, now, session, query.from_user.id, locales, lang)
     else:
         await _expired(query, locales, lang)
 
