@@ -2,46 +2,55 @@
 
 Only staff and admins reach this router (a filter on the router); anyone else's /alert falls
 through to the citizen handlers. Wizard answers live in the FSM (Redis or the database), so a
-restart mid-wizard continues where the staff member was.
+restart mid-wizard continues where the staff member was. The rules and the queries are in
+`bot.alerts.staff` and `bot.alerts.service`: a handler reads the update, calls them and says
+what they return.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts import service
+from bot.alerts import service, staff
 from bot.alerts.callbacks import AlertActCb
 from bot.alerts.catalog import ALL_DISTRICTS, Catalog
-from bot.alerts.render import format_time, utc_offset
 from bot.alerts.wiring import alert_subject
-from bot.config import Settings
-from bot.db import repo
-from bot.db.models import Alert, AlertKind, AlertStatus
-from bot.i18n import Locales
+from bot.db.models import Alert, AlertKind
+from handlers import alerts_view as view
+from handlers.alerts_view import ApproveCb, Desk, WizCb
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
-from handlers.keyboards import page_rows
 
 router = Router(name=__name__)
-
-
 router.message.filter(PRIVATE, alert_staff)
 router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
-EXPIRY_HOURS = (1, 6, 24, 72)
+SKIP = "/skip"
+
+
+async def _desk(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+    event: TelegramObject,
+    data: dict[str, Any],
+) -> Any:
+    """Every handler here gets `desk`: the staff member's texts, times and renderings."""
+    data["desk"] = Desk(data["settings"], data["catalog"], data["locales"], data["lang"])
+    return await handler(event, data)
+
+
+router.message.middleware(_desk)
+router.callback_query.middleware(_desk)
 
 
 class Wizard(StatesGroup):
@@ -58,422 +67,285 @@ class Wizard(StatesGroup):
     update_text = State()
 
 
-class WizCb(CallbackData, prefix="wiz"):
-    """A wizard button; value is checked against content and the current step."""
+class Step(NamedTuple):
+    """A question of the wizard: its text in the catalogue, and the buttons that answer it
+    (None: a text answers it)."""
 
-    action: str  # cat | cpage | dist | dpage | done | sev | urg | exp | now | send | cancel
-    value: str = ""
-    page: int = 0  # of the category or district list the button belongs to (or shows)
-
-
-class ApproveCb(CallbackData, prefix="appr"):
-    """Approve or reject an alert waiting for a second staff member."""
-
-    alert_id: int
-    ok: bool
+    key: str
+    buttons: Callable[[Desk], InlineKeyboardMarkup] | None = None
+    in_place: bool = False  # after a button, it takes the place of the question answered
 
 
-def _langs(settings: Settings) -> list[str]:
-    default = settings.bot.default_language
-    return [default, *[lang for lang in settings.bot.languages if lang != default]]
+# What each step asks, in order. The texts with buttons take what they name of "selected" (no
+# district yet) and "zone"; the texts to type are asked language by language (`_text_question`).
+STEPS: dict[State, Step] = {
+    Wizard.category: Step("wiz_start", view.categories),
+    Wizard.districts: Step("wiz_districts", lambda desk: view.districts(desk, []), True),
+    Wizard.severity: Step("wiz_severity", lambda _: view.severities(), True),
+    Wizard.urgency: Step("wiz_urgency", lambda _: view.urgencies(), True),
+    Wizard.headline: Step("wiz_headline"),
+    Wizard.description: Step("wiz_description"),
+    Wizard.instruction: Step("wiz_instruction"),
+    Wizard.expiry: Step("wiz_expiry", view.expiries),
+    Wizard.schedule: Step("wiz_schedule", view.send_now),
+}
+# The text that follows each (after the instruction: the next language's headline, or expiry).
+NEXT_TEXT = {"headline": Wizard.description, "description": Wizard.instruction}
 
 
-def _kb(buttons: Sequence[tuple[str, CallbackData]], width: int = 2) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for text, data in buttons:
-        kb.button(text=text, callback_data=data)
-    kb.adjust(width)
-    return kb.as_markup()
+class Choice(NamedTuple):
+    """A button that answers a step: the values the step offers, where the wizard's answers
+    keep it (as `parse` reads it), and the step that follows."""
+
+    step: State
+    values: Callable[[Catalog], Collection[str]]
+    field: str
+    then: State
+    parse: Callable[[str], Any] = str
 
 
-async def _expired(query: CallbackQuery, locales: Locales, lang: str) -> None:
-    await query.answer(locales.t(lang, "button_expired"), show_alert=True)
+def _expiry(hours: str) -> str | None:
+    expires = service.parse_when(f"{hours}h") if int(hours) else None
+    return expires.isoformat() if expires else None
+
+
+EXPIRIES = {"0", *map(str, view.EXPIRY_HOURS)}  # 0: none
+CHOICES: dict[str, Choice] = {  # by WizCb.action
+    "cat": Choice(Wizard.category, lambda c: c.categories, "category", Wizard.districts),
+    "sev": Choice(Wizard.severity, lambda _: service.SEVERITIES, "severity", Wizard.urgency),
+    "urg": Choice(Wizard.urgency, lambda _: service.URGENCIES, "urgency", Wizard.headline),
+    "exp": Choice(Wizard.expiry, lambda _: EXPIRIES, "expires", Wizard.schedule, _expiry),
+}
+
+
+async def _expired(query: CallbackQuery, desk: Desk) -> None:
+    await query.answer(desk.t("button_expired"), show_alert=True)
+
+
+async def _advance(
+    message: Message,
+    state: FSMContext,
+    to: State,
+    desk: Desk,
+    query: CallbackQuery | None = None,
+    **answers: Any,
+) -> None:
+    """Store the answers, move on to step `to` and ask its question. After a button (query)
+    the next question with buttons takes the place of the one answered; any other comes as a
+    new message, and the answered buttons go."""
+    if answers:
+        await state.update_data(**answers)
+    await state.set_state(to)
+    if query is not None:
+        await query.answer()
+    step = STEPS[to]
+    markup: InlineKeyboardMarkup | None = None
+    if step.buttons is None:
+        text = _text_question(to, step, await state.get_data(), desk)
+    else:
+        text, markup = desk.t(step.key, selected="–", zone=desk.zone), step.buttons(desk)
+        if query is not None and step.in_place:
+            await message.edit_text(text, reply_markup=markup)
+            return
+    if query is not None:
+        await message.edit_reply_markup(reply_markup=None)
+    await message.answer(text, reply_markup=markup)
+
+
+def _text_question(to: State, step: Step, data: dict[str, Any], desk: Desk) -> str:
+    """Ask for a text in the language the wizard is at: the default language first, then
+    each other one, whose headline may be skipped (leaving that language out)."""
+    index = int(data.get("lang_index", 0))
+    key = "wiz_headline_optional" if to == Wizard.headline and index > 0 else step.key
+    return desk.t(
+        key,
+        language=desk.locales.language_name(desk.langs[index]),
+        limit=LIMITS[str(to.state).split(":")[-1]],
+        default=desk.locales.language_name(desk.langs[0]),
+    )
+
+
+async def _read_text(message: Message, limit: int, may_skip: bool, desk: Desk) -> str | None:
+    """The text typed (SKIP where the step may be skipped), or None once told what is wrong."""
+    text = (message.text or "").strip()
+    if not text or (text.startswith("/") and not (may_skip and text == SKIP)):
+        await message.answer(desk.t("wiz_need_text"))
+        return None
+    if len(text) > limit:
+        await message.answer(desk.t("wiz_too_long", length=len(text), limit=limit))
+        return None
+    return text
 
 
 # ----------------------------------------------------------------------------- start and cancel
 
 
 @router.message(Command("alert"))
-async def start_wizard(
-    message: Message, state: FSMContext, catalog: Catalog, locales: Locales, lang: str
-) -> None:
+async def start_wizard(message: Message, state: FSMContext, desk: Desk) -> None:
     """/alert: begin composing a new alert."""
     await state.clear()
-    await state.set_state(Wizard.category)
     await state.set_data({"districts": [], "content": {}})
-    await message.answer(locales.t(lang, "wiz_start"), reply_markup=_categories_kb(catalog, lang))
-
-
-def _categories_kb(catalog: Catalog, lang: str, page: int = 0) -> InlineKeyboardMarkup:
-    choices = [(c.name(lang), WizCb(action="cat", value=c.id)) for c in catalog.categories.values()]
-    rows = page_rows(choices, page, lambda n: WizCb(action="cpage", page=n))
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    await _advance(message, state, Wizard.category, desk)
 
 
 @router.callback_query(WizCb.filter(F.action == "cpage"), Wizard.category)
-async def category_page(
-    query: CallbackQuery, callback_data: WizCb, catalog: Catalog, locales: Locales, lang: str
-) -> None:
+async def category_page(query: CallbackQuery, callback_data: WizCb, desk: Desk) -> None:
     """Another page of categories."""
     if not isinstance(query.message, Message):
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
         return
     await query.answer()
-    await query.message.edit_reply_markup(
-        reply_markup=_categories_kb(catalog, lang, callback_data.page)
-    )
+    markup = view.categories(desk, callback_data.page)
+    await query.message.edit_reply_markup(reply_markup=markup)
 
 
 @router.message(Command("cancel"), ~StateFilter(None))
 async def cancel_wizard(
-    message: Message,
-    state: FSMContext,
-    session: AsyncSession,
-    locales: Locales,
-    lang: str,
+    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     """/cancel inside the wizard: forget the answers (and the unsent draft)."""
     data = await state.get_data()
-    await _discard_draft(session, data.get("alert_id"), message.from_user.id)  # type: ignore[union-attr]
+    await staff.discard_own_draft(session, data.get("alert_id"), message.from_user.id)  # type: ignore[union-attr]
     await state.clear()
-    await message.answer(locales.t(lang, "wiz_cancelled"))
+    await message.answer(desk.t("wiz_cancelled"))
 
 
-async def _discard_draft(session: AsyncSession, alert_id: Any, actor: int) -> None:
-    if not isinstance(alert_id, int):
+# ----------------------------------------------------------------------------- answers
+
+
+async def chose(query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: Desk) -> None:
+    """A category, severity, urgency or expiry button: store it and ask the next question."""
+    choice, value = CHOICES[callback_data.action], callback_data.value
+    if value not in choice.values(desk.catalog) or not isinstance(query.message, Message):
+        await _expired(query, desk)
         return
-    alert = await session.get(Alert, alert_id)
-    if alert is not None and alert.status == AlertStatus.DRAFT and alert.created_by == actor:
-        await service.discard(session, alert_id, actor_id=actor)
+    answer = {choice.field: choice.parse(value)}
+    await _advance(query.message, state, choice.then, desk, query, **answer)
 
 
-# ----------------------------------------------------------------------------- choices
-
-
-@router.callback_query(WizCb.filter(F.action == "cat"), Wizard.category)
-async def chose_category(
-    query: CallbackQuery,
-    callback_data: WizCb,
-    state: FSMContext,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
-) -> None:
-    """Category picked: ask for districts."""
-    if callback_data.value not in catalog.categories or not isinstance(query.message, Message):
-        await _expired(query, locales, lang)
-        return
-    await state.update_data(category=callback_data.value, districts=[])
-    await state.set_state(Wizard.districts)
-    await query.answer()
-    await query.message.edit_text(
-        locales.t(lang, "wiz_districts", selected="–"),
-        reply_markup=_districts_kb(catalog, locales, lang, []),
-    )
-
-
-def _districts_kb(
-    catalog: Catalog, locales: Locales, lang: str, selected: list[str], page: int = 0
-) -> InlineKeyboardMarkup:
-    options = [(ALL_DISTRICTS, locales.t(lang, "wiz_all"))]
-    options += [(d.id, d.name(lang)) for d in catalog.districts.values()]
-    choices = [
-        (("✅ " if value in selected else "") + name, WizCb(action="dist", value=value, page=page))
-        for value, name in options
-    ]
-    rows = page_rows(choices, page, lambda n: WizCb(action="dpage", page=n), first_alone=True)
-    done = WizCb(action="done").pack()
-    rows.append([InlineKeyboardButton(text=locales.t(lang, "wiz_done"), callback_data=done)])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+for _action, _choice in CHOICES.items():
+    router.callback_query(WizCb.filter(F.action == _action), _choice.step)(chose)
 
 
 @router.callback_query(WizCb.filter(F.action.in_({"dist", "dpage", "done"})), Wizard.districts)
 async def chose_district(
-    query: CallbackQuery,
-    callback_data: WizCb,
-    state: FSMContext,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: Desk
 ) -> None:
     """Toggle a district or All districts (which stands alone); Done moves on to severity."""
-    value = callback_data.value
+    value, catalog = callback_data.value, desk.catalog
     message = query.message
     if not isinstance(message, Message) or (
         callback_data.action == "dist" and value != ALL_DISTRICTS and value not in catalog.districts
     ):
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
         return
     data = await state.get_data()
     selected: list[str] = list(data.get("districts", []))
-    if callback_data.action == "dpage":
-        await query.answer()
-        await message.edit_reply_markup(
-            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page)
-        )
+    if callback_data.action == "done":
+        if not selected:
+            await query.answer(desk.t("wiz_pick_district"), show_alert=True)
+            return
+        # An alert's empty district list means every district.
+        districts = [] if ALL_DISTRICTS in selected else selected
+        await _advance(message, state, Wizard.severity, desk, query, districts=districts)
         return
     if callback_data.action == "dist":
-        if value == ALL_DISTRICTS:
-            selected = [] if ALL_DISTRICTS in selected else [ALL_DISTRICTS]
-        else:
-            selected = [d for d in selected if d != ALL_DISTRICTS]
-            selected = (
-                [d for d in selected if d != value] if value in selected else [*selected, value]
-            )
+        selected = _toggle(selected, value)
         await state.update_data(districts=selected)
-        await query.answer()
-        if ALL_DISTRICTS in selected:
-            names = locales.t(lang, "wiz_all")
-        else:
-            names = ", ".join(catalog.district_name(d, lang) for d in selected) or "–"
-        await message.edit_text(
-            locales.t(lang, "wiz_districts", selected=names),
-            reply_markup=_districts_kb(catalog, locales, lang, selected, callback_data.page),
-        )
-        return
-    if not selected:
-        await query.answer(locales.t(lang, "wiz_pick_district"), show_alert=True)
-        return
-    # An alert's empty district list means every district.
-    await state.update_data(districts=[] if ALL_DISTRICTS in selected else selected)
-    await state.set_state(Wizard.severity)
     await query.answer()
-    buttons = [(s, WizCb(action="sev", value=s)) for s in service.SEVERITIES]
-    await message.edit_text(locales.t(lang, "wiz_severity"), reply_markup=_kb(buttons, 4))
-
-
-@router.callback_query(WizCb.filter(F.action == "sev"), Wizard.severity)
-async def chose_severity(
-    query: CallbackQuery,
-    callback_data: WizCb,
-    state: FSMContext,
-    locales: Locales,
-    lang: str,
-) -> None:
-    """Severity picked: ask for urgency."""
-    if callback_data.value not in service.SEVERITIES or not isinstance(query.message, Message):
-        await _expired(query, locales, lang)
+    markup = view.districts(desk, selected, callback_data.page)
+    if callback_data.action == "dpage":
+        await message.edit_reply_markup(reply_markup=markup)
         return
-    await state.update_data(severity=callback_data.value)
-    await state.set_state(Wizard.urgency)
-    await query.answer()
-    buttons = [(u, WizCb(action="urg", value=u)) for u in service.URGENCIES[:4]]
-    await query.message.edit_text(locales.t(lang, "wiz_urgency"), reply_markup=_kb(buttons, 4))
+    if ALL_DISTRICTS in selected:
+        names = desk.t("wiz_all")
+    else:
+        names = ", ".join(catalog.district_name(d, desk.lang) for d in selected) or "–"
+    await message.edit_text(desk.t("wiz_districts", selected=names), reply_markup=markup)
 
 
-@router.callback_query(WizCb.filter(F.action == "urg"), Wizard.urgency)
-async def chose_urgency(
-    query: CallbackQuery,
-    callback_data: WizCb,
-    state: FSMContext,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
-) -> None:
-    """Urgency picked: ask for the texts, language by language."""
-    if callback_data.value not in service.URGENCIES or not isinstance(query.message, Message):
-        await _expired(query, locales, lang)
-        return
-    await state.update_data(urgency=callback_data.value, lang_index=0)
-    await query.answer()
-    await query.message.edit_reply_markup(reply_markup=None)
-    await _ask_text(query.message, state, settings, locales, lang, "headline")
-
-
-async def _ask_text(
-    message: Message,
-    state: FSMContext,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
-    field: str,
-) -> None:
-    data = await state.get_data()
-    langs = _langs(settings)
-    content_lang = langs[int(data.get("lang_index", 0))]
-    await state.set_state(getattr(Wizard, field))
-    names = {
-        "language": locales.language_name(content_lang),
-        "limit": LIMITS[field],
-        "default": locales.language_name(langs[0]),
-    }
-    key = {"headline": "wiz_headline", "description": "wiz_description"}.get(
-        field, "wiz_instruction"
-    )
-    if field == "headline" and content_lang != langs[0]:
-        key = "wiz_headline_optional"
-    await message.answer(locales.t(lang, key, **names))
+def _toggle(selected: list[str], value: str) -> list[str]:
+    """Tapping a district selects or unselects it; All districts stands alone (tapping it
+    replaces the districts selected, tapping one of them replaces All)."""
+    if value == ALL_DISTRICTS:
+        return [] if ALL_DISTRICTS in selected else [ALL_DISTRICTS]
+    selected = [d for d in selected if d != ALL_DISTRICTS]
+    return [d for d in selected if d != value] if value in selected else [*selected, value]
 
 
 @router.message(StateFilter(Wizard.headline, Wizard.description, Wizard.instruction))
-async def got_text(
-    message: Message,
-    state: FSMContext,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
-) -> None:
+async def got_text(message: Message, state: FSMContext, desk: Desk) -> None:
     """A headline, body or instruction (or /skip where allowed)."""
-    current = await state.get_state()
-    field = (current or "").split(":")[-1]
+    field = (await state.get_state() or "").split(":")[-1]
     data = await state.get_data()
-    langs = _langs(settings)
     index = int(data.get("lang_index", 0))
-    content_lang = langs[index]
-    text = (message.text or "").strip()
-    skip = text == "/skip"
-    skippable = field == "instruction" or (field == "headline" and index > 0)
-    if not text or (text.startswith("/") and not (skip and skippable)):
-        await message.answer(locales.t(lang, "wiz_need_text"))
+    may_skip = field == "instruction" or (field == "headline" and index > 0)
+    text = await _read_text(message, LIMITS[field], may_skip, desk)
+    if text is None:
         return
-    if len(text) > LIMITS[field]:
-        await message.answer(locales.t(lang, "wiz_too_long", length=len(text), limit=LIMITS[field]))
-        return
-    content: dict[str, dict[str, str]] = data.get("content", {})
-    if not skip:
-        content.setdefault(content_lang, {})[field] = text
-    await state.update_data(content=content)
-    next_field = {"headline": "description", "description": "instruction"}.get(field)
-    if skip and field == "headline":
-        next_field = None  # this language is left out entirely
-    if next_field is not None:
-        await _ask_text(message, state, settings, locales, lang, next_field)
-        return
-    if index + 1 < len(langs):
-        await state.update_data(lang_index=index + 1)
-        await _ask_text(message, state, settings, locales, lang, "headline")
-        return
-    await state.set_state(Wizard.expiry)
-    buttons = [
-        (
-            locales.t(lang, "wiz_hours", n=h) if h < 48 else locales.t(lang, "wiz_days", n=h // 24),
-            WizCb(action="exp", value=str(h)),
-        )
-        for h in EXPIRY_HOURS
-    ]
-    buttons.append((locales.t(lang, "wiz_none_expiry"), WizCb(action="exp", value="0")))
-    await message.answer(
-        locales.t(lang, "wiz_expiry", zone=_zone_label(settings)), reply_markup=_kb(buttons, 4)
-    )
-
-
-@router.callback_query(WizCb.filter(F.action == "exp"), Wizard.expiry)
-async def chose_expiry(
-    query: CallbackQuery,
-    callback_data: WizCb,
-    state: FSMContext,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
-) -> None:
-    """An expiry button."""
-    if callback_data.value not in {"0", *map(str, EXPIRY_HOURS)} or not isinstance(
-        query.message, Message
-    ):
-        await _expired(query, locales, lang)
-        return
-    hours = int(callback_data.value)
-    expires = service.parse_when(f"{hours}h") if hours else None
-    await state.update_data(expires=expires.isoformat() if expires else None)
-    await query.answer()
-    await query.message.edit_reply_markup(reply_markup=None)
-    await _ask_schedule(query.message, state, settings, locales, lang)
+    answers: dict[str, Any] = {"content": data.get("content", {})}
+    if text != SKIP:
+        answers["content"].setdefault(desk.langs[index], {})[field] = text
+    # A skipped headline leaves this language out entirely.
+    following = None if text == SKIP and field == "headline" else NEXT_TEXT.get(field)
+    if following is None and index + 1 < len(desk.langs):
+        following, answers["lang_index"] = Wizard.headline, index + 1
+    await _advance(message, state, following or Wizard.expiry, desk, **answers)
 
 
 @router.message(Wizard.expiry)
-async def typed_expiry(
-    message: Message, state: FSMContext, settings: Settings, locales: Locales, lang: str
-) -> None:
+async def typed_expiry(message: Message, state: FSMContext, desk: Desk) -> None:
     """A typed expiry: a duration or a date and time in the bureau's zone."""
-    when = service.parse_when(message.text or "", tz=settings.bot.zone)
+    when = service.parse_when(message.text or "", tz=desk.settings.bot.zone)
     if when is None:
-        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
+        await message.answer(desk.t("wiz_bad_time", zone=desk.zone))
         return
-    await state.update_data(expires=when.isoformat())
-    await _ask_schedule(message, state, settings, locales, lang)
-
-
-async def _ask_schedule(
-    message: Message, state: FSMContext, settings: Settings, locales: Locales, lang: str
-) -> None:
-    await state.set_state(Wizard.schedule)
-    buttons = [(locales.t(lang, "wiz_send_now"), WizCb(action="now"))]
-    await message.answer(
-        locales.t(lang, "wiz_schedule", zone=_zone_label(settings)), reply_markup=_kb(buttons)
-    )
-
-
-def _zone_label(settings: Settings) -> str:
-    """The bureau's zone as staff read it: Asia/Shanghai, UTC+08:00."""
-    return f"{settings.bot.timezone}, {utc_offset(datetime.now(settings.bot.zone))}"
+    await _advance(message, state, Wizard.schedule, desk, expires=when.isoformat())
 
 
 @router.callback_query(WizCb.filter(F.action == "now"), Wizard.schedule)
 async def chose_now(
-    query: CallbackQuery,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    query: CallbackQuery, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     """Send as soon as possible: show the preview."""
     if not isinstance(query.message, Message):
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
         return
     await state.update_data(scheduled=None)
     await query.answer()
     await query.message.edit_reply_markup(reply_markup=None)
-    await _preview_new(
-        query.message, query.from_user.id, state, session, settings, catalog, locales, lang
-    )
+    await _preview_new(query.message, query.from_user.id, state, session, desk)
 
 
 @router.message(Wizard.schedule)
 async def typed_schedule(
-    message: Message,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     """A typed sending time."""
-    when = service.parse_when(message.text or "", tz=settings.bot.zone)
+    when = service.parse_when(message.text or "", tz=desk.settings.bot.zone)
     data = await state.get_data()
     expires = data.get("expires")
     if when is None or (expires and when >= datetime.fromisoformat(expires)):
-        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
+        await message.answer(desk.t("wiz_bad_time", zone=desk.zone))
         return
     await state.update_data(scheduled=when.isoformat())
     assert message.from_user is not None  # private-chat messages always have a sender
-    await _preview_new(
-        message, message.from_user.id, state, session, settings, catalog, locales, lang
-    )
+    await _preview_new(message, message.from_user.id, state, session, desk)
 
 
 @router.message(
     StateFilter(Wizard.category, Wizard.districts, Wizard.severity, Wizard.urgency, Wizard.confirm)
 )
-async def expected_button(message: Message, locales: Locales, lang: str) -> None:
+async def expected_button(message: Message, desk: Desk) -> None:
     """Text where a button was expected: say so and keep the step."""
-    await message.answer(locales.t(lang, "wiz_use_buttons"))
+    await message.answer(desk.t("wiz_use_buttons"))
 
 
 # ----------------------------------------------------------------------------- preview and send
 
 
 async def _preview_new(
-    message: Message,
-    user_id: int,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    message: Message, user_id: int, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     data = await state.get_data()
     draft = service.AlertDraft(
@@ -486,68 +358,48 @@ async def _preview_new(
         scheduled_at=datetime.fromisoformat(data["scheduled"]) if data.get("scheduled") else None,
     )
     try:
-        draft.check(catalog, settings.bot.default_language)
+        alert = await staff.compose(
+            session, draft, catalog=desk.catalog, default_lang=desk.langs[0], author_id=user_id
+        )
     except service.AlertError as exc:
-        await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
+        await message.answer(desk.t("alert_error", reason=str(exc)))
         await state.set_state(Wizard.expiry if "expir" in str(exc) else Wizard.schedule)
-        await message.answer(locales.t(lang, "wiz_bad_time", zone=_zone_label(settings)))
+        await message.answer(desk.t("wiz_bad_time", zone=desk.zone))
         return
-    alert = await service.create_draft(session, draft, author_id=user_id)
-    await _show_preview(message, alert, state, session, settings, catalog, locales, lang)
+    await _show_preview(message, alert, state, session, desk)
 
 
 async def _show_preview(
-    message: Message,
-    alert: Alert,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    message: Message, alert: Alert, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     await state.update_data(alert_id=alert.id)
     await state.set_state(Wizard.confirm)
-    default = settings.bot.default_language
-    shown = [c for c in _langs(settings) if (alert.content.get(c) or {}).get("headline")]
+    shown = [c for c in desk.langs if (alert.content.get(c) or {}).get("headline")]
     for content_lang in shown:
         # One message per language, exactly as citizens get it; the summary follows.
-        rendered = service.render_for(alert, content_lang, catalog, default, tz=settings.bot.zone)
+        rendered = desk.render(alert, content_lang)
         await message.answer(rendered.text, disable_notification=rendered.disable_notification)
-    intro = locales.t(
-        lang, "wiz_preview_intro", language=", ".join(locales.language_name(c) for c in shown)
-    )
-    if alert.kind == AlertKind.ALERT:
-        count = await service.count_recipients(session, alert.category, list(alert.districts))
-    else:
-        count = await service.count_reply_recipients(session, alert.references_id or 0)
-    approval = service.needs_approval(alert.severity, settings.alerts.approval_severities)
-    approval = approval and alert.kind != AlertKind.CANCEL
-    summary = locales.t(
-        lang,
+    names = ", ".join(desk.locales.language_name(c) for c in shown)
+    count = await staff.recipients(session, alert)
+    approval = staff.requires_approval(alert, desk.settings.alerts.approval_severities)
+    summary = desk.t(
         "wiz_summary",
         id=alert.id,
-        category=catalog.category_name(alert.category, lang),
-        districts=catalog.districts_text(
-            list(alert.districts), lang, locales.t(lang, "sub_all_districts")
+        category=desk.catalog.category_name(alert.category, desk.lang),
+        districts=desk.catalog.districts_text(
+            list(alert.districts), desk.lang, desk.t("sub_all_districts")
         ),
         severity=alert.severity,
         urgency=alert.urgency,
-        expires=_fmt(alert.expires_at, settings) or "–",
-        when=_fmt(alert.scheduled_at, settings) or locales.t(lang, "wiz_send_now"),
+        expires=desk.time(alert.expires_at) or "–",
+        when=desk.time(alert.scheduled_at) or desk.t("wiz_send_now"),
         count=count,
-        approval=locales.t(lang, "wiz_needs_approval" if approval else "wiz_no_approval"),
+        approval=desk.t("wiz_needs_approval" if approval else "wiz_no_approval"),
     )
-    buttons = [
-        (locales.t(lang, "wiz_send"), WizCb(action="send", value=str(alert.id))),
-        (locales.t(lang, "wiz_cancel"), WizCb(action="cancel", value=str(alert.id))),
-    ]
-    await message.answer(intro + "\n\n" + summary, reply_markup=_kb(buttons))
-
-
-def _fmt(value: datetime | None, settings: Settings) -> str | None:
-    """A time as staff read it, in the bureau's zone: 2026-06-01 18:00 (UTC+08:00)."""
-    return format_time(value, settings.bot.zone) if value else None
+    await message.answer(
+        desk.t("wiz_preview_intro", language=names) + "\n\n" + summary,
+        reply_markup=view.send_or_cancel(desk, alert.id),
+    )
 
 
 @router.callback_query(WizCb.filter(F.action.in_({"send", "cancel"})), Wizard.confirm)
@@ -556,10 +408,7 @@ async def confirm(
     callback_data: WizCb,
     state: FSMContext,
     session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    desk: Desk,
     bot: Bot,
 ) -> None:
     """Send (to approval or the queue) or cancel the previewed draft."""
@@ -571,89 +420,71 @@ async def confirm(
         or int(callback_data.value) != data.get("alert_id")
         or not isinstance(message, Message)
     ):
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
         return
     alert_id = int(callback_data.value)
     await query.answer()
     await message.edit_reply_markup(reply_markup=None)
     await state.clear()
     if callback_data.action == "cancel":
-        await _discard_draft(session, alert_id, user_id)
-        await message.answer(locales.t(lang, "wiz_cancelled"))
+        await staff.discard_own_draft(session, alert_id, user_id)
+        await message.answer(desk.t("wiz_cancelled"))
         return
-    alert = await service.get_alert(session, alert_id)
-    if alert.status != AlertStatus.DRAFT or alert.created_by != user_id:
-        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+    alert = await staff.own_draft(session, alert_id, user_id)
+    if alert is None:
+        await message.answer(desk.t("alert_not_found", id=alert_id))
         return
-    approval = (
-        service.needs_approval(alert.severity, settings.alerts.approval_severities)
-        and alert.kind != AlertKind.CANCEL
-    )
-    if not approval:
-        when = _fmt(alert.scheduled_at, settings) or locales.t(lang, "wiz_send_now")
-        subject = alert_subject(alert, locales, lang)
-        status = await message.answer(locales.t(lang, "wiz_queued", subject=subject, when=when))
-        await service.submit(
-            session,
-            alert_id,
-            actor_id=user_id,
-            approval_severities=[],
-            progress=(status.chat.id, status.message_id),
-        )
+    severities = desk.settings.alerts.approval_severities
+    if not staff.requires_approval(alert, severities):
+        when = desk.time(alert.scheduled_at) or desk.t("wiz_send_now")
+        await _queue(message, alert, when, session, user_id, desk)
         return
-    await service.submit(
+    request = await staff.request_approval(
         session,
-        alert_id,
+        alert,
         actor_id=user_id,
-        approval_severities=settings.alerts.approval_severities,
+        approval_severities=severities,
+        admin_ids=desk.settings.bot.admin_ids,
+        locales=desk.locales,
     )
-    reached = await _ask_approvers(
-        bot, session, alert, settings, catalog, locales, query.from_user.full_name
-    )
+    reached = await _ask_approvers(bot, alert, request, desk, query.from_user.full_name)
     key = "wiz_waiting_approval" if reached else "wiz_no_approvers"
-    subject = alert_subject(alert, locales, lang)
-    status = await message.answer(locales.t(lang, key, subject=subject, count=reached))
-    alert.progress_chat_id, alert.progress_message_id = status.chat.id, status.message_id
+    subject = alert_subject(alert, desk.locales, desk.lang)
+    status = await message.answer(desk.t(key, subject=subject, count=reached))
+    staff.track(alert, (status.chat.id, status.message_id))
+
+
+async def _queue(
+    message: Message, alert: Alert, when: str, session: AsyncSession, actor_id: int, desk: Desk
+) -> None:
+    """Say that the alert is queued, in the message that will show its progress, and queue it."""
+    subject = alert_subject(alert, desk.locales, desk.lang)
+    status = await message.answer(desk.t("wiz_queued", subject=subject, when=when))
+    progress = (status.chat.id, status.message_id)
+    await service.submit(
+        session, alert.id, actor_id=actor_id, approval_severities=[], progress=progress
+    )
 
 
 async def _ask_approvers(
-    bot: Bot,
-    session: AsyncSession,
-    alert: Alert,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    author: str,
+    bot: Bot, alert: Alert, request: staff.ApprovalRequest, desk: Desk, author: str
 ) -> int:
-    """Send the approval request with the preview to every other staff member."""
-    default = settings.bot.default_language
-    if alert.kind == AlertKind.ALERT:
-        count = await service.count_recipients(session, alert.category, list(alert.districts))
-    else:
-        count = await service.count_reply_recipients(session, alert.references_id or 0)
+    """Send the approval request with the preview to every other staff member; how many got it."""
     reached = 0
-    for user_id in await service.staff_ids(session, settings.bot.admin_ids):
-        if user_id == alert.created_by:
-            continue
-        lang = await locales.for_user(session, user_id)
-        rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
-        buttons = [
-            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
-            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
-        ]
+    for user_id, lang in request.colleagues:
+        rendered = desk.render(alert, lang)
+        text = desk.locales.t(
+            lang,
+            "approval_request",
+            id=alert.id,
+            author=author,
+            severity=alert.severity,
+            count=request.recipients,
+        )
+        markup = view.approve_or_reject(desk.locales, lang, alert.id)
         try:
-            await bot.send_message(
-                user_id,
-                locales.t(
-                    lang,
-                    "approval_request",
-                    id=alert.id,
-                    author=author,
-                    severity=alert.severity,
-                    count=count,
-                ),
-            )
-            await bot.send_message(user_id, rendered.text, reply_markup=_kb(buttons))
+            await bot.send_message(user_id, text)
+            await bot.send_message(user_id, rendered.text, reply_markup=markup)
         except TelegramAPIError:
             continue  # they never started the bot; /pending shows it to them later
         reached += 1
@@ -662,106 +493,81 @@ async def _ask_approvers(
 
 # ----------------------------------------------------------------------------- approval
 
+# Why a pressed Approve or Reject changed nothing (`staff.Decision.stale`), as staff read it.
+STALE_TEXTS: dict[staff.Stale, str] = {
+    "replaced": "approval_replaced",
+    "withdrawn": "approval_withdrawn",
+    "rejected": "approval_already_rejected",
+    "approved": "approval_already_approved",
+    "gone": "approval_gone",
+}
+
 
 @router.callback_query(ApproveCb.filter())
 async def approval(
-    query: CallbackQuery,
-    callback_data: ApproveCb,
-    session: AsyncSession,
-    locales: Locales,
-    lang: str,
-    bot: Bot,
+    query: CallbackQuery, callback_data: ApproveCb, session: AsyncSession, desk: Desk, bot: Bot
 ) -> None:
     """A second staff member approves or rejects; the author cannot approve their own."""
-    user_id = query.from_user.id
     name = query.from_user.full_name
-    alert = await session.get(Alert, callback_data.alert_id)
-    if alert is None:
-        await _expired(query, locales, lang)
+    decision = await staff.decide(
+        session,
+        callback_data.alert_id,
+        approve=callback_data.ok,
+        actor_id=query.from_user.id,
+        locales=desk.locales,
+    )
+    if decision is None:
+        await _expired(query, desk)
         return
-    try:
-        if callback_data.ok:
-            await service.approve(session, alert.id, approver_id=user_id)
-        else:
-            await service.reject(session, alert.id, actor_id=user_id)
-    except service.AlertError:
-        own = alert.created_by == user_id and alert.status == AlertStatus.PENDING_APPROVAL
-        if own and callback_data.ok:
-            # The denial is audited: commit it even though nothing else changes.
-            await session.commit()
-            await query.answer(locales.t(lang, "approval_own", id=alert.id), show_alert=True)
-            return
+    alert = decision.alert
+    if decision.own:
+        await query.answer(desk.t("approval_own", id=alert.id), show_alert=True)
+        return
+    if decision.stale is not None:
         # Decided by a colleague, withdrawn or replaced: say which, and take the stale buttons
         # away so that nobody presses them again.
-        await query.answer(await _decided(session, alert, locales, lang), show_alert=True)
-        if isinstance(query.message, Message) and alert.status != AlertStatus.PENDING_APPROVAL:
+        text = desk.t(
+            STALE_TEXTS[decision.stale],
+            id=alert.id,
+            new_id=decision.replaced_by,
+            name=decision.approver,
+        )
+        await query.answer(text, show_alert=True)
+        if isinstance(query.message, Message) and decision.settled:
             with contextlib.suppress(TelegramAPIError):
                 await query.message.edit_reply_markup(reply_markup=None)
         return
     key = "approval_done" if callback_data.ok else "approval_rejected"
-    text = locales.t(lang, key, id=alert.id, name=name)
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=None)
-        await query.message.answer(text)
+        await query.message.answer(desk.t(key, id=alert.id, name=name))
     if alert.created_by:
-        author_lang = await locales.for_user(session, alert.created_by)
+        text = desk.locales.t(decision.author_lang, key, id=alert.id, name=name)
         with contextlib.suppress(TelegramAPIError):
-            await bot.send_message(
-                alert.created_by, locales.t(author_lang, key, id=alert.id, name=name)
-            )
-
-
-async def _decided(session: AsyncSession, alert: Alert, locales: Locales, lang: str) -> str:
-    """Why an alert no longer waits for approval, for whoever presses a stale button."""
-    if alert.status == AlertStatus.CANCELLED:
-        newer = await service.replacement_of(session, alert.id)
-        if newer is not None:
-            return locales.t(lang, "approval_replaced", id=alert.id, new_id=newer)
-        return locales.t(lang, "approval_withdrawn", id=alert.id)
-    if alert.status == AlertStatus.REJECTED:
-        return locales.t(lang, "approval_already_rejected", id=alert.id)
-    if alert.approved_by is not None:
-        name = await repo.display_name(session, alert.approved_by)
-        return locales.t(
-            lang, "approval_already_approved", id=alert.id, name=name or alert.approved_by
-        )
-    return locales.t(lang, "approval_gone", id=alert.id)
+            await bot.send_message(alert.created_by, text)
 
 
 @router.message(Command("pending"))
-async def pending(
-    message: Message,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
-) -> None:
+async def pending(message: Message, session: AsyncSession, desk: Desk) -> None:
     """/pending: alerts waiting for approval, with the buttons."""
-    alerts = await service.pending_approval(session)
-    if not alerts:
-        await message.answer(locales.t(lang, "pending_none"))
+    waiting = await staff.pending(session)
+    if not waiting:
+        await message.answer(desk.t("pending_none"))
         return
-    default = settings.bot.default_language
-    for alert in alerts:
-        author = await repo.display_name(session, alert.created_by)
-        rendered = service.render_for(alert, lang, catalog, default, tz=settings.bot.zone)
+    for alert, author in waiting:
+        rendered = desk.render(alert, desk.lang)
         await message.answer(
-            locales.t(
-                lang,
+            desk.t(
                 "pending_item",
                 id=alert.id,
                 severity=alert.severity,
-                headline=(alert.content.get(default) or {}).get("headline", ""),
+                headline=(alert.content.get(desk.langs[0]) or {}).get("headline", ""),
                 author=author or alert.created_by or "CAP",
             )
         )
-        buttons = [
-            (locales.t(lang, "approval_approve"), ApproveCb(alert_id=alert.id, ok=True)),
-            (locales.t(lang, "approval_reject"), ApproveCb(alert_id=alert.id, ok=False)),
-        ]
-        await message.answer(rendered.text, reply_markup=_kb(buttons))
+        markup = view.approve_or_reject(desk.locales, desk.lang, alert.id)
+        await message.answer(rendered.text, reply_markup=markup)
 
 
 # ----------------------------------------------------------------------------- stop / resume
@@ -774,7 +580,7 @@ def _target(command: CommandObject) -> int | None:
 
 @router.message(Command("stop", "resume"))
 async def stop_or_resume(
-    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
+    message: Message, command: CommandObject, session: AsyncSession, desk: Desk
 ) -> None:
     """/stop [id] pauses running broadcasts (in-flight messages finish); /resume continues."""
     verb = command.command  # "stop" or "resume": also the prefix of the reply texts
@@ -785,79 +591,52 @@ async def stop_or_resume(
         actor_id=message.from_user.id,  # type: ignore[union-attr]
     )
     if not alerts:
-        await message.answer(locales.t(lang, f"{verb}_none"))
+        await message.answer(desk.t(f"{verb}_none"))
         return
-    await message.answer(locales.t(lang, f"{verb}_done", ids=", ".join(f"#{a.id}" for a in alerts)))
+    await message.answer(desk.t(f"{verb}_done", ids=", ".join(f"#{a.id}" for a in alerts)))
 
 
 # ----------------------------------------------------------------------------- update / cancel
 
 
-async def _sent_original(session: AsyncSession, alert_id: int) -> Alert | None:
-    alert = await session.get(Alert, alert_id)
-    ok = {AlertStatus.SENDING, AlertStatus.SENT, AlertStatus.PAUSED}
-    if alert is None or alert.kind != AlertKind.ALERT or alert.status not in ok:
-        return None
-    return alert
-
-
 async def _begin_update(
-    message: Message,
-    alert_id: int,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
+    message: Message, alert_id: int, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
-    if await _sent_original(session, alert_id) is None:
-        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+    if await staff.sent_original(session, alert_id) is None:
+        await message.answer(desk.t("alert_not_found", id=alert_id))
         return
     await state.clear()
     await state.set_state(Wizard.update_text)
     await state.set_data({"original_id": alert_id, "lang_index": 0, "content": {}})
-    langs = _langs(settings)
-    await message.answer(
-        locales.t(lang, "update_ask", id=alert_id, language=locales.language_name(langs[0]))
-    )
+    language = desk.locales.language_name(desk.langs[0])
+    await message.answer(desk.t("update_ask", id=alert_id, language=language))
 
 
-async def _begin_cancel(
-    message: Message, alert_id: int, session: AsyncSession, locales: Locales, lang: str
-) -> None:
-    if await _sent_original(session, alert_id) is None:
-        await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+async def _begin_cancel(message: Message, alert_id: int, session: AsyncSession, desk: Desk) -> None:
+    count = await staff.cancel_reach(session, alert_id)
+    if count is None:
+        await message.answer(desk.t("alert_not_found", id=alert_id))
         return
-    count = await service.count_reply_recipients(session, alert_id)
-    buttons = [
-        (locales.t(lang, "cancel_yes"), AlertActCb(action="cancel_yes", alert_id=alert_id)),
-        (locales.t(lang, "cancel_no"), AlertActCb(action="cancel_no", alert_id=alert_id)),
-    ]
     await message.answer(
-        locales.t(lang, "cancel_confirm", id=alert_id, count=count), reply_markup=_kb(buttons)
+        desk.t("cancel_confirm", id=alert_id, count=count),
+        reply_markup=view.confirm_cancel(desk, alert_id),
     )
 
 
 @router.message(Command("update_alert"))
 async def update_command(
-    message: Message,
-    command: CommandObject,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
+    message: Message, command: CommandObject, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     """/update_alert ID: send an UPDATE to the alert's recipients."""
-    await _begin_update(message, _target(command) or 0, state, session, settings, locales, lang)
+    await _begin_update(message, _target(command) or 0, state, session, desk)
 
 
 @router.message(Command("cancel_alert"))
 async def cancel_command(
-    message: Message, command: CommandObject, session: AsyncSession, locales: Locales, lang: str
+    message: Message, command: CommandObject, session: AsyncSession, desk: Desk
 ) -> None:
     """/cancel_alert ID: send a CANCELLED notice to the alert's recipients."""
-    await _begin_cancel(message, _target(command) or 0, session, locales, lang)
+    await _begin_cancel(message, _target(command) or 0, session, desk)
 
 
 @router.callback_query(AlertActCb.filter())
@@ -866,86 +645,51 @@ async def alert_action(
     callback_data: AlertActCb,
     state: FSMContext,
     session: AsyncSession,
-    settings: Settings,
-    locales: Locales,
-    lang: str,
+    desk: Desk,
 ) -> None:
     """Update / Cancel buttons under a finished broadcast, and the cancel confirmation."""
     message = query.message
     if not isinstance(message, Message):
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
         return
     await query.answer()
     alert_id = callback_data.alert_id
     if callback_data.action == "update":
-        await _begin_update(message, alert_id, state, session, settings, locales, lang)
+        await _begin_update(message, alert_id, state, session, desk)
     elif callback_data.action == "cancel":
-        await _begin_cancel(message, alert_id, session, locales, lang)
+        await _begin_cancel(message, alert_id, session, desk)
     elif callback_data.action == "cancel_no":
         await message.edit_reply_markup(reply_markup=None)
     elif callback_data.action == "cancel_yes":
         await message.edit_reply_markup(reply_markup=None)
-        if await _sent_original(session, alert_id) is None:
-            await message.answer(locales.t(lang, "alert_not_found", id=alert_id))
+        draft = await staff.draft_cancellation(session, alert_id, query.from_user.id)
+        if draft is None:
+            await message.answer(desk.t("alert_not_found", id=alert_id))
             return
-        draft = await service.derive(
-            session, alert_id, AlertKind.CANCEL, author_id=query.from_user.id
-        )
-        status = await message.answer(
-            locales.t(
-                lang,
-                "wiz_queued",
-                subject=alert_subject(draft, locales, lang),
-                when=locales.t(lang, "wiz_send_now"),
-            )
-        )
-        await service.submit(
-            session,
-            draft.id,
-            actor_id=query.from_user.id,
-            approval_severities=[],
-            progress=(status.chat.id, status.message_id),
-        )
+        await _queue(message, draft, desk.t("wiz_send_now"), session, query.from_user.id, desk)
     else:
-        await _expired(query, locales, lang)
+        await _expired(query, desk)
 
 
 @router.message(Wizard.update_text)
 async def update_text(
-    message: Message,
-    state: FSMContext,
-    session: AsyncSession,
-    settings: Settings,
-    catalog: Catalog,
-    locales: Locales,
-    lang: str,
+    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
 ) -> None:
     """The text of an update, language by language; then the preview."""
     data = await state.get_data()
-    langs = _langs(settings)
+    langs = desk.langs
     index = int(data.get("lang_index", 0))
-    text = (message.text or "").strip()
-    skip = text == "/skip" and index > 0
-    if not text or (text.startswith("/") and not skip):
-        await message.answer(locales.t(lang, "wiz_need_text"))
-        return
-    if len(text) > LIMITS["description"]:
-        await message.answer(
-            locales.t(lang, "wiz_too_long", length=len(text), limit=LIMITS["description"])
-        )
+    text = await _read_text(message, LIMITS["description"], index > 0, desk)
+    if text is None:
         return
     content: dict[str, dict[str, str]] = data.get("content", {})
-    if not skip:
+    if text != SKIP:
         content[langs[index]] = {"description": text}
     if index + 1 < len(langs):
         await state.update_data(content=content, lang_index=index + 1)
+        names = desk.locales.language_name
         await message.answer(
-            locales.t(
-                lang,
-                "update_ask_optional",
-                language=locales.language_name(langs[index + 1]),
-                default=locales.language_name(langs[0]),
-            )
+            desk.t("update_ask_optional", language=names(langs[index + 1]), default=names(langs[0]))
         )
         return
     try:
@@ -958,6 +702,6 @@ async def update_text(
         )
     except service.AlertError as exc:
         await state.clear()
-        await message.answer(locales.t(lang, "alert_error", reason=str(exc)))
+        await message.answer(desk.t("alert_error", reason=str(exc)))
         return
-    await _show_preview(message, draft, state, session, settings, catalog, locales, lang)
+    await _show_preview(message, draft, state, session, desk)
