@@ -28,7 +28,7 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.wiring import alert_subject
 from bot.db.models import Alert, AlertKind
 from handlers import alerts_view as view
-from handlers.alerts_view import ApproveCb, Desk, WizCb
+from handlers.alerts_view import ApproveCb, StaffView, WizCb
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
 
 router = Router(name=__name__)
@@ -45,7 +45,7 @@ async def _desk(
     data: dict[str, Any],
 ) -> Any:
     """Every handler here gets `desk`: the staff member's texts, times and renderings."""
-    data["desk"] = Desk(data["settings"], data["catalog"], data["locales"], data["lang"])
+    data["desk"] = StaffView(data["settings"], data["catalog"], data["locales"], data["lang"])
     return await handler(event, data)
 
 
@@ -72,7 +72,7 @@ class Step(NamedTuple):
     (None: a text answers it)."""
 
     key: str
-    buttons: Callable[[Desk], InlineKeyboardMarkup] | None = None
+    buttons: Callable[[StaffView], InlineKeyboardMarkup] | None = None
     in_place: bool = False  # after a button, it takes the place of the question answered
 
 
@@ -118,7 +118,7 @@ CHOICES: dict[str, Choice] = {  # by WizCb.action
 }
 
 
-async def _expired(query: CallbackQuery, desk: Desk) -> None:
+async def _expired(query: CallbackQuery, desk: StaffView) -> None:
     await query.answer(desk.t("button_expired"), show_alert=True)
 
 
@@ -126,7 +126,7 @@ async def _advance(
     message: Message,
     state: FSMContext,
     to: State,
-    desk: Desk,
+    desk: StaffView,
     query: CallbackQuery | None = None,
     **answers: Any,
 ) -> None:
@@ -152,7 +152,7 @@ async def _advance(
     await message.answer(text, reply_markup=markup)
 
 
-def _text_question(to: State, step: Step, data: dict[str, Any], desk: Desk) -> str:
+def _text_question(to: State, step: Step, data: dict[str, Any], desk: StaffView) -> str:
     """Ask for a text in the language the wizard is at: the default language first, then
     each other one, whose headline may be skipped (leaving that language out)."""
     index = int(data.get("lang_index", 0))
@@ -165,7 +165,7 @@ def _text_question(to: State, step: Step, data: dict[str, Any], desk: Desk) -> s
     )
 
 
-async def _read_text(message: Message, limit: int, may_skip: bool, desk: Desk) -> str | None:
+async def _read_text(message: Message, limit: int, may_skip: bool, desk: StaffView) -> str | None:
     """The text typed (SKIP where the step may be skipped), or None once told what is wrong."""
     text = (message.text or "").strip()
     if not text or (text.startswith("/") and not (may_skip and text == SKIP)):
@@ -181,7 +181,7 @@ async def _read_text(message: Message, limit: int, may_skip: bool, desk: Desk) -
 
 
 @router.message(Command("alert"))
-async def start_wizard(message: Message, state: FSMContext, desk: Desk) -> None:
+async def start_wizard(message: Message, state: FSMContext, desk: StaffView) -> None:
     """/alert: begin composing a new alert."""
     await state.clear()
     await state.set_data({"districts": [], "content": {}})
@@ -189,7 +189,7 @@ async def start_wizard(message: Message, state: FSMContext, desk: Desk) -> None:
 
 
 @router.callback_query(WizCb.filter(F.action == "cpage"), Wizard.category)
-async def category_page(query: CallbackQuery, callback_data: WizCb, desk: Desk) -> None:
+async def category_page(query: CallbackQuery, callback_data: WizCb, desk: StaffView) -> None:
     """Another page of categories."""
     if not isinstance(query.message, Message):
         await _expired(query, desk)
@@ -201,7 +201,7 @@ async def category_page(query: CallbackQuery, callback_data: WizCb, desk: Desk) 
 
 @router.message(Command("cancel"), ~StateFilter(None))
 async def cancel_wizard(
-    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     """/cancel inside the wizard: forget the answers (and the unsent draft)."""
     data = await state.get_data()
@@ -213,7 +213,9 @@ async def cancel_wizard(
 # ----------------------------------------------------------------------------- answers
 
 
-async def chose(query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: Desk) -> None:
+async def chose(
+    query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: StaffView
+) -> None:
     """A category, severity, urgency or expiry button: store it and ask the next question."""
     choice, value = CHOICES[callback_data.action], callback_data.value
     if value not in choice.values(desk.catalog) or not isinstance(query.message, Message):
@@ -229,7 +231,7 @@ for _action, _choice in CHOICES.items():
 
 @router.callback_query(WizCb.filter(F.action.in_({"dist", "dpage", "done"})), Wizard.districts)
 async def chose_district(
-    query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: Desk
+    query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: StaffView
 ) -> None:
     """Toggle a district or All districts (which stands alone); Done moves on to severity."""
     value, catalog = callback_data.value, desk.catalog
@@ -274,7 +276,7 @@ def _toggle(selected: list[str], value: str) -> list[str]:
 
 
 @router.message(StateFilter(Wizard.headline, Wizard.description, Wizard.instruction))
-async def got_text(message: Message, state: FSMContext, desk: Desk) -> None:
+async def got_text(message: Message, state: FSMContext, desk: StaffView) -> None:
     """A headline, body or instruction (or /skip where allowed)."""
     field = (await state.get_state() or "").split(":")[-1]
     data = await state.get_data()
@@ -294,7 +296,7 @@ async def got_text(message: Message, state: FSMContext, desk: Desk) -> None:
 
 
 @router.message(Wizard.expiry)
-async def typed_expiry(message: Message, state: FSMContext, desk: Desk) -> None:
+async def typed_expiry(message: Message, state: FSMContext, desk: StaffView) -> None:
     """A typed expiry: a duration or a date and time in the bureau's zone."""
     when = service.parse_when(message.text or "", tz=desk.settings.bot.zone)
     if when is None:
@@ -305,7 +307,7 @@ async def typed_expiry(message: Message, state: FSMContext, desk: Desk) -> None:
 
 @router.callback_query(WizCb.filter(F.action == "now"), Wizard.schedule)
 async def chose_now(
-    query: CallbackQuery, state: FSMContext, session: AsyncSession, desk: Desk
+    query: CallbackQuery, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     """Send as soon as possible: show the preview."""
     if not isinstance(query.message, Message):
@@ -319,7 +321,7 @@ async def chose_now(
 
 @router.message(Wizard.schedule)
 async def typed_schedule(
-    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     """A typed sending time."""
     when = service.parse_when(message.text or "", tz=desk.settings.bot.zone)
@@ -336,7 +338,7 @@ async def typed_schedule(
 @router.message(
     StateFilter(Wizard.category, Wizard.districts, Wizard.severity, Wizard.urgency, Wizard.confirm)
 )
-async def expected_button(message: Message, desk: Desk) -> None:
+async def expected_button(message: Message, desk: StaffView) -> None:
     """Text where a button was expected: say so and keep the step."""
     await message.answer(desk.t("wiz_use_buttons"))
 
@@ -345,7 +347,7 @@ async def expected_button(message: Message, desk: Desk) -> None:
 
 
 async def _preview_new(
-    message: Message, user_id: int, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, user_id: int, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     data = await state.get_data()
     draft = service.AlertDraft(
@@ -370,7 +372,7 @@ async def _preview_new(
 
 
 async def _show_preview(
-    message: Message, alert: Alert, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, alert: Alert, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     await state.update_data(alert_id=alert.id)
     await state.set_state(Wizard.confirm)
@@ -408,7 +410,7 @@ async def confirm(
     callback_data: WizCb,
     state: FSMContext,
     session: AsyncSession,
-    desk: Desk,
+    desk: StaffView,
     bot: Bot,
 ) -> None:
     """Send (to approval or the queue) or cancel the previewed draft."""
@@ -455,7 +457,7 @@ async def confirm(
 
 
 async def _queue(
-    message: Message, alert: Alert, when: str, session: AsyncSession, actor_id: int, desk: Desk
+    message: Message, alert: Alert, when: str, session: AsyncSession, actor_id: int, desk: StaffView
 ) -> None:
     """Say that the alert is queued, in the message that will show its progress, and queue it."""
     subject = alert_subject(alert, desk.locales, desk.lang)
@@ -467,7 +469,7 @@ async def _queue(
 
 
 async def _ask_approvers(
-    bot: Bot, alert: Alert, request: staff.ApprovalRequest, desk: Desk, author: str
+    bot: Bot, alert: Alert, request: staff.ApprovalRequest, desk: StaffView, author: str
 ) -> int:
     """Send the approval request with the preview to every other staff member; how many got it."""
     reached = 0
@@ -505,7 +507,7 @@ STALE_TEXTS: dict[staff.Stale, str] = {
 
 @router.callback_query(ApproveCb.filter())
 async def approval(
-    query: CallbackQuery, callback_data: ApproveCb, session: AsyncSession, desk: Desk, bot: Bot
+    query: CallbackQuery, callback_data: ApproveCb, session: AsyncSession, desk: StaffView, bot: Bot
 ) -> None:
     """A second staff member approves or rejects; the author cannot approve their own."""
     name = query.from_user.full_name
@@ -549,7 +551,7 @@ async def approval(
 
 
 @router.message(Command("pending"))
-async def pending(message: Message, session: AsyncSession, desk: Desk) -> None:
+async def pending(message: Message, session: AsyncSession, desk: StaffView) -> None:
     """/pending: alerts waiting for approval, with the buttons."""
     waiting = await staff.pending(session)
     if not waiting:
@@ -580,7 +582,7 @@ def _target(command: CommandObject) -> int | None:
 
 @router.message(Command("stop", "resume"))
 async def stop_or_resume(
-    message: Message, command: CommandObject, session: AsyncSession, desk: Desk
+    message: Message, command: CommandObject, session: AsyncSession, desk: StaffView
 ) -> None:
     """/stop [id] pauses running broadcasts (in-flight messages finish); /resume continues."""
     verb = command.command  # "stop" or "resume": also the prefix of the reply texts
@@ -600,7 +602,7 @@ async def stop_or_resume(
 
 
 async def _begin_update(
-    message: Message, alert_id: int, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, alert_id: int, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     if await staff.sent_original(session, alert_id) is None:
         await message.answer(desk.t("alert_not_found", id=alert_id))
@@ -612,7 +614,9 @@ async def _begin_update(
     await message.answer(desk.t("update_ask", id=alert_id, language=language))
 
 
-async def _begin_cancel(message: Message, alert_id: int, session: AsyncSession, desk: Desk) -> None:
+async def _begin_cancel(
+    message: Message, alert_id: int, session: AsyncSession, desk: StaffView
+) -> None:
     count = await staff.cancel_reach(session, alert_id)
     if count is None:
         await message.answer(desk.t("alert_not_found", id=alert_id))
@@ -625,7 +629,11 @@ async def _begin_cancel(message: Message, alert_id: int, session: AsyncSession, 
 
 @router.message(Command("update_alert"))
 async def update_command(
-    message: Message, command: CommandObject, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    session: AsyncSession,
+    desk: StaffView,
 ) -> None:
     """/update_alert ID: send an UPDATE to the alert's recipients."""
     await _begin_update(message, _target(command) or 0, state, session, desk)
@@ -633,7 +641,7 @@ async def update_command(
 
 @router.message(Command("cancel_alert"))
 async def cancel_command(
-    message: Message, command: CommandObject, session: AsyncSession, desk: Desk
+    message: Message, command: CommandObject, session: AsyncSession, desk: StaffView
 ) -> None:
     """/cancel_alert ID: send a CANCELLED notice to the alert's recipients."""
     await _begin_cancel(message, _target(command) or 0, session, desk)
@@ -645,7 +653,7 @@ async def alert_action(
     callback_data: AlertActCb,
     state: FSMContext,
     session: AsyncSession,
-    desk: Desk,
+    desk: StaffView,
 ) -> None:
     """Update / Cancel buttons under a finished broadcast, and the cancel confirmation."""
     message = query.message
@@ -673,7 +681,7 @@ async def alert_action(
 
 @router.message(Wizard.update_text)
 async def update_text(
-    message: Message, state: FSMContext, session: AsyncSession, desk: Desk
+    message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
     """The text of an update, language by language; then the preview."""
     data = await state.get_data()

@@ -1,4 +1,4 @@
-"""How the alert staff's handlers (`handlers.alerts_staff`) show things: the `Desk` (texts in
+"""How the alert staff's handlers (`handlers.alerts_staff`) show things: the `StaffView` (texts in
 the staff member's language, times in the bureau's zone, alerts as citizens get them) and the
 keyboards, each beside the callback data its buttons carry."""
 
@@ -26,7 +26,7 @@ EXPIRY_HOURS = (1, 6, 24, 72)
 
 
 @dataclass(frozen=True)
-class Desk:
+class StaffView:
     """What every answer to a staff member is made with: the settings, the content catalogue
     and the interface texts in their language (each handler's `desk`)."""
 
@@ -85,7 +85,7 @@ def grid(buttons: Sequence[tuple[str, CallbackData]], width: int = 2) -> InlineK
     return kb.as_markup()
 
 
-def categories(desk: Desk, page: int = 0) -> InlineKeyboardMarkup:
+def categories(desk: StaffView, page: int = 0) -> InlineKeyboardMarkup:
     """The first question of the wizard, a page of categories at a time."""
     choices = [
         (c.name(desk.lang), WizCb(action="cat", value=c.id))
@@ -95,7 +95,7 @@ def categories(desk: Desk, page: int = 0) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def districts(desk: Desk, selected: list[str], page: int = 0) -> InlineKeyboardMarkup:
+def districts(desk: StaffView, selected: list[str], page: int = 0) -> InlineKeyboardMarkup:
     """All districts and each district (the selected ones ticked), a page at a time, and Done."""
     options = [(ALL_DISTRICTS, desk.t("wiz_all"))]
     options += [(d.id, d.name(desk.lang)) for d in desk.catalog.districts.values()]
@@ -119,7 +119,7 @@ def urgencies() -> InlineKeyboardMarkup:
     return grid([(u, WizCb(action="urg", value=u)) for u in service.URGENCIES[:4]], 4)
 
 
-def expiries(desk: Desk) -> InlineKeyboardMarkup:
+def expiries(desk: StaffView) -> InlineKeyboardMarkup:
     """The usual lifetimes of an alert, and none."""
     buttons = [
         (
@@ -132,12 +132,12 @@ def expiries(desk: Desk) -> InlineKeyboardMarkup:
     return grid(buttons, 4)
 
 
-def send_now(desk: Desk) -> InlineKeyboardMarkup:
+def send_now(desk: StaffView) -> InlineKeyboardMarkup:
     """Send as soon as possible (a later time is typed)."""
     return grid([(desk.t("wiz_send_now"), WizCb(action="now"))])
 
 
-def send_or_cancel(desk: Desk, alert_id: int) -> InlineKeyboardMarkup:
+def send_or_cancel(desk: StaffView, alert_id: int) -> InlineKeyboardMarkup:
     """Under the preview: send the draft or discard it."""
     return grid(
         [
@@ -157,7 +157,7 @@ def approve_or_reject(locales: Locales, lang: str, alert_id: int) -> InlineKeybo
     )
 
 
-def confirm_cancel(desk: Desk, alert_id: int) -> InlineKeyboardMarkup:
+def confirm_cancel(desk: StaffView, alert_id: int) -> InlineKeyboardMarkup:
     """Whether to send a CANCELLED notice of a sent alert."""
     return grid(
         [
