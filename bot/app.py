@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -408,6 +409,10 @@ async def run(settings: Settings) -> None:
     """`safewell run`: polling by default, webhook when WEBHOOK_URL is set."""
     app = await build(settings)
     reload_on_sighup(app)
+    # What is built now (content, indexes, models, the ORM's mappings: ~300,000 objects) lives
+    # as long as the process. Frozen, the collector's full passes skip it: in a surge each
+    # full pass took 200-250 ms of the event loop, frozen ones take ~15 ms.
+    gc.freeze()
     if settings.webhook.url:
         await run_webhook(app)
     else:
