@@ -94,6 +94,41 @@ async def test_a_citizens_roles_come_with_the_citizen(sessionmaker: Maker) -> No
         event.remove(engine, "before_cursor_execute", listener)
 
 
+async def test_the_identity_read_says_whether_the_citizen_ever_had_a_case(
+    sessionmaker: Maker,
+) -> None:
+    """A question from a citizen who never had a case needs no look for their open one; one
+    who has (or just got) a case is always looked up."""
+    async with sessionmaker() as s:
+        for user_id in (21, 22):
+            await repo.upsert_citizen(
+                s, user_id, first_name="A", last_name=None, username=None, telegram_language="en"
+            )
+        s.add(
+            Case(
+                citizen_id=22,
+                priority=CasePriority.NORMAL,
+                status="closed",
+                reason=CaseReason.HUMAN,
+                opened_at=datetime.now(UTC),
+            )
+        )
+        await s.commit()
+    async with sessionmaker() as s:
+        assert not repo.never_had_case(s, 21)  # nothing read yet: nothing is assumed
+        await repo.identify_with_state(s, 21, "fsm:21")
+        assert repo.never_had_case(s, 21)
+        assert not repo.never_had_case(s, 22)  # another user's identity says nothing of 22
+        repo.case_opened(s, 21)
+        assert not repo.never_had_case(s, 21)
+    async with sessionmaker() as s:
+        await repo.identify_with_state(s, 22, "fsm:22")
+        assert not repo.never_had_case(s, 22)  # a closed case counts
+    async with sessionmaker() as s:
+        await repo.identify(s, 22)
+        assert not repo.never_had_case(s, 22)
+
+
 async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:
     plus8 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC) + timedelta(hours=0)
     async with sessionmaker() as s:

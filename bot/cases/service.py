@@ -118,6 +118,8 @@ class HandoffService:
 
     async def active_case(self, session: AsyncSession, citizen_id: int) -> Case | None:
         """The citizen's open or claimed case, else one closed within the reopen window."""
+        if repo.never_had_case(session, citizen_id):
+            return None
         return await cases_repo.active_case(
             session, citizen_id, self.clock() - self.desk.reopen_window
         )
@@ -179,6 +181,7 @@ class HandoffService:
             )
             session.add(case)
             await session.flush()
+            repo.case_opened(session, citizen.id)
             self._audit(
                 session,
                 "case.open",

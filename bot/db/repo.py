@@ -6,11 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, literal, select, update
+from sqlalchemy import CursorResult, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import AuditLog, Citizen, FsmRecord, ProcessedUpdate, Role, StaffRole, utcnow
+from bot.db.models import (
+    AuditLog,
+    Case,
+    Citizen,
+    FsmRecord,
+    ProcessedUpdate,
+    Role,
+    StaffRole,
+    utcnow,
+)
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -98,7 +107,9 @@ async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citi
         return set(found[1]), found[2]
     row = (await session.execute(_IDENTIFY, {"user": user_id})).first()
     if row is not None:
-        return {Role(r) for r in (row[1] or "").split(",") if r}, row[0]
+        roles = {Role(r) for r in (row[1] or "").split(",") if r}
+        session.info[_IDENTITY] = (user_id, roles, row[0], bool(row[2]))
+        return set(roles), row[0]
     rows = await session.scalars(_ROLES, {"user": user_id})
     return {Role(r) for r in rows}, None
 
@@ -108,10 +119,11 @@ async def identify_with_state(session: AsyncSession, user_id: int, fsm_key: str)
 
     aiogram reads the state first thing in every update (`bot.fsm_storage`); the roles and the
     citizen row come along and wait in the session for `identify`: one round trip, not two."""
-    citizen, roles, state = (
+    citizen, roles, state, had_case = (
         await session.execute(_IDENTIFY_WITH_STATE, {"user": user_id, "fsm_key": fsm_key})
     ).one()
-    session.info[_IDENTITY] = (user_id, {Role(r) for r in (roles or "").split(",") if r}, citizen)
+    roles = {Role(r) for r in (roles or "").split(",") if r}
+    session.info[_IDENTITY] = (user_id, roles, citizen, bool(had_case))
     return cast(str | None, state)
 
 
@@ -120,21 +132,38 @@ def identified(session: AsyncSession) -> bool:
     return _IDENTITY in session.info
 
 
+def never_had_case(session: AsyncSession, citizen_id: int) -> bool:
+    """Whether the update's identity read found that the citizen never had a case (most of a
+    surge's questions): then nothing needs to look for their open one."""
+    found = session.info.get(_IDENTITY)
+    return found is not None and found[0] == citizen_id and not found[3]
+
+
+def case_opened(session: AsyncSession, citizen_id: int) -> None:
+    """A case of the citizen's was added in this session: `never_had_case` no longer holds."""
+    found = session.info.get(_IDENTITY)
+    if found is not None and found[0] == citizen_id:
+        session.info[_IDENTITY] = (*found[:3], True)
+
+
 # Built once: every update runs them (see `identify`).
-_IDENTITY = "safewell_identity"  # session.info: (user id, roles, citizen row or None)
+# session.info: (user id, roles, citizen row or None, whether the citizen ever had a case)
+_IDENTITY = "safewell_identity"
 _ROLES = select(StaffRole.role).where(StaffRole.user_id == bindparam("user"))
 _ROLE_LIST = (
     select(func.aggregate_strings(StaffRole.role, ","))
     .where(StaffRole.user_id == bindparam("user"))
     .scalar_subquery()
 )
-_IDENTIFY = select(Citizen, _ROLE_LIST).where(Citizen.id == bindparam("user"))
+_HAD_CASE = exists().where(Case.citizen_id == bindparam("user"))
+_IDENTIFY = select(Citizen, _ROLE_LIST, _HAD_CASE).where(Citizen.id == bindparam("user"))
 _ONE_ROW = select(literal(1).label("one")).subquery()
 _IDENTIFY_WITH_STATE = (
     select(
         Citizen,
         _ROLE_LIST,
         select(FsmRecord.state).where(FsmRecord.key == bindparam("fsm_key")).scalar_subquery(),
+        _HAD_CASE,
     )
     .select_from(_ONE_ROW)
     .outerjoin(Citizen, Citizen.id == bindparam("user"))
