@@ -181,20 +181,12 @@ async def picker(
         "district": catalog.district_name(district, lang, locales.t(lang, "sub_all_districts")),
     }
     if callback_data.action == "toggle":
-        if (category, district) in subs:
-            removed = [
-                s.id
-                for s in await service.subscriptions_of(session, citizen.id)
-                if (s.category, s.district) == (category, district)
-            ]
-            for sub_id in removed:
-                await service.unsubscribe(session, citizen.id, sub_id)
-            subs.discard((category, district))
-            await query.answer(locales.t(lang, "sub_removed", **names))
-        else:
-            await service.subscribe(session, citizen.id, category, district)
+        if await service.toggle_subscription(session, citizen.id, category, district):
             subs.add((category, district))
             await query.answer(locales.t(lang, "sub_added", **names))
+        else:
+            subs.discard((category, district))
+            await query.answer(locales.t(lang, "sub_removed", **names))
     else:
         await query.answer()
     await message.edit_text(

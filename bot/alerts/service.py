@@ -110,6 +110,24 @@ async def unsubscribe(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def toggle_subscription(
+    session: AsyncSession, citizen_id: int, category: str, district: str
+) -> bool:
+    """The picker's button: unsubscribe from this category and district if subscribed, else
+    subscribe. True when the citizen is subscribed now."""
+    removed = await session.execute(
+        delete(Subscription).where(
+            Subscription.citizen_id == citizen_id,
+            Subscription.category == category,
+            Subscription.district == district,
+        )
+    )
+    if removed.rowcount:  # type: ignore[attr-defined]
+        return False
+    await subscribe(session, citizen_id, category, district)
+    return True
+
+
 async def subscriptions_of(session: AsyncSession, citizen_id: int) -> Sequence[Subscription]:
     """A citizen's subscriptions, oldest first."""
     stmt = (
