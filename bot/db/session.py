@@ -37,7 +37,6 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         # One update may wait on another's write; give SQLite time instead of "database is locked".
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = pool_size
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
