@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditLog, Subscription
 from bot.emulator.limits import Limits
+from tests.cases.e2e_helpers import callback_answer
 from tests.e2e.conftest import ADMIN_ID, STAFF, CitizenActor, Harness, bot_message, buttons
-from tests.handoff.e2e_helpers import callback_answer
 
 AUTHOR, REVIEWER = list(STAFF)
 

@@ -15,8 +15,8 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
 from bot.forum_check import forum_problems
 from bot.web import create_web_app
+from tests.cases.e2e_helpers import bot_says
 from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, Harness, forum_checked
-from tests.handoff.e2e_helpers import bot_says
 
 
 async def test_each_missing_right_is_named(emulator: EmulatorServer, emu: EmulatorClient) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from bot.emulator.limits import Limits
 from bot.telegram import ForumLane
+from tests.cases.e2e_helpers import bot_says, eventually, text_of, topic_messages, topic_of
 from tests.e2e.conftest import FORUM_ID, Harness
-from tests.handoff.e2e_helpers import bot_says, eventually, text_of, topic_messages, topic_of
 
 
 @pytest.fixture

@@ -10,6 +10,15 @@ from sqlalchemy import event, select
 from bot.db import repo
 from bot.db.models import AuditLog, Case, CasePriority, CaseReason, utcnow
 from bot.emulator.limits import Limits
+from tests.cases.e2e_helpers import (
+    bot_says,
+    callback_answer,
+    eventually,
+    mentioned,
+    text_of,
+    topic_messages,
+    topic_of,
+)
 from tests.e2e.conftest import (
     ADMIN_ID,
     FORUM_ID,
@@ -18,15 +27,6 @@ from tests.e2e.conftest import (
     Harness,
     bot_message,
     buttons,
-)
-from tests.handoff.e2e_helpers import (
-    bot_says,
-    callback_answer,
-    eventually,
-    mentioned,
-    text_of,
-    topic_messages,
-    topic_of,
 )
 
 WANG, LI = list(OFFICERS)
