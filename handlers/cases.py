@@ -17,6 +17,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import refusals
 from bot.cases.cards import RateCb, ReopenCb
 from bot.cases.service import HandoffService
 from bot.db.models import Case, CasePriority, CaseStatus, Citizen
@@ -195,9 +196,7 @@ async def talk_again(
     """ "Talk to the officer again" under the closing message: the case and its topic open."""
     case = await handoff.case(session, callback_data.case_id)
     if citizen is None or case is None or case.citizen_id != query.from_user.id:
-        await handoff.refused(
-            session, "callback.refused", actor_id=query.from_user.id, data=query.data
-        )
+        refusals.forged_case_button(session, actor_id=query.from_user.id, data=query.data)
         await query.answer(handoff.citizen_text(lang, "ho_rate_refused"), show_alert=True)
         return
     if case.status != CaseStatus.CLOSED:

@@ -15,6 +15,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import refusals
 from bot.cases.cards import BADGE, citizen_label, split_html_lines, topic_link
 from bot.cases.service import HandoffService
 from bot.config import Settings
@@ -67,19 +68,12 @@ def is_officer(roles: set[Role]) -> bool:
 
 
 async def _refuse(
-    message: Message,
-    session: AsyncSession,
-    handoff: HandoffService,
-    locales: Locales,
-    lang: str,
-    what: str,
+    message: Message, session: AsyncSession, locales: Locales, lang: str, what: str
 ) -> None:
-    await handoff.refused(
+    await refusals.not_an_officer(
         session,
-        "officer.refused",
         actor_id=message.from_user.id if message.from_user else None,
-        target_type="chat",
-        target_id=message.chat.id,
+        chat_id=message.chat.id,
         what=what,
     )
     await message.reply(locales.t(lang, "ho_not_officer"))
@@ -104,7 +98,7 @@ async def group_command(
     """/cases, /onduty, /offduty anywhere in the forum."""
     user = message.from_user
     if user is None or not is_officer(roles):
-        await _refuse(message, session, handoff, locales, lang, f"/{command.command}")
+        await _refuse(message, session, locales, lang, f"/{command.command}")
         return
     if command.command in ("onduty", "offduty"):
         on = command.command == "onduty"
@@ -155,7 +149,7 @@ async def topic_command(
     """/claim, /close [note], /note text, /ban, /unban, /transfer inside a case topic."""
     user = message.from_user
     if user is None or not is_officer(roles):
-        await _refuse(message, session, handoff, locales, lang, f"/{command.command}")
+        await _refuse(message, session, locales, lang, f"/{command.command}")
         return
     case = await handoff.case_by_topic(session, message.chat.id, thread_of(message))
     if case is None:
@@ -217,13 +211,8 @@ async def topic_message(
     if case is None:
         return  # chatter in General or in a topic that is not a case
     if not is_officer(roles):
-        await handoff.refused(
-            session,
-            "case.relay.refused",
-            actor_id=user.id,
-            target_type="case",
-            target_id=case.id,
-            message_id=message.message_id,
+        await refusals.not_relayed(
+            session, actor_id=user.id, case_id=case.id, message_id=message.message_id
         )
         await message.reply(locales.t(lang, "ho_outsider_not_relayed"))
         return

@@ -366,27 +366,6 @@ class HandoffService:
     async def case(self, session: AsyncSession, case_id: int) -> Case | None:
         return await session.get(Case, case_id)
 
-    async def refused(
-        self,
-        session: AsyncSession,
-        action: str,
-        *,
-        actor_id: int | None,
-        target_type: str | None = None,
-        target_id: int | None = None,
-        **details: Any,
-    ) -> None:
-        """Record a request refused (forged button, outsider, missing role): audited, committed."""
-        repo.audit(
-            session,
-            action,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
-            **details,
-        )
-        await session.commit()
-
     async def urgent_reply_unreachable(self, citizen_id: int, error: str) -> bool:
         """Tell the case topic that the crisis reply could not reach the citizen.
 
