@@ -83,10 +83,6 @@ class HandoffService:
         self.forum = Forum(self.desk)
         self.relay = Relay(self.desk, self.forum)
         self.scheduler = Scheduler(self.desk, self.forum, self.relay)
-        self.bot = bot
-        self.sessionmaker = sessionmaker
-        self.locales = locales
-        self.clock = clock
         # The forum's work: posting in topics, relaying, the loop (see their modules).
         self.render_card = self.forum.render_card
         self.notice = self.forum.notice
@@ -121,7 +117,7 @@ class HandoffService:
         if repo.never_had_case(session, citizen_id):
             return None
         return await cases_repo.active_case(
-            session, citizen_id, self.clock() - self.desk.reopen_window
+            session, citizen_id, self.desk.clock() - self.desk.reopen_window
         )
 
     async def case_by_topic(
@@ -142,7 +138,7 @@ class HandoffService:
     ) -> list[str]:
         """The citizen's last texts outside any case, oldest first (for reading a crisis said
         across several short messages together)."""
-        return await cases_repo.recent_texts(session, citizen_id, self.clock() - within, limit)
+        return await cases_repo.recent_texts(session, citizen_id, self.desk.clock() - within, limit)
 
     async def answers_officer(self, session: AsyncSession, case: Case, message_id: int) -> bool:
         """Whether the citizen's message `message_id` is the bot's copy of an officer's message
@@ -167,7 +163,7 @@ class HandoffService:
         `trigger` is (telegram message id, content type, text) of the message that asked for
         help; it is relayed into the topic right after the card.
         """
-        now = self.clock()
+        now = self.desk.clock()
         case = await cases_repo.open_case_of(session, citizen.id)
         if case is None:
             case = Case(
@@ -237,7 +233,7 @@ class HandoffService:
             text=text,
             telegram_message_id=message_id,
             relay_state=RelayState.PENDING if case else RelayState.NONE,
-            created_at=self.clock(),
+            created_at=self.desk.clock(),
         )
         session.add(row)
         return row
@@ -247,7 +243,7 @@ class HandoffService:
         return (
             case.status == CaseStatus.CLOSED
             and case.closed_at is not None
-            and self.clock() - case.closed_at <= self.desk.reopen_window
+            and self.desk.clock() - case.closed_at <= self.desk.reopen_window
         )
 
     async def reopen(self, session: AsyncSession, case: Case) -> None:
@@ -255,7 +251,7 @@ class HandoffService:
         case.status = CaseStatus.CLAIMED if case.assigned_officer_id else CaseStatus.OPEN
         case.closed_at = None
         case.reopened_count += 1
-        self._audit(session, "case.reopen", case, actor_id=None, at=self.clock())
+        self._audit(session, "case.reopen", case, actor_id=None, at=self.desk.clock())
 
     async def flush_case(self, case_id: int, wait: float = CLAIM_WAIT_SECONDS) -> bool:
         """Deliver the card if needed, then relay every pending message in order.
@@ -371,7 +367,7 @@ class HandoffService:
 
         False while there is no delivered case to tell yet (asked again on the next pass).
         """
-        async with self.sessionmaker() as session:
+        async with self.desk.sessionmaker() as session:
             case = await self.active_case(session, citizen_id)
         if case is None or case.delivered_at is None:
             return False
@@ -382,7 +378,7 @@ class HandoffService:
         """Tell the topic of the citizen's active case that they blocked (or unblocked) the bot
         (after the update's transaction ends: what it recorded is committed)."""
         await session.commit()
-        async with self.sessionmaker() as session:
+        async with self.desk.sessionmaker() as session:
             case = await self.active_case(session, citizen_id)
         if case is not None:
             key = "ho_citizen_blocked_event" if blocked else "ho_citizen_unblocked_event"
@@ -416,7 +412,7 @@ class HandoffService:
         text: str | None,
     ) -> bool:
         """Record an officer message for relay; auto-claims. True when this claimed the case."""
-        now = self.clock()
+        now = self.desk.clock()
         session.add(
             Message(
                 citizen_id=case.citizen_id,
@@ -440,7 +436,7 @@ class HandoffService:
         return claimed
 
     def _claim(self, session: AsyncSession, case: Case, officer_id: int, auto: bool) -> None:
-        now = self.clock()
+        now = self.desk.clock()
         case.assigned_officer_id = officer_id
         case.status = CaseStatus.CLAIMED
         case.claimed_at = case.claimed_at or now
@@ -458,7 +454,7 @@ class HandoffService:
         case.assigned_officer_id = None
         case.status = CaseStatus.OPEN
         case.last_paged_at = None
-        self._audit(session, "case.transfer", case, actor_id=officer_id, at=self.clock())
+        self._audit(session, "case.transfer", case, actor_id=officer_id, at=self.desk.clock())
         await session.commit()
 
     async def add_note(self, session: AsyncSession, case: Case, officer_id: int, text: str) -> None:
@@ -472,7 +468,7 @@ class HandoffService:
                 text=text,
                 staff_user_id=officer_id,
                 relay_state=RelayState.NONE,
-                created_at=self.clock(),
+                created_at=self.desk.clock(),
             )
         )
         self._audit(session, "case.note", case, actor_id=officer_id)
@@ -485,7 +481,7 @@ class HandoffService:
         citizen = await session.get(Citizen, case.citizen_id)
         assert citizen is not None
         citizen.banned = banned
-        citizen.banned_at = self.clock() if banned else None
+        citizen.banned_at = self.desk.clock() if banned else None
         citizen.ban_notified = False
         repo.audit(
             session,
@@ -521,19 +517,19 @@ class HandoffService:
         note: str | None,
     ) -> None:
         """Close the case (committed), then tell the citizen and close the topic."""
-        now = self.clock()
+        now = self.desk.clock()
         case.status = CaseStatus.CLOSED
         case.closed_at = now
         case.closed_by = officer_id
         case.close_note = note or None
         self._audit(session, "case.close", case, actor_id=officer_id, at=now, note=note or "")
         await session.commit()
-        lang = case.language or self.locales.default
+        lang = case.language or self.desk.locales.default
         # Safe messaging: a crisis conversation never ends without the crisis line and the
         # emergency numbers, and is not asked for a star rating in the same breath.
         crisis = case.reason in (CaseReason.CRISIS, CaseReason.EMERGENCY)
         try:
-            await self.bot.send_message(
+            await self.desk.bot.send_message(
                 case.citizen_id,
                 self.citizen_text(lang, "ho_closed_crisis" if crisis else "ho_closed_citizen"),
                 reply_markup=cards.closed_keyboard(
@@ -541,7 +537,7 @@ class HandoffService:
                 ),
             )
         except TelegramForbiddenError as exc:
-            await cases_repo.mark_blocked(session, case.citizen_id, self.clock())
+            await cases_repo.mark_blocked(session, case.citizen_id, self.desk.clock())
             await session.commit()
             await self.notice(case.id, self.desk.st("ho_citizen_blocked", error=exc.message))
         except TelegramAPIError as exc:
