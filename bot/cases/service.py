@@ -45,7 +45,7 @@ from bot.db.models import (
     RelayState,
     utcnow,
 )
-from bot.db.session import end_reading
+from bot.db.session import release as release_connection
 from bot.i18n import Locales
 from bot.telegram import ForumLane
 
@@ -357,7 +357,7 @@ class HandoffService:
         """Give the update's connection back before a long wait (the models' queue in a
         surge): its transaction ends, what was read stays usable, and the rows it added wait
         in the session for the update's own commit."""
-        session.add_all(await end_reading(session))
+        await release_connection(session)
 
     async def case(self, session: AsyncSession, case_id: int) -> Case | None:
         return await session.get(Case, case_id)

@@ -110,3 +110,9 @@ async def end_reading(session: AsyncSession) -> list[Any]:
         session.expunge(row)
     await session.commit()
     return rows
+
+
+async def release(session: AsyncSession) -> None:
+    """Give the session's connection back before a network call or a long wait: its reads
+    end (`end_reading`) and its new rows stay in it, written with a later commit."""
+    session.add_all(await end_reading(session))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import FaqQuery, random_id
-from bot.db.session import end_reading
+from bot.db.session import release
 from bot.faq.matcher import MatchResult
 from bot.faq.telegram_html import MAX_MESSAGE_LENGTH
 
@@ -38,7 +38,8 @@ async def record_question(
         entry_id=best.entry_id if best else None,
         score=best.score if best else None,
     )
-    session.add_all([*await end_reading(session), question])
+    await release(session)
+    session.add(question)
     return question.id
 
 

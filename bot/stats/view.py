@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
-from bot.db.session import end_reading
+from bot.db.session import release
 from bot.stats.figures import Figures, Period, collect
 
 
@@ -21,5 +21,5 @@ async def view_figures(session: AsyncSession, period: Period, *, actor_id: int |
         first=period.first.isoformat(),
         last=period.last.isoformat(),
     )
-    session.add_all(await end_reading(session))
+    await release(session)
     return figures
