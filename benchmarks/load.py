@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy.engine import make_url
 
-from benchmarks.surge import QUESTIONS, analyse, free_port, percentile
+from benchmarks.surge import QUESTIONS, analyse, free_port, percentile, scratch_database
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
@@ -58,29 +55,6 @@ def redis_answers() -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(base_url: str, name: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database beside the one `base_url` names; dropped after."""
-    import asyncpg
-
-    url = make_url(base_url)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await run(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def run(

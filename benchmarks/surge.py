@@ -9,7 +9,8 @@ the emulator with Telegram's flood limits on (30 messages/s overall, 1/s per pri
 a burst of 3, 20/min per group). `--citizens` citizens each send `--questions` FAQ questions
 (English and Chinese) within about a second; during the burst six more citizens send a crisis
 message, three that the content rules recognise and three that only the model does. Times come
-from the emulator's event log.
+from the emulator's event log. With `--database-url` (a PostgreSQL server) each run gets a
+scratch database beside the one named, dropped afterwards.
 
 Floors (issue 14): every message answered; every crisis reply within 1 s; every case card in
 the officers' forum within 5 s. Exit status 1 when a floor is missed.
@@ -19,16 +20,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import socket
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy.engine import make_url
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
@@ -105,7 +110,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(base_url: str, name: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database beside the one `base_url` names; dropped after."""
+    import asyncpg
+
+    url = make_url(base_url)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await run(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def surge(citizens: int, questions: int, database_url: str | None, webhook: bool) -> bool:
+    if database_url:
+        # A fresh database each run: the emulator numbers updates from 1 again, and a database
+        # that handled a run before would drop them all as redeliveries.
+        async with scratch_database(database_url, "safewell_surge") as url:
+            return await _surge(citizens, questions, url, webhook)
+    return await _surge(citizens, questions, None, webhook)
+
+
+async def _surge(citizens: int, questions: int, database_url: str | None, webhook: bool) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix="safewell-surge-"))
     url = database_url or f"sqlite+aiosqlite:///{workdir / 'surge.sqlite3'}"
     server = EmulatorServer(Emulator(EmulatorConfig(limits=Limits())))
