@@ -32,6 +32,7 @@ if __package__ in (None, ""):
 
 
 from benchmarks.surge import QUESTIONS, analyse, free_port, percentile, scratch_database
+from bot.config import IntakeSettings, OfficersSettings
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
@@ -68,8 +69,14 @@ async def run(
     """One bot (or several behind nginx), one surge; its rate and reply times."""
     workdir = Path(tempfile.mkdtemp(prefix="safewell-load-"))
     server = EmulatorServer(Emulator(EmulatorConfig(limits=Limits(enabled=False))))
-    # No failpoints: the harness arms them by default, and each check reads a file.
-    settings = {"ALERTS_RATE": "1000", "SAFEWELL_FAILPOINTS": ""}
+    # No failpoints: the harness arms them by default, and each check reads a file. The
+    # harness's quick loops (for its takeover tests) give way to a deployment's defaults.
+    settings = {
+        "ALERTS_RATE": "1000",
+        "SAFEWELL_FAILPOINTS": "",
+        "OFFICERS_LOOP_SECONDS": str(OfficersSettings.model_fields["loop_seconds"].default),
+        "INTAKE_LEASE_SECONDS": str(IntakeSettings.model_fields["lease_seconds"].default),
+    }
     if processes > 1 and redis_answers():
         settings["REDIS_URL"] = REDIS_URL  # the send rate shared, as in a deployment
     nginx = None

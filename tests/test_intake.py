@@ -233,6 +233,31 @@ async def test_a_dead_process_updates_are_taken_over_when_the_lease_ends(
     await heir.close(1)
 
 
+async def test_a_live_process_renews_its_leases_in_time_but_not_on_every_pass(
+    sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
+) -> None:
+    clock = Clock()
+    # Kept and never handled (not started): still this process's, as a slow update would be.
+    alive = Rig().intake(bot, sessionmaker, rules, tmp_path, clock, lease_seconds=9)
+    await alive.accept([update(1, 10, "a")])
+    rig = Rig()
+    heir = rig.intake(bot, sessionmaker, rules, tmp_path, clock, lease_seconds=9)
+    heir.start()
+    [row] = await inbox(sessionmaker)
+    leases = [row.lease_until]
+    for _ in range(12):  # 24 seconds, the loop passing every 2: longer than two leases
+        clock.now += timedelta(seconds=2)
+        await alive.tick()
+        await heir.tick()
+        [row] = await inbox(sessionmaker)
+        leases.append(row.lease_until)
+    await quiet(heir)
+    assert rig.handled == []  # never taken over from the live process
+    renewals = len(set(leases)) - 1
+    assert 6 <= renewals <= 8  # every third of a lease (3 s here), not on each of the 12 passes
+    await heir.close(1)
+
+
 async def test_updates_are_kept_on_disk_while_the_database_is_away(
     sessionmaker: Maker, bot: Bot, rules: Triage, tmp_path: Path
 ) -> None:

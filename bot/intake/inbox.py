@@ -180,6 +180,10 @@ class Intake:
         self._foreign: dict[int, set[int]] = {}
         self._retrying: set[int] = set()  # own updates that failed, until taken again
         self._watcher: asyncio.Task[None] | None = None
+        # When this process's leases are next renewed: a third of a lease after the last
+        # renewal, so each is renewed well before it runs out, and a surge's pending updates
+        # are not rewritten on every pass of the loop (each renewal is a row version apiece).
+        self._renew_at: datetime | None = None
 
     # ------------------------------------------------------------ arrival
 
@@ -741,7 +745,8 @@ class Intake:
         now = self.clock()
         lease = now + timedelta(seconds=self.settings.lease_seconds)
         async with self.sessionmaker() as session:
-            if self._known:
+            renew = self._known and (self._renew_at is None or now >= self._renew_at)
+            if renew:
                 await session.execute(
                     update(InboxUpdate)
                     .where(InboxUpdate.update_id.in_(list(self._known)))
@@ -765,6 +770,8 @@ class Intake:
                 )
             ).all()
             await session.commit()
+        if renew or not self._known:  # (updates kept from now on hold fresh leases)
+            self._renew_at = now + timedelta(seconds=self.settings.lease_seconds / 3)
         for update_id, chat_id, urgent, payload in sorted(taken):
             update_obj = Update.model_validate_json(payload, context={"bot": self.bot})
             self._enqueue(_Queued(update_id, update_obj, urgent, _chat_key(update_id, chat_id)))
