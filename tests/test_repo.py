@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Connection, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.cases import repository as cases_repo
 from bot.db import repo
-from bot.db.models import AuditLog, Case, CasePriority, CaseReason, Citizen, Role
+from bot.db.models import (
+    AuditLog,
+    Case,
+    CasePriority,
+    CaseReason,
+    Citizen,
+    Direction,
+    Message,
+    Role,
+)
 
 Maker = async_sessionmaker[AsyncSession]
 
@@ -127,6 +137,48 @@ async def test_the_identity_read_says_whether_the_citizen_ever_had_a_case(
     async with sessionmaker() as s:
         await repo.identify(s, 22)
         assert not repo.never_had_case(s, 22)
+
+
+async def test_an_update_that_only_reads_starts_no_transaction_on_postgresql(
+    engine: AsyncEngine, sessionmaker: Maker
+) -> None:
+    """The identity read and the recent texts run outside any transaction on PostgreSQL (no
+    BEGIN and COMMIT round trips for a question that only reads); what they load is the
+    session's own, and once the session has written, reads see its writes."""
+    postgres = engine.dialect.name == "postgresql"
+    async with sessionmaker() as s:
+        await repo.upsert_citizen(
+            s, 31, first_name="A", last_name=None, username=None, telegram_language="en"
+        )
+        await s.commit()
+    begun: list[str | None] = []
+
+    def on_begin(conn: Connection) -> None:
+        begun.append(conn.get_execution_options().get("isolation_level"))
+
+    event.listen(engine.sync_engine, "begin", on_begin)
+    try:
+        since = datetime.now(UTC) - timedelta(minutes=5)
+        async with sessionmaker() as s:
+            await repo.identify_with_state(s, 31, "fsm:31")
+            _roles, citizen = await repo.identify(s, 31)
+            assert await cases_repo.recent_texts(s, 31, since, 5) == []
+            assert citizen is not None and citizen in s
+            if postgres:
+                assert begun == ["AUTOCOMMIT", "AUTOCOMMIT"]
+            else:
+                assert begun == [None]  # SQLite: in the session's own transaction
+            citizen.language = "zh"  # the loaded row is the session's: its change is written
+            s.add(Message(citizen_id=31, direction=Direction.CITIZEN, text="help"))
+            await s.flush()
+            # Inside the transaction, the read sees what the session wrote.
+            assert await cases_repo.recent_texts(s, 31, since, 5) == ["help"]
+            await s.commit()
+    finally:
+        event.remove(engine.sync_engine, "begin", on_begin)
+    async with sessionmaker() as s:
+        row = await s.get(Citizen, 31)
+        assert row is not None and row.language == "zh"
 
 
 async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:

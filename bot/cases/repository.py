@@ -23,6 +23,7 @@ from bot.db.models import (
     Role,
     StaffRole,
 )
+from bot.db.session import read
 
 # Statements every citizen message runs, built once: building and hashing a statement costs
 # more Python than the query itself in a surge.
@@ -117,10 +118,10 @@ async def recent_texts(
     session: AsyncSession, citizen_id: int, since: datetime, limit: int
 ) -> list[str]:
     """The citizen's last texts outside any case since `since`, oldest first."""
-    rows = await session.scalars(
-        _RECENT_TEXTS, {"citizen": citizen_id, "since": since, "limit": limit}
+    rows = await read(
+        session, _RECENT_TEXTS, {"citizen": citizen_id, "since": since, "limit": limit}
     )
-    return [text for text in reversed(rows.all()) if text]
+    return [text for (text,) in reversed(rows) if text]
 
 
 async def is_officer_copy(session: AsyncSession, case: Case, message_id: int) -> bool:

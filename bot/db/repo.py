@@ -20,6 +20,7 @@ from bot.db.models import (
     StaffRole,
     utcnow,
 )
+from bot.db.session import read
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -105,8 +106,9 @@ async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citi
     found = session.info.get(_IDENTITY)
     if found is not None and found[0] == user_id:
         return set(found[1]), found[2]
-    row = (await session.execute(_IDENTIFY, {"user": user_id})).first()
-    if row is not None:
+    found_rows = await read(session, _IDENTIFY, {"user": user_id})
+    if found_rows:
+        row = found_rows[0]
         roles = {Role(r) for r in (row[1] or "").split(",") if r}
         session.info[_IDENTITY] = (user_id, roles, row[0], bool(row[2]))
         return set(roles), row[0]
@@ -119,9 +121,9 @@ async def identify_with_state(session: AsyncSession, user_id: int, fsm_key: str)
 
     aiogram reads the state first thing in every update (`bot.fsm_storage`); the roles and the
     citizen row come along and wait in the session for `identify`: one round trip, not two."""
-    citizen, roles, state, had_case = (
-        await session.execute(_IDENTIFY_WITH_STATE, {"user": user_id, "fsm_key": fsm_key})
-    ).one()
+    [(citizen, roles, state, had_case)] = await read(
+        session, _IDENTIFY_WITH_STATE, {"user": user_id, "fsm_key": fsm_key}
+    )
     roles = {Role(r) for r in (roles or "").split(",") if r}
     session.info[_IDENTITY] = (user_id, roles, citizen, bool(had_case))
     return cast(str | None, state)

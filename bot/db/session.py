@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Engine, Executable, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +19,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTran
 
 # Set in a session's info while its transaction has written something (see `wrote`).
 _WROTE = "safewell_wrote"
+# Set while the session's transaction holds a connection (a BEGIN went, or goes, to the database).
+_CONNECTED = "safewell_connected"
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
@@ -81,10 +85,16 @@ def _flushed(session: Session, _flush: UOWTransaction) -> None:
     session.info[_WROTE] = True
 
 
+@event.listens_for(Session, "after_begin")
+def _connected(session: Session, _transaction: SessionTransaction, _connection: Any) -> None:
+    session.info[_CONNECTED] = True
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_WROTE, None)
+        session.info.pop(_CONNECTED, None)
 
 
 def detachable(row: object) -> bool:
@@ -99,6 +109,46 @@ def wrote(session: AsyncSession) -> bool:
     new rows (a statement, a flush, a changed or deleted row)."""
     sync = session.sync_session
     return bool(sync.info.get(_WROTE) or sync.dirty or sync.deleted)
+
+
+# Per engine, its autocommit view (same pool): see `read`.
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+async def read(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Rows of a read the update's session makes before it has a transaction.
+
+    On PostgreSQL it runs outside any transaction (on a connection of the same pool, in
+    autocommit): one round trip instead of three (BEGIN, the read, and the COMMIT that ends a
+    transaction that wrote nothing), so a question that only reads and then leaves its rows to
+    the group commit (`bot.intake.handled`) starts no transaction of its own. Under READ
+    COMMITTED a statement sees the same either way: each reads its own snapshot. Rows it loads
+    join the session as if read there. Inside a transaction (the session has written, or holds
+    locks), and on SQLite (whose reads cost no round trip), it runs in the session.
+    """
+    bind = session.bind
+    if session.info.get(_CONNECTED) or not isinstance(bind, AsyncEngine):
+        return [tuple(row) for row in await session.execute(statement, params)]
+    if bind.dialect.name != "postgresql":
+        return [tuple(row) for row in await session.execute(statement, params)]
+    autocommit = _AUTOCOMMIT.get(bind.sync_engine)
+    if autocommit is None:
+        autocommit = _AUTOCOMMIT[bind.sync_engine] = bind.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    async with AsyncSession(autocommit, expire_on_commit=False) as reader:
+        rows = (await reader.execute(statement, params)).all()
+    return [
+        tuple(
+            session.sync_session.merge(value, load=False)
+            if hasattr(value, "_sa_instance_state")
+            else value
+            for value in row
+        )
+        for row in rows
+    ]
 
 
 async def end_reading(session: AsyncSession) -> list[Any]:
