@@ -181,6 +181,31 @@ async def test_an_update_that_only_reads_starts_no_transaction_on_postgresql(
         assert row is not None and row.language == "zh"
 
 
+async def test_a_new_citizen_is_written_and_loaded_in_one_statement(
+    engine: AsyncEngine, sessionmaker: Maker
+) -> None:
+    """First contact: the identity read found no row, so the upsert neither looks again nor
+    reads the row back (INSERT ... RETURNING)."""
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statements.append(str(args[2]).split()[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with sessionmaker() as s:
+            await repo.identify_with_state(s, 41, "fsm:41")
+            del statements[:]
+            citizen = await repo.upsert_citizen(
+                s, 41, first_name="B", last_name=None, username="b", telegram_language="en"
+            )
+            assert statements == ["INSERT"]
+            assert (await repo.identify(s, 41))[1] is citizen and citizen.username == "b"
+            await s.commit()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+
+
 async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:
     plus8 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC) + timedelta(hours=0)
     async with sessionmaker() as s:

@@ -74,7 +74,11 @@ async def upsert_citizen(
     surge of messages then costs no write per message for this bookkeeping.
     """
     now = utcnow()
-    known = await session.get(Citizen, user_id)
+    found = session.info.get(_IDENTITY)
+    if found is not None and found[0] == user_id and found[2] is None:
+        known = None  # the update's identity read found no row: no need to look again
+    else:
+        known = await session.get(Citizen, user_id)
     if (
         known is not None
         and known.last_seen_at is not None
@@ -91,10 +95,12 @@ async def upsert_citizen(
         "last_seen_at": now,
     }
     stmt = dialect_insert(session, Citizen).values(id=user_id, created_at=now, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
-    await session.execute(stmt)
-    citizen = await session.get(Citizen, user_id, populate_existing=True)
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values).returning(Citizen)
+    # The row as written comes back in the same round trip, refreshing any copy held here.
+    citizen = await session.scalar(stmt, execution_options={"populate_existing": True})
     assert citizen is not None
+    if found is not None and found[0] == user_id:
+        session.info[_IDENTITY] = (user_id, found[1], citizen, found[3])
     return citizen
 
 
