@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,7 +27,7 @@ from bot.db.migrate import upgrade_async
 from bot.db.session import create_engine, create_sessionmaker
 from bot.faq.service import FaqService
 from bot.forum_check import check_forum
-from bot.fsm_storage import FsmSessionMiddleware
+from bot.fsm_storage import DatabaseStorage, FsmSessionMiddleware
 from bot.i18n import Locales
 from bot.intake import Intake, UrgentReplies
 from bot.middlewares import (
@@ -118,21 +116,6 @@ class Safewell:
         await self.engine.dispose()
 
 
-def build_storage(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
-) -> BaseStorage:
-    """FSM storage: Redis when configured (shared), else the database, so wizards survive."""
-    if settings.redis.url:
-        from aiogram.fsm.storage.redis import RedisStorage
-
-        return RedisStorage.from_url(settings.redis.url)
-    if sessionmaker is not None:
-        from bot.fsm_storage import DatabaseStorage
-
-        return DatabaseStorage(sessionmaker)
-    return MemoryStorage()
-
-
 def build_faq(settings: Settings) -> FaqService:
     """Load the FAQ; a knowledge base with errors refuses to start (there is no last good one)."""
     options = {
@@ -179,7 +162,10 @@ async def build(
     inflight = InflightMiddleware()
     # aiogram's FSM middleware is placed by hand, after the session: the state it reads for
     # every update then comes in the update's own transaction, not a connection of its own.
-    dp = Dispatcher(storage=build_storage(settings, sessionmaker), disable_fsm=True)
+    # FSM state in the database, so wizards survive a restart and every process sees them;
+    # also with Redis: the update's first read fetches it with the sender's identity
+    # (`repo.identify_with_state`), where Redis would cost a round trip of its own per update.
+    dp = Dispatcher(storage=DatabaseStorage(sessionmaker), disable_fsm=True)
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dp.update.outer_middleware(FsmSessionMiddleware())  # FSM reads and writes join the session
@@ -225,7 +211,7 @@ async def build(
         lease_seconds=settings.intake.lease_seconds,
     )
     # Whether a sender is half-way through a form, read on the intake's connections too.
-    forms = dp.storage if settings.redis.url else build_storage(settings, intake_sessions)
+    forms = DatabaseStorage(intake_sessions)
     intake = Intake(
         dp,
         bot,

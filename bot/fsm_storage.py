@@ -1,4 +1,4 @@
-"""aiogram FSM storage in the database (`fsm_records`), used when REDIS_URL is unset.
+"""aiogram FSM storage in the database (`fsm_records`), with or without Redis.
 
 A staff member half-way through the /alert wizard keeps their answers across a restart.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 from sqlalchemy import select
@@ -72,3 +74,31 @@ async def test_inside_an_update_writes_use_its_session_and_are_visible_at_once(
     async with sessionmaker() as session:
         row = (await session.scalars(select(FsmRecord))).one()
         assert row.state == "Wizard:headline" and row.data == {"step": 1}
+
+
+async def test_with_redis_configured_the_state_is_still_kept_in_the_database(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The update's first read brings the state with the sender's identity: in Redis it would
+    cost every update a round trip of its own (and the intake's form check another)."""
+    from bot.app import build
+    from bot.config import load_settings
+
+    settings = load_settings(
+        env_file=None,
+        bot={"token": "123456789:AAH-valid_looking_secret_for_tests_only"},
+        database={"url": db_url},
+        redis={"url": "redis://127.0.0.1:6379/0"},
+        intake={"spool_dir": tmp_path / "spool"},
+    )
+    app = await build(settings, migrate=False)
+    try:
+        await app.dispatcher.storage.set_state(KEY, Wizard.headline)
+        assert await app.intake.forms.get_state(KEY) == "Wizard:headline"
+        async with app.sessionmaker() as session:
+            row = await session.get(
+                FsmRecord, DatabaseStorage(app.sessionmaker).key_builder.build(KEY)
+            )
+            assert row is not None and row.state == "Wizard:headline"
+    finally:
+        await app.close()
