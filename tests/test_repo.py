@@ -206,6 +206,72 @@ async def test_a_new_citizen_is_written_and_loaded_in_one_statement(
         event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
 
 
+async def test_the_identity_read_brings_the_last_texts_the_triage_reads_together(
+    engine: AsyncEngine, sessionmaker: Maker
+) -> None:
+    """The two last texts outside a case come with the identity: the triage's look at them
+    costs no statement; what is outside the window, in a case, or not yet written is not
+    taken from there."""
+    now = datetime.now(UTC)
+    async with sessionmaker() as s:
+        await repo.upsert_citizen(
+            s, 51, first_name="C", last_name=None, username=None, telegram_language="en"
+        )
+        case = Case(
+            citizen_id=51,
+            priority=CasePriority.NORMAL,
+            status="closed",
+            reason=CaseReason.HUMAN,
+            opened_at=now,
+        )
+        s.add(case)
+        await s.flush()
+        for text, minutes, case_id in (
+            ("long ago", 30, None),
+            ("in the case", 20, case.id),
+            ("I am scared", 4, None),
+            ("nobody listens", 1, None),
+        ):
+            s.add(
+                Message(
+                    citizen_id=51,
+                    case_id=case_id,
+                    direction=Direction.CITIZEN,
+                    text=text,
+                    created_at=now - timedelta(minutes=minutes),
+                )
+            )
+            await s.flush()
+        await s.commit()
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with sessionmaker() as s:
+            await repo.identify_with_state(s, 51, "fsm:51")
+            del statements[:]
+            window = now - timedelta(minutes=5)
+            assert await cases_repo.recent_texts(s, 51, window, 2) == [
+                "I am scared",
+                "nobody listens",
+            ]
+            assert await cases_repo.recent_texts(s, 51, now - timedelta(minutes=2), 2) == [
+                "nobody listens"
+            ]
+            assert await cases_repo.recent_texts(s, 51, window, 1) == ["nobody listens"]
+            assert statements == []
+            # More than it brought, or a message of this update not written yet: asked.
+            assert len(await cases_repo.recent_texts(s, 51, now - timedelta(hours=1), 3)) == 3
+            s.add(Message(citizen_id=51, direction=Direction.CITIZEN, text="now"))
+            assert await cases_repo.recent_texts(s, 51, window, 2) == ["nobody listens", "now"]
+            assert len(statements) >= 2
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_execute)
+
+
 async def test_datetimes_round_trip_as_utc(sessionmaker: Maker) -> None:
     plus8 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC) + timedelta(hours=0)
     async with sessionmaker() as s:

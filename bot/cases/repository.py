@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import repo
 from bot.db.models import (
     Case,
     CasePriority,
@@ -117,7 +118,11 @@ async def has_message(session: AsyncSession, case: Case, message_id: int) -> boo
 async def recent_texts(
     session: AsyncSession, citizen_id: int, since: datetime, limit: int
 ) -> list[str]:
-    """The citizen's last texts outside any case since `since`, oldest first."""
+    """The citizen's last texts outside any case since `since`, oldest first (those the
+    update's identity read brought, when it brought enough)."""
+    known = repo.earlier_texts(session, citizen_id, since, limit)
+    if known is not None:
+        return known
     rows = await read(
         session, _RECENT_TEXTS, {"citizen": citizen_id, "since": since, "limit": limit}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -14,7 +15,9 @@ from bot.db.models import (
     AuditLog,
     Case,
     Citizen,
+    Direction,
     FsmRecord,
+    Message,
     ProcessedUpdate,
     Role,
     StaffRole,
@@ -74,8 +77,8 @@ async def upsert_citizen(
     surge of messages then costs no write per message for this bookkeeping.
     """
     now = utcnow()
-    found = session.info.get(_IDENTITY)
-    if found is not None and found[0] == user_id and found[2] is None:
+    found = _identity(session, user_id)
+    if found is not None and found.citizen is None:
         known = None  # the update's identity read found no row: no need to look again
     else:
         known = await session.get(Citizen, user_id)
@@ -99,8 +102,8 @@ async def upsert_citizen(
     # The row as written comes back in the same round trip, refreshing any copy held here.
     citizen = await session.scalar(stmt, execution_options={"populate_existing": True})
     assert citizen is not None
-    if found is not None and found[0] == user_id:
-        session.info[_IDENTITY] = (user_id, found[1], citizen, found[3])
+    if found is not None:
+        found.citizen = citizen
     return citizen
 
 
@@ -109,15 +112,15 @@ async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citi
     one query. While the caller holds the row, `upsert_citizen` reads it from the session.
 
     When the update's first read already fetched them (`identify_with_state`), no query."""
-    found = session.info.get(_IDENTITY)
-    if found is not None and found[0] == user_id:
-        return set(found[1]), found[2]
+    found = _identity(session, user_id)
+    if found is not None:
+        return set(found.roles), found.citizen
     found_rows = await read(session, _IDENTIFY, {"user": user_id})
     if found_rows:
-        row = found_rows[0]
-        roles = {Role(r) for r in (row[1] or "").split(",") if r}
-        session.info[_IDENTITY] = (user_id, roles, row[0], bool(row[2]))
-        return set(roles), row[0]
+        citizen, roles, had_case = found_rows[0]
+        found = _Identity(user_id, _roles(roles), citizen, bool(had_case))
+        session.info[_IDENTITY] = found
+        return set(found.roles), citizen
     rows = await session.scalars(_ROLES, {"user": user_id})
     return {Role(r) for r in rows}, None
 
@@ -125,13 +128,14 @@ async def identify(session: AsyncSession, user_id: int) -> tuple[set[Role], Citi
 async def identify_with_state(session: AsyncSession, user_id: int, fsm_key: str) -> str | None:
     """A user's FSM state, with what `identify` needs fetched in the same statement.
 
-    aiogram reads the state first thing in every update (`bot.fsm_storage`); the roles and the
-    citizen row come along and wait in the session for `identify`: one round trip, not two."""
-    [(citizen, roles, state, had_case)] = await read(
+    aiogram reads the state first thing in every update (`bot.fsm_storage`); the roles, the
+    citizen row and their last texts (`earlier_texts`) come along and wait in the session: one
+    round trip, not three."""
+    [(citizen, roles, state, had_case, *earlier)] = await read(
         session, _IDENTIFY_WITH_STATE, {"user": user_id, "fsm_key": fsm_key}
     )
-    roles = {Role(r) for r in (roles or "").split(",") if r}
-    session.info[_IDENTITY] = (user_id, roles, citizen, bool(had_case))
+    texts = tuple((at, text) for text, at in zip(earlier[::2], earlier[1::2], strict=True) if at)
+    session.info[_IDENTITY] = _Identity(user_id, _roles(roles), citizen, bool(had_case), texts)
     return cast(str | None, state)
 
 
@@ -143,19 +147,53 @@ def identified(session: AsyncSession) -> bool:
 def never_had_case(session: AsyncSession, citizen_id: int) -> bool:
     """Whether the update's identity read found that the citizen never had a case (most of a
     surge's questions): then nothing needs to look for their open one."""
-    found = session.info.get(_IDENTITY)
-    return found is not None and found[0] == citizen_id and not found[3]
+    found = _identity(session, citizen_id)
+    return found is not None and not found.had_case
 
 
 def case_opened(session: AsyncSession, citizen_id: int) -> None:
     """A case of the citizen's was added in this session: `never_had_case` no longer holds."""
+    found = _identity(session, citizen_id)
+    if found is not None:
+        found.had_case = True
+
+
+def earlier_texts(
+    session: AsyncSession, citizen_id: int, since: datetime, limit: int
+) -> list[str] | None:
+    """The citizen's last texts outside any case since `since`, oldest first, as the update's
+    identity read found them; None when it did not fetch enough of them, or the session holds
+    new messages not written yet (then the database is asked)."""
+    found = _identity(session, citizen_id)
+    if found is None or found.earlier is None or limit > EARLIER_TEXTS:
+        return None
+    if any(isinstance(row, Message) for row in session.new):
+        return None
+    return [text for at, text in reversed(found.earlier[:limit]) if at >= since]
+
+
+@dataclass
+class _Identity:
+    """What the update's first read found about its sender (in the session's info)."""
+
+    user_id: int
+    roles: set[Role]
+    citizen: Citizen | None
+    had_case: bool  # whether the citizen ever had a case
+    # Their last texts outside any case, newest first: (written at, text); None: not fetched.
+    earlier: tuple[tuple[datetime, str], ...] | None = None
+
+
+def _identity(session: AsyncSession, user_id: int) -> _Identity | None:
     found = session.info.get(_IDENTITY)
-    if found is not None and found[0] == citizen_id:
-        session.info[_IDENTITY] = (*found[:3], True)
+    return found if found is not None and found.user_id == user_id else None
+
+
+def _roles(listed: str | None) -> set[Role]:
+    return {Role(r) for r in (listed or "").split(",") if r}
 
 
 # Built once: every update runs them (see `identify`).
-# session.info: (user id, roles, citizen row or None, whether the citizen ever had a case)
 _IDENTITY = "safewell_identity"
 _ROLES = select(StaffRole.role).where(StaffRole.user_id == bindparam("user"))
 _ROLE_LIST = (
@@ -166,12 +204,31 @@ _ROLE_LIST = (
 _HAD_CASE = exists().where(Case.citizen_id == bindparam("user"))
 _IDENTIFY = select(Citizen, _ROLE_LIST, _HAD_CASE).where(Citizen.id == bindparam("user"))
 _ONE_ROW = select(literal(1).label("one")).subquery()
+# How many of a citizen's last texts the identity read brings (the triage reads two together
+# with a new message: a crisis said across several short messages).
+EARLIER_TEXTS = 2
+_EARLIER = [
+    select(column)
+    .where(
+        Message.citizen_id == bindparam("user"),
+        Message.direction == Direction.CITIZEN,
+        Message.case_id.is_(None),
+        Message.text.is_not(None),
+    )
+    .order_by(Message.id.desc())
+    .offset(n)
+    .limit(1)
+    .scalar_subquery()
+    for n in range(EARLIER_TEXTS)
+    for column in (Message.text, Message.created_at)
+]
 _IDENTIFY_WITH_STATE = (
     select(
         Citizen,
         _ROLE_LIST,
         select(FsmRecord.state).where(FsmRecord.key == bindparam("fsm_key")).scalar_subquery(),
         _HAD_CASE,
+        *_EARLIER,
     )
     .select_from(_ONE_ROW)
     .outerjoin(Citizen, Citizen.id == bindparam("user"))

@@ -126,10 +126,12 @@ async def read(
     the group commit (`bot.intake.handled`) starts no transaction of its own. Under READ
     COMMITTED a statement sees the same either way: each reads its own snapshot. Rows it loads
     join the session as if read there. Inside a transaction (the session has written, or holds
-    locks), and on SQLite (whose reads cost no round trip), it runs in the session.
+    locks), with changes the read must see (autoflush), and on SQLite (whose reads cost no
+    round trip), it runs in the session.
     """
-    bind = session.bind
-    if session.info.get(_CONNECTED) or not isinstance(bind, AsyncEngine):
+    bind, sync = session.bind, session.sync_session
+    pending = sync.autoflush and (sync.new or sync.dirty or sync.deleted)  # the read would see
+    if sync.info.get(_CONNECTED) or pending or not isinstance(bind, AsyncEngine):
         return [tuple(row) for row in await session.execute(statement, params)]
     if bind.dialect.name != "postgresql":
         return [tuple(row) for row in await session.execute(statement, params)]
