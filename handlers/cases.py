@@ -28,12 +28,26 @@ from handlers.filters import PRIVATE
 from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
-router.edited_message.filter(PRIVATE)
 
-# Placed before `common` so the topic hears about a block; it always lets `common` run too.
-watch_router = Router(name=f"{__name__}.watch")
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.edited_message.filter(PRIVATE)
+    router.message.register(relay_citizen, has_case)
+    router.edited_message.register(relay_citizen_edit, has_case)
+    router.callback_query.register(rate, RateCb.filter())
+    router.callback_query.register(talk_again, ReopenCb.filter())
+    return router
+
+
+def make_watch_router() -> Router:
+    """A new router that hears a citizen block or unblock the bot. Placed before `common` so
+    the topic hears about a block; it always lets `common` run too."""
+    router = Router(name=f"{__name__}.watch")
+    router.my_chat_member.register(blocked_or_unblocked, PRIVATE)
+    return router
 
 
 async def has_case(
@@ -78,7 +92,6 @@ async def triage_text(
     return await triage.aclassify(text, lang), lang
 
 
-@router.message(has_case)
 async def relay_citizen(
     message: Message,
     event_update: Update,
@@ -123,7 +136,6 @@ async def relay_citizen(
     await handoff.flush_case(case.id)
 
 
-@router.edited_message(has_case)
 async def relay_citizen_edit(
     message: Message,
     event_update: Update,
@@ -154,7 +166,6 @@ async def relay_citizen_edit(
     await handoff.flush_case(case.id)
 
 
-@router.callback_query(RateCb.filter())
 async def rate(
     query: CallbackQuery,
     callback_data: RateCb,
@@ -184,7 +195,6 @@ async def rate(
             log.warning("rating buttons not removed: %s", exc)
 
 
-@router.callback_query(ReopenCb.filter())
 async def talk_again(
     query: CallbackQuery,
     callback_data: ReopenCb,
@@ -216,7 +226,6 @@ async def talk_again(
     await handoff.flush_case(case.id)
 
 
-@watch_router.my_chat_member(PRIVATE)
 async def blocked_or_unblocked(
     event: ChatMemberUpdated,
     session: AsyncSession,

@@ -25,7 +25,6 @@ from handlers.filters import Is
 from handlers.triage import content_kind
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
 
 TOPIC_COMMANDS = ("claim", "close", "note", "ban", "unban", "transfer")
 GROUP_COMMANDS = ("cases", "onduty", "offduty")
@@ -53,8 +52,18 @@ async def in_officers_chat(message: Message, settings: Settings) -> bool:
     return settings.officers.chat_id is not None and message.chat.id == settings.officers.chat_id
 
 
-router.message.filter(in_officers_chat)
-router.edited_message.filter(in_officers_chat)
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(in_officers_chat)
+    router.edited_message.filter(in_officers_chat)
+    router.message.register(officers_help, Command("help"))
+    router.message.register(group_command, Command(*GROUP_COMMANDS))
+    router.message.register(topic_command, Command(*TOPIC_COMMANDS))
+    router.message.register(unknown_command, Is(F.text.startswith("/")))
+    router.message.register(topic_message)
+    router.edited_message.register(topic_edit)
+    return router
 
 
 def thread_of(message: Message) -> int | None:
@@ -79,13 +88,11 @@ async def _refuse(
     await message.reply(locales.t(lang, "ho_not_officer"))
 
 
-@router.message(Command("help"))
 async def officers_help(message: Message, locales: Locales, lang: str) -> None:
     """/help in the forum: the officers' commands (nothing in it is secret)."""
     await message.reply(locales.t(lang, "help_officers"))
 
 
-@router.message(Command(*GROUP_COMMANDS))
 async def group_command(
     message: Message,
     command: CommandObject,
@@ -136,7 +143,6 @@ async def group_command(
             await message.answer(text, disable_web_page_preview=True)
 
 
-@router.message(Command(*TOPIC_COMMANDS))
 async def topic_command(
     message: Message,
     command: CommandObject,
@@ -187,14 +193,12 @@ async def topic_command(
         await handoff.close(session, case, user.id, (command.args or "").strip() or None)
 
 
-@router.message(Is(F.text.startswith("/")))
 async def unknown_command(message: Message, locales: Locales, lang: str) -> None:
     """Any other command in a case topic is not relayed."""
     if thread_of(message) is not None:
         await message.reply(locales.t(lang, "ho_unknown_command"))
 
 
-@router.message()
 async def topic_message(
     message: Message,
     session: AsyncSession,
@@ -233,7 +237,6 @@ async def topic_message(
     await handoff.flush_case(case.id)
 
 
-@router.edited_message()
 async def topic_edit(
     message: Message, session: AsyncSession, roles: set[Role], handoff: HandoffService
 ) -> None:

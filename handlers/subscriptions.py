@@ -19,10 +19,6 @@ from bot.i18n import Locales
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 from handlers.keyboards import page_rows
 
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
-router.callback_query.filter(PRIVATE_CALLBACK)
-
 
 class SubCb(CallbackData, prefix="sub"):
     """The subscription picker: open a category, toggle a district, go back, finish."""
@@ -43,6 +39,24 @@ class UnsubPageCb(CallbackData, prefix="unsubp"):
     """Show another page of the /unsubscribe list."""
 
     page: int
+
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
+    router.message.register(
+        deep_link, CommandStart(deep_link=True, magic=F.args.startswith("sub_"))
+    )
+    router.message.register(subscribe, Command("subscribe"))
+    router.callback_query.register(picker, SubCb.filter())
+    router.message.register(my_subscriptions, Command("mysubscriptions"))
+    router.message.register(unsubscribe, Command("unsubscribe"))
+    router.callback_query.register(unsubscribe_page, UnsubPageCb.filter())
+    router.callback_query.register(unsubscribe_pressed, UnsubCb.filter())
+    router.message.register(active_alerts, Command("alerts"))
+    return router
 
 
 async def _subscribed(session: AsyncSession, citizen_id: int) -> set[tuple[str, str]]:
@@ -94,7 +108,6 @@ def _districts_kb(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-@router.message(CommandStart(deep_link=True, magic=F.args.startswith("sub_")))
 async def deep_link(
     message: Message,
     command: CommandObject,
@@ -126,7 +139,6 @@ async def deep_link(
     )
 
 
-@router.message(Command("subscribe"))
 async def subscribe(
     message: Message,
     citizen: Citizen | None,
@@ -144,7 +156,6 @@ async def subscribe(
     )
 
 
-@router.callback_query(SubCb.filter())
 async def picker(
     query: CallbackQuery,
     callback_data: SubCb,
@@ -203,7 +214,6 @@ def _sub_label(catalog: Catalog, locales: Locales, lang: str, category: str, dis
     )
 
 
-@router.message(Command("mysubscriptions"))
 async def my_subscriptions(
     message: Message,
     citizen: Citizen | None,
@@ -226,7 +236,6 @@ async def my_subscriptions(
     await message.answer(locales.t(lang, "sub_list", items=lines))
 
 
-@router.message(Command("unsubscribe"))
 async def unsubscribe(
     message: Message,
     citizen: Citizen | None,
@@ -260,7 +269,6 @@ def _unsubscribe_kb(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-@router.callback_query(UnsubPageCb.filter())
 async def unsubscribe_page(
     query: CallbackQuery,
     callback_data: UnsubPageCb,
@@ -285,7 +293,6 @@ async def unsubscribe_page(
     )
 
 
-@router.callback_query(UnsubCb.filter())
 async def unsubscribe_pressed(
     query: CallbackQuery,
     callback_data: UnsubCb,
@@ -309,7 +316,6 @@ async def unsubscribe_pressed(
         await query.message.edit_text(locales.t(lang, key))
 
 
-@router.message(Command("alerts"))
 async def active_alerts(
     message: Message,
     session: AsyncSession,
