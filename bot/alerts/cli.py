@@ -18,7 +18,6 @@ from bot.alerts import service
 from bot.alerts.cap import CapError
 from bot.alerts.capio import describe, export_cap, import_cap
 from bot.alerts.catalog import Catalog
-from bot.alerts.engine import Broadcaster
 from bot.config import Settings
 from bot.db.models import Alert
 
@@ -154,7 +153,7 @@ async def serve_worker(
     # memory and first-start embedding are not paid.
     rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
     app = await build(settings, triage=rules)
-    broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
+    broadcaster = app.services.broadcaster
     runner = None
     if metrics_port is not None:
         from aiohttp import web
