@@ -10,7 +10,7 @@ what they return.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -19,7 +19,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service, staff
@@ -28,21 +28,11 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.wiring import alert_subject
 from bot.db.models import Alert, AlertKind
 from handlers import alerts_view as view
-from handlers.alerts_view import ApproveCb, StaffView, WizCb
+from handlers.alerts_view import ApproveCb, GiveView, StaffView, WizCb
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
 SKIP = "/skip"
-
-
-async def _desk(
-    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-    event: TelegramObject,
-    data: dict[str, Any],
-) -> Any:
-    """Every handler here gets `desk`: the staff member's texts, times and renderings."""
-    data["desk"] = StaffView(data["settings"], data["catalog"], data["locales"], data["lang"])
-    return await handler(event, data)
 
 
 class Wizard(StatesGroup):
@@ -113,10 +103,9 @@ CHOICES: dict[str, Choice] = {  # by WizCb.action
 def make_router() -> Router:
     """A new router with this module's handlers, in the order they are tried."""
     router = Router(name=__name__)
-    router.message.filter(PRIVATE, alert_staff)
-    router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
-    router.message.middleware(_desk)
-    router.callback_query.middleware(_desk)
+    # Every handler here gets `desk`: the staff member's texts, times and renderings.
+    router.message.filter(PRIVATE, alert_staff, GiveView("desk", StaffView))
+    router.callback_query.filter(PRIVATE_CALLBACK, alert_staff, GiveView("desk", StaffView))
     # Start and cancel.
     router.message.register(start_wizard, Command("alert"))
     router.callback_query.register(

@@ -195,7 +195,11 @@ AIOGRAM_NAMES = frozenset(
     }
 )
 # Names one feature router gives its own handlers: a filter's result or the router's middleware.
-ROUTER_NAMES = {"handlers.cases": {"case"}, "handlers.alerts_staff": {"desk"}}
+ROUTER_NAMES = {
+    "handlers.cases": {"case"},
+    "handlers.alerts_staff": {"desk"},
+    "handlers.subscriptions": {"view"},
+}
 BOT = HANDLERS.parent / "bot"
 
 
@@ -259,11 +263,8 @@ def _parameter_problems(
         return []  # given everything (aiogram's inverted filter, `~StateFilter(None)`)
     named = [p for p in parameters if p.kind is not p.VAR_POSITIONAL][1:]  # [0]: the event
     function = target if inspect.isfunction(target) or inspect.ismethod(target) else None
-    where = (
-        f"{target.__module__}.{target.__qualname__}"
-        if function is not None
-        else type(target).__qualname__
-    )
+    named_by = target if function is not None else type(target)
+    where = f"{named_by.__module__}.{named_by.__qualname__}"
     problems = []
     for parameter in named:
         if parameter.name in services:
