@@ -199,6 +199,7 @@ ROUTER_NAMES = {
     "handlers.cases": {"case"},
     "handlers.alerts_staff": {"desk"},
     "handlers.subscriptions": {"view"},
+    "handlers.officers": {"forum"},
 }
 BOT = HANDLERS.parent / "bot"
 
