@@ -196,7 +196,7 @@ AIOGRAM_NAMES = frozenset(
 )
 # Names one feature router gives its own handlers: a filter's result or the router's middleware.
 ROUTER_NAMES = {
-    "handlers.cases": {"case"},
+    "handlers.cases": {"case", "relay"},
     "handlers.alerts_staff": {"desk"},
     "handlers.subscriptions": {"view"},
     "handlers.officers": {"forum"},
