@@ -38,6 +38,7 @@ from bot.middlewares import (
     InflightMiddleware,
 )
 from bot.retention import RetentionJob
+from bot.services import Services
 from bot.stats.weekly import WeeklyReport
 from bot.telegram import ForumLane, ForumLaneMiddleware, build_bot
 from bot.triage import Triage
@@ -65,6 +66,8 @@ class Safewell:
     faq: FaqService
     inflight: InflightMiddleware
     intake: Intake
+    # What the handlers are given (the dispatcher's workflow data).
+    services: Services
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     # Set to stop a running `run_polling` (tests and the demo stop it this way).
     stopping: asyncio.Event | None = None
@@ -223,6 +226,29 @@ async def build(
         forms=forms,
         owner=owner,
     )
+    # Old messages, FAQ questions, update ids and finished alerts' delivery rows are deleted
+    # by one process at a time (a claim in the database), once per interval.
+    retention = RetentionJob(sessionmaker, settings.retention, claims)
+    alerts = build_alerts(settings, bot, locales, sessionmaker)
+    report = None
+    if settings.stats.weekly_report:
+        report = WeeklyReport(sessionmaker, bot, settings, locales, faq, alerts.catalog, claims)
+    services = Services(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        locales=locales,
+        faq=faq,
+        triage=triage,
+        handoff=handoff,
+        urgent_replies=replies,
+        catalog=alerts.catalog,
+        rate_limiter=alerts.limiter,
+        broadcaster=alerts.broadcaster,
+        weekly_report=report,
+    )
+    # Long-lived services reach handlers as workflow data, each under its field's name; this
+    # is the only place it is filled.
+    dp.workflow_data.update(services.workflow_data())
     app = Safewell(
         settings=settings,
         engine=engine,
@@ -233,24 +259,13 @@ async def build(
         faq=faq,
         inflight=inflight,
         intake=intake,
+        services=services,
         redis=redis,
     )
-    # Long-lived services reach handlers as workflow data.
-    dp.workflow_data.update(
-        settings=settings, sessionmaker=sessionmaker, locales=locales, faq=faq, app=app
-    )
-    dp.workflow_data.update(triage=triage, handoff=handoff, urgent_replies=replies)
-    # Old messages, FAQ questions, update ids and finished alerts' delivery rows are deleted
-    # by one process at a time (a claim in the database), once per interval.
-    retention = RetentionJob(sessionmaker, settings.retention, claims)
     app.closers.append(intake_engine.dispose)
     if redis is not None:
         app.closers.append(redis.aclose)
-    alerts = build_alerts(settings, bot, locales, sessionmaker)
     app.closers.extend(alerts.closers)
-    dp.workflow_data.update(
-        catalog=alerts.catalog, rate_limiter=alerts.limiter, broadcaster=alerts.broadcaster
-    )
 
     async def forum_check() -> None:  # the bot's rights in the officers' forum, at start
         app.forum_problems = await check_forum(bot, settings, locales)
@@ -264,9 +279,7 @@ async def build(
         forum_check=forum_check,
         alerts=alerts.broadcaster.serve,
     )
-    if settings.stats.weekly_report:
-        report = WeeklyReport(sessionmaker, bot, settings, locales, faq, alerts.catalog, claims)
-        dp.workflow_data["weekly_report"] = report
+    if report is not None:
         app.workers["weekly_report"] = report.run
     return app
 

@@ -5,6 +5,8 @@ The order is explicit: commands first, the catch-alls last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiogram import Router
 
 from handlers import (
@@ -20,31 +22,26 @@ from handlers import (
     triage,
 )
 
-# cases.watch_router only observes blocks and always passes them on to common.
-ROUTERS: tuple[Router, ...] = (
-    errors.router,  # errors only: what a handler that Telegram refused leaves behind
-    cases.watch_router,
-    subscriptions.router,  # before common: its sub_ deep links are a more specific /start
-    common.router,
-    alerts_staff.router,  # staff only; before triage so wizard texts are not triaged
-    stats.router,  # staff only
-    officers.router,
-    cases.router,
-    triage.router,
-    faq.router,
-    fallback.router,
+# Each module's factory builds its router afresh, so an application built twice in one
+# process (a restart in tests, the demo) gets routers of its own.
+# cases.make_watch_router only observes blocks and always passes them on to common.
+FACTORIES: tuple[Callable[[], Router], ...] = (
+    errors.make_router,  # errors only: what a handler that Telegram refused leaves behind
+    cases.make_watch_router,
+    subscriptions.make_router,  # before common: its sub_ deep links are a more specific /start
+    common.make_router,
+    alerts_staff.make_router,  # staff only; before triage so wizard texts are not triaged
+    stats.make_router,  # staff only
+    officers.make_router,
+    cases.make_router,
+    triage.make_router,
+    faq.make_router,
+    fallback.make_router,
 )
 
 
 def setup_routers() -> Router:
-    """A root router with every feature router in matching order.
-
-    Module routers are singletons, and aiogram refuses to attach a router twice; a process that
-    builds the application again (a restart in tests, the demo) first detaches them from the
-    previous, discarded root. aiogram has no public detach, hence the private attribute.
-    """
+    """A new root router with every feature router, in the order above."""
     root = Router(name="safewell")
-    for router in ROUTERS:
-        router._parent_router = None
-    root.include_routers(*ROUTERS)
+    root.include_routers(*(make() for make in FACTORIES))
     return root

@@ -10,7 +10,7 @@ what they return.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -19,7 +19,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import service, staff
@@ -28,29 +28,11 @@ from bot.alerts.catalog import ALL_DISTRICTS, Catalog
 from bot.alerts.wiring import alert_subject
 from bot.db.models import Alert, AlertKind
 from handlers import alerts_view as view
-from handlers.alerts_view import ApproveCb, StaffView, WizCb
+from handlers.alerts_view import ApproveCb, GiveView, StaffView, WizCb
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK, alert_staff
-
-router = Router(name=__name__)
-router.message.filter(PRIVATE, alert_staff)
-router.callback_query.filter(PRIVATE_CALLBACK, alert_staff)
 
 LIMITS = {"headline": 200, "description": 2000, "instruction": 800}
 SKIP = "/skip"
-
-
-async def _desk(
-    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-    event: TelegramObject,
-    data: dict[str, Any],
-) -> Any:
-    """Every handler here gets `desk`: the staff member's texts, times and renderings."""
-    data["desk"] = StaffView(data["settings"], data["catalog"], data["locales"], data["lang"])
-    return await handler(event, data)
-
-
-router.message.middleware(_desk)
-router.callback_query.middleware(_desk)
 
 
 class Wizard(StatesGroup):
@@ -118,6 +100,45 @@ CHOICES: dict[str, Choice] = {  # by WizCb.action
 }
 
 
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    # Every handler here gets `desk`: the staff member's texts, times and renderings.
+    router.message.filter(PRIVATE, alert_staff, GiveView("desk", StaffView))
+    router.callback_query.filter(PRIVATE_CALLBACK, alert_staff, GiveView("desk", StaffView))
+    # Start and cancel.
+    router.message.register(start_wizard, Command("alert"))
+    router.callback_query.register(
+        category_page, WizCb.filter(F.action == "cpage"), Wizard.category
+    )
+    router.message.register(cancel_wizard, Command("cancel"), ~StateFilter(None))
+    # Answers.
+    for action, choice in CHOICES.items():
+        router.callback_query.register(chose, WizCb.filter(F.action == action), choice.step)
+    districts = WizCb.filter(F.action.in_({"dist", "dpage", "done"}))
+    router.callback_query.register(chose_district, districts, Wizard.districts)
+    texts = StateFilter(Wizard.headline, Wizard.description, Wizard.instruction)
+    router.message.register(got_text, texts)
+    router.message.register(typed_expiry, Wizard.expiry)
+    router.callback_query.register(chose_now, WizCb.filter(F.action == "now"), Wizard.schedule)
+    router.message.register(typed_schedule, Wizard.schedule)
+    buttons = (Wizard.category, Wizard.districts, Wizard.severity, Wizard.urgency, Wizard.confirm)
+    router.message.register(expected_button, StateFilter(*buttons))
+    # Preview and send; approval.
+    router.callback_query.register(
+        confirm, WizCb.filter(F.action.in_({"send", "cancel"})), Wizard.confirm
+    )
+    router.callback_query.register(approval, ApproveCb.filter())
+    router.message.register(pending, Command("pending"))
+    # Stop and resume; update and cancel.
+    router.message.register(stop_or_resume, Command("stop", "resume"))
+    router.message.register(update_command, Command("update_alert"))
+    router.message.register(cancel_command, Command("cancel_alert"))
+    router.callback_query.register(alert_action, AlertActCb.filter())
+    router.message.register(update_text, Wizard.update_text)
+    return router
+
+
 async def _expired(query: CallbackQuery, desk: StaffView) -> None:
     await query.answer(desk.t("button_expired"), show_alert=True)
 
@@ -180,7 +201,6 @@ async def _read_text(message: Message, limit: int, may_skip: bool, desk: StaffVi
 # ----------------------------------------------------------------------------- start and cancel
 
 
-@router.message(Command("alert"))
 async def start_wizard(message: Message, state: FSMContext, desk: StaffView) -> None:
     """/alert: begin composing a new alert."""
     await state.clear()
@@ -188,7 +208,6 @@ async def start_wizard(message: Message, state: FSMContext, desk: StaffView) -> 
     await _advance(message, state, Wizard.category, desk)
 
 
-@router.callback_query(WizCb.filter(F.action == "cpage"), Wizard.category)
 async def category_page(query: CallbackQuery, callback_data: WizCb, desk: StaffView) -> None:
     """Another page of categories."""
     if not isinstance(query.message, Message):
@@ -199,7 +218,6 @@ async def category_page(query: CallbackQuery, callback_data: WizCb, desk: StaffV
     await query.message.edit_reply_markup(reply_markup=markup)
 
 
-@router.message(Command("cancel"), ~StateFilter(None))
 async def cancel_wizard(
     message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
@@ -225,11 +243,6 @@ async def chose(
     await _advance(query.message, state, choice.then, desk, query, **answer)
 
 
-for _action, _choice in CHOICES.items():
-    router.callback_query(WizCb.filter(F.action == _action), _choice.step)(chose)
-
-
-@router.callback_query(WizCb.filter(F.action.in_({"dist", "dpage", "done"})), Wizard.districts)
 async def chose_district(
     query: CallbackQuery, callback_data: WizCb, state: FSMContext, desk: StaffView
 ) -> None:
@@ -275,7 +288,6 @@ def _toggle(selected: list[str], value: str) -> list[str]:
     return [d for d in selected if d != value] if value in selected else [*selected, value]
 
 
-@router.message(StateFilter(Wizard.headline, Wizard.description, Wizard.instruction))
 async def got_text(message: Message, state: FSMContext, desk: StaffView) -> None:
     """A headline, body or instruction (or /skip where allowed)."""
     field = (await state.get_state() or "").split(":")[-1]
@@ -295,7 +307,6 @@ async def got_text(message: Message, state: FSMContext, desk: StaffView) -> None
     await _advance(message, state, following or Wizard.expiry, desk, **answers)
 
 
-@router.message(Wizard.expiry)
 async def typed_expiry(message: Message, state: FSMContext, desk: StaffView) -> None:
     """A typed expiry: a duration or a date and time in the bureau's zone."""
     when = service.parse_when(message.text or "", tz=desk.settings.bot.zone)
@@ -305,7 +316,6 @@ async def typed_expiry(message: Message, state: FSMContext, desk: StaffView) -> 
     await _advance(message, state, Wizard.schedule, desk, expires=when.isoformat())
 
 
-@router.callback_query(WizCb.filter(F.action == "now"), Wizard.schedule)
 async def chose_now(
     query: CallbackQuery, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
@@ -319,7 +329,6 @@ async def chose_now(
     await _preview_new(query.message, query.from_user.id, state, session, desk)
 
 
-@router.message(Wizard.schedule)
 async def typed_schedule(
     message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:
@@ -335,9 +344,6 @@ async def typed_schedule(
     await _preview_new(message, message.from_user.id, state, session, desk)
 
 
-@router.message(
-    StateFilter(Wizard.category, Wizard.districts, Wizard.severity, Wizard.urgency, Wizard.confirm)
-)
 async def expected_button(message: Message, desk: StaffView) -> None:
     """Text where a button was expected: say so and keep the step."""
     await message.answer(desk.t("wiz_use_buttons"))
@@ -404,7 +410,6 @@ async def _show_preview(
     )
 
 
-@router.callback_query(WizCb.filter(F.action.in_({"send", "cancel"})), Wizard.confirm)
 async def confirm(
     query: CallbackQuery,
     callback_data: WizCb,
@@ -505,7 +510,6 @@ STALE_TEXTS: dict[staff.Stale, str] = {
 }
 
 
-@router.callback_query(ApproveCb.filter())
 async def approval(
     query: CallbackQuery, callback_data: ApproveCb, session: AsyncSession, desk: StaffView, bot: Bot
 ) -> None:
@@ -550,7 +554,6 @@ async def approval(
             await bot.send_message(alert.created_by, text)
 
 
-@router.message(Command("pending"))
 async def pending(message: Message, session: AsyncSession, desk: StaffView) -> None:
     """/pending: alerts waiting for approval, with the buttons."""
     waiting = await staff.pending(session)
@@ -580,7 +583,6 @@ def _target(command: CommandObject) -> int | None:
     return int(args) if args.isdigit() else None
 
 
-@router.message(Command("stop", "resume"))
 async def stop_or_resume(
     message: Message, command: CommandObject, session: AsyncSession, desk: StaffView
 ) -> None:
@@ -627,7 +629,6 @@ async def _begin_cancel(
     )
 
 
-@router.message(Command("update_alert"))
 async def update_command(
     message: Message,
     command: CommandObject,
@@ -639,7 +640,6 @@ async def update_command(
     await _begin_update(message, _target(command) or 0, state, session, desk)
 
 
-@router.message(Command("cancel_alert"))
 async def cancel_command(
     message: Message, command: CommandObject, session: AsyncSession, desk: StaffView
 ) -> None:
@@ -647,7 +647,6 @@ async def cancel_command(
     await _begin_cancel(message, _target(command) or 0, session, desk)
 
 
-@router.callback_query(AlertActCb.filter())
 async def alert_action(
     query: CallbackQuery,
     callback_data: AlertActCb,
@@ -679,7 +678,6 @@ async def alert_action(
         await _expired(query, desk)
 
 
-@router.message(Wizard.update_text)
 async def update_text(
     message: Message, state: FSMContext, session: AsyncSession, desk: StaffView
 ) -> None:

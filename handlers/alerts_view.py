@@ -1,5 +1,7 @@
-"""How the alert staff's handlers (`handlers.alerts_staff`) show things: the `StaffView` (texts in
-the staff member's language, times in the bureau's zone, alerts as citizens get them) and the
+"""How the alert handlers show things: the `AlertsView` (texts in the reader's language, the
+catalogue's names, alerts as citizens get them; the citizens' `handlers.subscriptions`), the
+`StaffView` (that, plus the alert's languages and times in the bureau's zone; the staff's
+`handlers.alerts_staff`), the filter that gives a router's handlers one, and the staff's
 keyboards, each beside the callback data its buttons carry."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -26,9 +29,9 @@ EXPIRY_HOURS = (1, 6, 24, 72)
 
 
 @dataclass(frozen=True)
-class StaffView:
-    """What every answer to a staff member is made with: the settings, the content catalogue
-    and the interface texts in their language (each handler's `desk`)."""
+class AlertsView:
+    """What every answer about alerts is made with: the settings, the content catalogue and
+    the interface texts in the reader's language."""
 
     settings: Settings
     catalog: Catalog
@@ -36,8 +39,27 @@ class StaffView:
     lang: str
 
     def t(self, key: str, **values: Any) -> str:
-        """An interface text in the staff member's language."""
+        """An interface text in the reader's language."""
         return self.locales.t(self.lang, key, **values)
+
+    def names(self, category: str, district: str) -> dict[str, str]:
+        """A category's and a district's names ("All districts" for every district)."""
+        every = self.t("sub_all_districts")
+        return {
+            "category": self.catalog.category_name(category, self.lang),
+            "district": self.catalog.district_name(district, self.lang, every),
+        }
+
+    def render(self, alert: Alert, lang: str | None = None) -> RenderedAlert:
+        """Exactly what a citizen reading lang (by default the reader's) receives for this
+        alert."""
+        bot, shown = self.settings.bot, self.lang if lang is None else lang
+        return service.render_for(alert, shown, self.catalog, bot.default_language, tz=bot.zone)
+
+
+class StaffView(AlertsView):
+    """What every answer to a staff member is made with (each handler's `desk`): their alerts
+    view, the languages an alert is written in, and times in the bureau's zone."""
 
     @property
     def langs(self) -> list[str]:
@@ -55,10 +77,20 @@ class StaffView:
         """A time as staff read it, in the bureau's zone: 2026-06-01 18:00 (UTC+08:00)."""
         return format_time(value, self.settings.bot.zone) if value else None
 
-    def render(self, alert: Alert, lang: str) -> RenderedAlert:
-        """Exactly what a citizen reading lang receives for this alert."""
-        bot = self.settings.bot
-        return service.render_for(alert, lang, self.catalog, bot.default_language, tz=bot.zone)
+
+class GiveView(Filter):
+    """A router's last filter: it always passes, and gives each of the router's handlers
+    `name`, a view of `kind` in the sender's language (aiogram hands a filter the services
+    by name, as it does a handler)."""
+
+    def __init__(self, name: str, kind: type[AlertsView]) -> None:
+        self.name = name
+        self.kind = kind
+
+    async def __call__(
+        self, _event: object, settings: Settings, catalog: Catalog, locales: Locales, lang: str
+    ) -> dict[str, AlertsView]:
+        return {self.name: self.kind(settings, catalog, locales, lang)}
 
 
 class WizCb(CallbackData, prefix="wiz"):

@@ -9,6 +9,7 @@ Also the 1-5 rating after a close, and the topic notice when a citizen blocks th
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Router
@@ -28,12 +29,26 @@ from handlers.filters import PRIVATE
 from handlers.triage import LEVELS, content_kind
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
-router.edited_message.filter(PRIVATE)
 
-# Placed before `common` so the topic hears about a block; it always lets `common` run too.
-watch_router = Router(name=f"{__name__}.watch")
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.edited_message.filter(PRIVATE)
+    router.message.register(relay_citizen, has_case, relay_view)
+    router.edited_message.register(relay_citizen_edit, has_case, relay_view)
+    router.callback_query.register(rate, RateCb.filter())
+    router.callback_query.register(talk_again, ReopenCb.filter())
+    return router
+
+
+def make_watch_router() -> Router:
+    """A new router that hears a citizen block or unblock the bot. Placed before `common` so
+    the topic hears about a block; it always lets `common` run too."""
+    router = Router(name=f"{__name__}.watch")
+    router.my_chat_member.register(blocked_or_unblocked, PRIVATE)
+    return router
 
 
 async def has_case(
@@ -66,33 +81,52 @@ async def has_case(
     return False
 
 
-async def triage_text(
-    message: Message, citizen: Citizen, triage: Triage, locales: Locales, lang: str
-) -> tuple[TriageResult, str]:
-    """A case message's triage (commands and media without a caption are not triaged) and
-    the language it is written in."""
-    text = message.text or message.caption
-    if not text or (message.text is not None and text.startswith("/")):
-        return TriageResult("normal", ()), lang
-    lang = locales.for_citizen(citizen, text)
-    return await triage.aclassify(text, lang), lang
+@dataclass(frozen=True)
+class RelayView:
+    """What the relay handlers work with (each one's `relay`), for one update of a citizen
+    with a case: the case desk, triage, the urgent replies owed, the texts and the update."""
+
+    handoff: HandoffService
+    triage: Triage
+    urgent_replies: UrgentReplies
+    locales: Locales
+    lang: str
+    update_id: int
+
+    async def read(self, message: Message, citizen: Citizen) -> tuple[TriageResult, str]:
+        """A case message's triage (commands and media without a caption are not triaged)
+        and the language it is written in."""
+        text = message.text or message.caption
+        if not text or (message.text is not None and text.startswith("/")):
+            return TriageResult("normal", ()), self.lang
+        lang = self.locales.for_citizen(citizen, text)
+        return await self.triage.aclassify(text, lang), lang
+
+    async def owe(self, session: AsyncSession, chat_id: int, level: str, lang: str) -> None:
+        """The urgent reply this update owes the citizen (sent once, by the intake's replies)."""
+        await self.urgent_replies.owe(session, self.update_id, chat_id, level, lang)
 
 
-@router.message(has_case)
-async def relay_citizen(
-    message: Message,
+async def relay_view(
+    _event: object,
     event_update: Update,
-    session: AsyncSession,
-    citizen: Citizen,
-    case: Case,
     handoff: HandoffService,
     triage: Triage,
     urgent_replies: UrgentReplies,
     locales: Locales,
     lang: str,
+) -> dict[str, RelayView]:
+    """The relay handlers' last filter: it always passes, and gives them `relay`."""
+    view = RelayView(handoff, triage, urgent_replies, locales, lang, event_update.update_id)
+    return {"relay": view}
+
+
+async def relay_citizen(
+    message: Message, session: AsyncSession, citizen: Citizen, case: Case, relay: RelayView
 ) -> None:
     """Any message of a citizen with an active case: stored, then copied into the topic."""
-    result, lang = await triage_text(message, citizen, triage, locales, lang)
+    result, lang = await relay.read(message, citizen)
+    handoff = relay.handoff
     urgent = result.level in URGENT_REPLY_KEYS
     reopened, upgraded = await handoff.citizen_wrote(
         session,
@@ -108,7 +142,7 @@ async def relay_citizen(
     level = result.level
     urgent_reply = upgraded or (reopened and level in URGENT_REPLY_KEYS)
     if urgent_reply:
-        await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
+        await relay.owe(session, message.chat.id, level, lang)
     try:
         if reopened and not urgent_reply:
             await message.answer(handoff.citizen_text(lang, "ho_reopened_citizen"))
@@ -123,28 +157,18 @@ async def relay_citizen(
     await handoff.flush_case(case.id)
 
 
-@router.edited_message(has_case)
 async def relay_citizen_edit(
-    message: Message,
-    event_update: Update,
-    session: AsyncSession,
-    citizen: Citizen,
-    case: Case,
-    handoff: HandoffService,
-    triage: Triage,
-    urgent_replies: UrgentReplies,
-    locales: Locales,
-    lang: str,
+    message: Message, session: AsyncSession, citizen: Citizen, case: Case, relay: RelayView
 ) -> None:
     """A citizen with an active case edited a message: the topic's copy is edited too, and
     an edit that now says crisis or emergency makes the case urgent like a new message."""
-    result, lang = await triage_text(message, citizen, triage, locales, lang)
-    level = result.level
+    result, lang = await relay.read(message, citizen)
+    level, handoff = result.level, relay.handoff
     if level in URGENT_REPLY_KEYS and case.priority != CasePriority.URGENT:
         reopened = await handoff.make_urgent(
             session, citizen, case, reason=LEVELS[level][0], signals=result.signals, lang=lang
         )
-        await urgent_replies.owe(session, event_update.update_id, message.chat.id, level, lang)
+        await relay.owe(session, message.chat.id, level, lang)
         if reopened:
             await handoff.set_topic_closed(case.id, closed=False)
         await handoff.rename_topic(case.id)
@@ -154,7 +178,6 @@ async def relay_citizen_edit(
     await handoff.flush_case(case.id)
 
 
-@router.callback_query(RateCb.filter())
 async def rate(
     query: CallbackQuery,
     callback_data: RateCb,
@@ -184,7 +207,6 @@ async def rate(
             log.warning("rating buttons not removed: %s", exc)
 
 
-@router.callback_query(ReopenCb.filter())
 async def talk_again(
     query: CallbackQuery,
     callback_data: ReopenCb,
@@ -216,7 +238,6 @@ async def talk_again(
     await handoff.flush_case(case.id)
 
 
-@watch_router.my_chat_member(PRIVATE)
 async def blocked_or_unblocked(
     event: ChatMemberUpdated,
     session: AsyncSession,

@@ -20,10 +20,6 @@ from bot.i18n import Locales
 from bot.privacy import ForgetOutcome, forget_and_commit, privacy_notice
 from handlers.filters import PRIVATE, PRIVATE_CALLBACK
 
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
-router.callback_query.filter(PRIVATE_CALLBACK)
-
 
 class LanguageCb(CallbackData, prefix="lang"):
     code: str
@@ -33,14 +29,28 @@ class ForgetCb(CallbackData, prefix="forget"):
     confirm: bool
 
 
-@router.message(CommandStart())
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.callback_query.filter(PRIVATE_CALLBACK)
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(language, Command("language"))
+    router.callback_query.register(language_chosen, LanguageCb.filter())
+    router.message.register(forget, Command("forget"))
+    router.callback_query.register(forget_confirmed, ForgetCb.filter())
+    router.message.register(privacy, Command("privacy"))
+    router.my_chat_member.register(blocked_or_unblocked, PRIVATE)
+    return router
+
+
 async def start(message: Message, locales: Locales, lang: str, command: CommandObject) -> None:
     """/start, optionally with a deep-link payload."""
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(locales.t(lang, "start", name=name))
 
 
-@router.message(Command("help"))
 async def help_(message: Message, locales: Locales, lang: str, roles: set[Role]) -> None:
     """/help: the citizen's help, then the commands the sender's staff roles allow."""
     text = locales.t(lang, "help")
@@ -51,7 +61,6 @@ async def help_(message: Message, locales: Locales, lang: str, roles: set[Role])
     await message.answer(text)
 
 
-@router.message(Command("language"))
 async def language(message: Message, locales: Locales, lang: str) -> None:
     """/language: offers every language with interface texts."""
     kb = InlineKeyboardBuilder()
@@ -61,7 +70,6 @@ async def language(message: Message, locales: Locales, lang: str) -> None:
     await message.answer(locales.t(lang, "language_choose"), reply_markup=kb.as_markup())
 
 
-@router.callback_query(LanguageCb.filter())
 async def language_chosen(
     query: CallbackQuery,
     callback_data: LanguageCb,
@@ -80,7 +88,6 @@ async def language_chosen(
         await query.message.answer(text)
 
 
-@router.message(Command("forget"))
 async def forget(message: Message, locales: Locales, lang: str) -> None:
     """/forget: asks before deleting the citizen's data."""
     kb = InlineKeyboardBuilder()
@@ -89,7 +96,6 @@ async def forget(message: Message, locales: Locales, lang: str) -> None:
     await message.answer(locales.t(lang, "forget_confirm"), reply_markup=kb.as_markup())
 
 
-@router.callback_query(ForgetCb.filter())
 async def forget_confirmed(
     query: CallbackQuery,
     callback_data: ForgetCb,
@@ -116,13 +122,11 @@ async def forget_confirmed(
     await query.bot.send_message(query.from_user.id, locales.t(lang, key))  # type: ignore[union-attr]
 
 
-@router.message(Command("privacy"))
 async def privacy(message: Message, locales: Locales, lang: str, settings: Settings) -> None:
     """/privacy: what is kept about the citizen and for how long (from the settings)."""
     await message.answer(privacy_notice(locales, lang, settings.retention))
 
 
-@router.my_chat_member(PRIVATE)
 async def blocked_or_unblocked(event: ChatMemberUpdated, citizen: Citizen | None) -> None:
     """The citizen blocked (kicked) or unblocked the bot."""
     if citizen is None:

@@ -13,10 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import citizens
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
 
 
-@router.errors(ExceptionTypeFilter(TelegramForbiddenError))
+def make_router() -> Router:
+    """A fresh router of this module's handlers (`handlers.setup_routers` orders them)."""
+    router = Router(name=__name__)
+    router.errors.register(chat_unreachable, ExceptionTypeFilter(TelegramForbiddenError))
+    return router
+
+
 async def chat_unreachable(
     event: ErrorEvent, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -10,28 +10,32 @@ from bot import refusals
 from bot.i18n import Locales
 from handlers.filters import PRIVATE, Is
 
-router = Router(name=__name__)
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.edited_message.register(edited, PRIVATE)
+    router.message.register(unsupported, PRIVATE, Is(~F.text))
+    router.message.register(text, PRIVATE, Is(F.text))
+    router.callback_query.register(stale_button)
+    return router
 
 
-@router.edited_message(PRIVATE)
 async def edited(message: Message, locales: Locales, lang: str) -> None:
     """A citizen edited an earlier message outside a case."""
     await message.answer(locales.t(lang, "edited_ignored"))
 
 
-@router.message(PRIVATE, Is(~F.text))
 async def unsupported(message: Message, locales: Locales, lang: str) -> None:
     """Stickers, photos, voice, files, locations… outside a case."""
     await message.answer(locales.t(lang, "unsupported_content"))
 
 
-@router.message(PRIVATE, Is(F.text))
 async def text(message: Message, locales: Locales, lang: str) -> None:
     """Any text nothing else answered."""
     await message.answer(locales.t(lang, "not_understood"))
 
 
-@router.callback_query()
 async def stale_button(
     query: CallbackQuery, session: AsyncSession, locales: Locales, lang: str
 ) -> None:

@@ -22,12 +22,22 @@ from handlers.filters import PRIVATE, Is
 from handlers.officers import GROUP_COMMANDS, TOPIC_COMMANDS
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
 
 # Matching reads the start of a message; a 4,000-character story is a report, not a question.
 MAX_QUERY_CHARS = 500
 MAX_RELATED_BUTTONS = 3
+
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.message.register(reload_knowledge, Command("reload"))
+    router.message.register(other_command, Is(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)")))
+    router.message.register(question, Is(F.text))
+    router.callback_query.register(suggestion_picked, PickCb.filter())
+    router.callback_query.register(feedback, FeedbackCb.filter())
+    return router
 
 
 def render_entry(entry: FaqEntry, lang: str, locales: Locales) -> str:
@@ -84,7 +94,6 @@ async def send_entry(
     )
 
 
-@router.message(Command("reload"))
 async def reload_knowledge(
     message: Message,
     roles: set[Role],
@@ -113,7 +122,6 @@ STAFF_COMMANDS = frozenset(
 )
 
 
-@router.message(Is(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)")))
 async def other_command(
     message: Message, session: AsyncSession, locales: Locales, lang: str, roles: set[Role]
 ) -> None:
@@ -127,7 +135,6 @@ async def other_command(
     await message.answer(locales.t(lang, "unknown_command"))
 
 
-@router.message(Is(F.text))
 async def question(
     message: Message,
     session: AsyncSession,
@@ -177,7 +184,6 @@ async def question(
     )
 
 
-@router.callback_query(PickCb.filter())
 async def suggestion_picked(
     callback: CallbackQuery,
     callback_data: PickCb,
@@ -198,7 +204,6 @@ async def suggestion_picked(
     await send_entry(callback.message, entry, query.id, query.language, locales, faq)
 
 
-@router.callback_query(FeedbackCb.filter())
 async def feedback(
     callback: CallbackQuery,
     callback_data: FeedbackCb,

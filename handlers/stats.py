@@ -18,11 +18,15 @@ from bot.stats.post import post_stats
 from bot.stats.view import view_figures
 from handlers.filters import PRIVATE, alert_staff
 
-router = Router(name=__name__)
-router.message.filter(PRIVATE, alert_staff)
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE, alert_staff)
+    router.message.register(stats, Command("stats"))
+    return router
 
 
-@router.message(Command("stats"))
 async def stats(
     message: Message,
     command: CommandObject,

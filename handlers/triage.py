@@ -27,9 +27,6 @@ from handlers.callbacks import HumanCb
 from handlers.filters import PRIVATE, Is
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
-router.message.filter(PRIVATE)
-router.edited_message.filter(PRIVATE)
 
 
 def content_kind(message: Message) -> str:
@@ -51,6 +48,18 @@ LEVELS: dict[str, tuple[CaseReason, CasePriority, str]] = {
     "emergency": (CaseReason.EMERGENCY, CasePriority.URGENT, "ho_emergency_reply"),
     "human": (CaseReason.HUMAN, CasePriority.NORMAL, "ho_human_reply"),
 }
+
+
+def make_router() -> Router:
+    """A new router with this module's handlers, in the order they are tried."""
+    router = Router(name=__name__)
+    router.message.filter(PRIVATE)
+    router.edited_message.filter(PRIVATE)
+    router.message.register(human_command, Command("human"))
+    router.message.register(triage_message, Is(F.text | F.caption))
+    router.edited_message.register(triage_message, Is(F.text | F.caption))
+    router.callback_query.register(human_button, HumanCb.filter())
+    return router
 
 
 async def escalate(
@@ -99,7 +108,6 @@ async def escalate(
     await handoff.flush_case(case.id)
 
 
-@router.message(Command("human"))
 async def human_command(
     message: Message,
     session: AsyncSession,
@@ -113,8 +121,6 @@ async def human_command(
     await escalate(message, session, citizen, handoff, lang, "human", ("/human",), False)
 
 
-@router.message(Is(F.text | F.caption))
-@router.edited_message(Is(F.text | F.caption))
 async def triage_message(
     message: Message,
     event_update: Update,
@@ -161,7 +167,6 @@ async def triage_message(
     )
 
 
-@router.callback_query(HumanCb.filter())
 async def human_button(
     query: CallbackQuery,
     session: AsyncSession,

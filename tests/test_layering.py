@@ -3,12 +3,27 @@ thin ones neither reach the database layer nor use the session themselves.
 
 (import-linter sees a third-party package as one module, so "sqlalchemy.ext.asyncio's session
 type but not sqlalchemy's select" is checked here, from the source; a call on the session is
-not an import at all.)"""
+not an import at all.)
+
+Also: every registered handler asks only for what it is given (aiogram's names, the
+middlewares', its router's, the services container's fields with their types)."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from aiogram import Router
+from aiogram.types import Message
+
+from bot.alerts.catalog import Catalog
+from bot.services import Services
+from handlers import FACTORIES, setup_routers
 
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers"
 SESSION_TYPES = {"AsyncSession", "async_sessionmaker"}
@@ -148,4 +163,173 @@ def test_the_check_sees_session_work(tmp_path: Path) -> None:
         "line 3: import bot.db.repo",
         "line 6: session.commit()",
         "line 7: db.get()",
+    ]
+
+
+# ---------------------------------------------------------------- what a handler is given by name
+
+# aiogram hands a handler (and each filter) the event first, then whichever of its keyword
+# arguments the parameters name; a parameter nothing provides fails only when an update
+# reaches it. aiogram's own names (3.x): Dispatcher.feed_update (dispatcher, bot),
+# Dispatcher._listen_update (event_update), Router.propagate_event (event_router),
+# TelegramEventObserver.trigger (handler), UserContextMiddleware (event_context,
+# event_from_user, event_chat, event_thread_id), FSMContextMiddleware (fsm_storage, state,
+# raw_state), and what its filters pass on: Command (command), CallbackData.filter()
+# (callback_data).
+AIOGRAM_NAMES = frozenset(
+    {
+        "dispatcher",
+        "bot",
+        "event_update",
+        "event_router",
+        "handler",
+        "event_context",
+        "event_from_user",
+        "event_chat",
+        "event_thread_id",
+        "fsm_storage",
+        "state",
+        "raw_state",
+        "command",
+        "callback_data",
+    }
+)
+# Names one feature router gives its own handlers, as a filter's result: `case` (has_case) and
+# the views (AlertsView, StaffView, ForumView, RelayView).
+ROUTER_NAMES = {
+    "handlers.cases": {"case", "relay"},
+    "handlers.alerts_staff": {"desk"},
+    "handlers.subscriptions": {"view"},
+    "handlers.officers": {"forum"},
+}
+BOT = HANDLERS.parent / "bot"
+
+
+def _middleware_names() -> set[str]:
+    """What the update middlewares put into the handlers' data (`data["session"] = …` in
+    bot/middlewares.py), and the keywords an update is fed with (`feed_update(…, inbox_done=…)`)."""
+    names = set()
+    for node in ast.walk(ast.parse((BOT / "middlewares.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Assign):
+            names |= {
+                target.slice.value
+                for target in node.targets
+                if isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "data"
+                and isinstance(target.slice, ast.Constant)
+                and isinstance(target.slice.value, str)
+            }
+    for path in BOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "feed_update"
+            ):
+                names |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    return names
+
+
+def _routers(root: Router) -> Iterator[Router]:
+    yield root
+    for router in root.sub_routers:
+        yield from _routers(router)
+
+
+def _called_by_name(router: Router) -> Iterator[Callable[..., Any]]:
+    """Every handler and filter of one router, as aiogram calls them."""
+    for observer in router.observers.values():
+        # The router's own filters (`router.message.filter(…)`): aiogram keeps them in a handler
+        # object of the observer's that has no public name.
+        for root_filter in observer._handler.filters or []:
+            yield root_filter.callback
+        for handler in observer.handlers:
+            yield handler.callback
+            for handler_filter in handler.filters or []:
+                yield handler_filter.callback
+
+
+def _type_name(annotation: object) -> str:
+    return "unannotated" if annotation is None else inspect.formatannotation(annotation)
+
+
+def _parameter_problems(
+    callback: Callable[..., Any], given: set[str], services: dict[str, Any]
+) -> list[str]:
+    """Parameters after the event that nothing gives, and services annotated with another
+    type than the container's field."""
+    target = inspect.unwrap(callback)
+    parameters = list(inspect.signature(target).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return []  # given everything (aiogram's inverted filter, `~StateFilter(None)`)
+    named = [p for p in parameters if p.kind is not p.VAR_POSITIONAL][1:]  # [0]: the event
+    function = target if inspect.isfunction(target) or inspect.ismethod(target) else None
+    named_by = target if function is not None else type(target)
+    where = f"{named_by.__module__}.{named_by.__qualname__}"
+    problems = []
+    for parameter in named:
+        if parameter.name in services:
+            hints = typing.get_type_hints(function or type(target).__call__)
+            annotation, field_type = hints.get(parameter.name), services[parameter.name]
+            if annotation != field_type:
+                problems.append(
+                    f"{where}: {parameter.name} is {_type_name(annotation)}, "
+                    f"the service is {_type_name(field_type)}"
+                )
+        elif parameter.name not in given:
+            problems.append(f"{where}: nothing gives {parameter.name}")
+    return problems
+
+
+def _injection_problems(root: Router) -> list[str]:
+    services = typing.get_type_hints(Services)
+    given = AIOGRAM_NAMES | _middleware_names()
+    return [
+        problem
+        for router in _routers(root)
+        for callback in _called_by_name(router)
+        for problem in _parameter_problems(
+            callback, given | ROUTER_NAMES.get(router.name or "", set()), services
+        )
+    ]
+
+
+def test_handlers_ask_only_for_what_they_are_given() -> None:
+    """Every parameter of every registered handler and filter (after the event) is aiogram's,
+    a middleware's, its router's, or a field of the services container typed as the field."""
+    assert {"session", "citizen", "roles", "lang", "throttled", "inbox_done"} <= _middleware_names()
+    root = setup_routers()
+    assert _injection_problems(root) == []
+    # The walk reached every feature module's handlers.
+    checked = {
+        inspect.unwrap(callback).__module__
+        for router in _routers(root)
+        for callback in _called_by_name(router)
+        if inspect.isfunction(inspect.unwrap(callback))
+    }
+    assert {factory.__module__ for factory in FACTORIES} <= checked
+
+
+def test_the_services_are_the_workflow_data() -> None:
+    # Each service itself under its field's name (`dataclasses.asdict` would give copies).
+    services = {field.name: object() for field in dataclasses.fields(Services)}
+    data = Services(**services).workflow_data()
+    assert data.keys() == services.keys()
+    assert all(data[name] is service for name, service in services.items())
+
+
+async def _asks_badly(
+    message: Message, catalogue: Catalog, faq: str, desk: object, lang: str
+) -> None:
+    """A misspelt service, a service typed as something else, a name only another router gives."""
+
+
+def test_the_check_sees_a_parameter_nothing_gives() -> None:
+    router = Router(name="handlers.example")
+    router.message.register(_asks_badly)
+    assert _injection_problems(router) == [
+        f"{__name__}._asks_badly: nothing gives catalogue",
+        f"{__name__}._asks_badly: faq is str, the service is bot.faq.service.FaqService",
+        f"{__name__}._asks_badly: nothing gives desk",
     ]

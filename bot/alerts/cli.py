@@ -18,7 +18,6 @@ from bot.alerts import service
 from bot.alerts.cap import CapError
 from bot.alerts.capio import describe, export_cap, import_cap
 from bot.alerts.catalog import Catalog
-from bot.alerts.engine import Broadcaster
 from bot.config import Settings
 from bot.db.models import Alert
 
@@ -105,9 +104,13 @@ async def serve_api(settings: Settings, host: str | None, port: int | None) -> N
     from aiohttp import web
 
     from bot.app import build, wait_for_stop
+    from bot.triage import Triage
     from bot.web import create_web_app
 
-    app = await build(settings)
+    # It handles no update (no polling, no webhook): the triage rules suffice, and the
+    # embedding models' memory and first-start embedding are not paid.
+    rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
+    app = await build(settings, triage=rules)
     runner = web.AppRunner(create_web_app(app, webhook=False))
     await runner.setup()
     site = web.TCPSite(runner, host or settings.webhook.host, port or settings.webhook.port)
@@ -154,7 +157,7 @@ async def serve_worker(
     # memory and first-start embedding are not paid.
     rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
     app = await build(settings, triage=rules)
-    broadcaster: Broadcaster = app.dispatcher.workflow_data["broadcaster"]
+    broadcaster = app.services.broadcaster
     runner = None
     if metrics_port is not None:
         from aiohttp import web
