@@ -46,6 +46,15 @@ class AlertError(Exception):
     """An alert action is not allowed (wrong state, own approval, unknown id…)."""
 
 
+def audit_alert(
+    session: AsyncSession, action: str, alert_id: int, *, actor_id: int | None, **details: Any
+) -> None:
+    """One audit row about an alert (written with the caller's commit)."""
+    repo.audit(
+        session, action, actor_id=actor_id, target_type="alert", target_id=alert_id, **details
+    )
+
+
 @dataclass
 class AlertDraft:
     """What staff (or a CAP file) supply for a new alert."""
@@ -269,14 +278,8 @@ async def create_draft(
     )
     session.add(alert)
     await session.flush()
-    repo.audit(
-        session,
-        "alert.draft",
-        actor_id=author_id,
-        target_type="alert",
-        target_id=alert.id,
-        kind=kind.value,
-        source=source,
+    audit_alert(
+        session, "alert.draft", alert.id, actor_id=author_id, kind=kind.value, source=source
     )
     return alert
 
@@ -305,12 +308,10 @@ async def submit(
         alert.progress_chat_id, alert.progress_message_id = progress
     if needs_approval(alert.severity, approval_severities) and alert.kind != AlertKind.CANCEL:
         alert.status = AlertStatus.PENDING_APPROVAL
-        repo.audit(
-            session, "alert.submit", actor_id=actor_id, target_type="alert", target_id=alert.id
-        )
+        audit_alert(session, "alert.submit", alert.id, actor_id=actor_id)
         return alert
     _queue(alert)
-    repo.audit(session, "alert.queue", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.queue", alert.id, actor_id=actor_id)
     if alert.kind == AlertKind.CANCEL and alert.references_id is not None:
         await _halt(session, alert.references_id, by=alert.id, actor_id=actor_id)
     return alert
@@ -324,9 +325,7 @@ async def _halt(session: AsyncSession, alert_id: int, *, by: int, actor_id: int 
         session, original, [AlertStatus.SENDING, AlertStatus.PAUSED], AlertStatus.CANCELLED
     )
     if halted:
-        repo.audit(
-            session, "alert.halt", actor_id=actor_id, target_type="alert", target_id=alert_id, by=by
-        )
+        audit_alert(session, "alert.halt", alert_id, actor_id=actor_id, by=by)
 
 
 def _queue(alert: Alert) -> None:
@@ -360,13 +359,8 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
     if alert.status != AlertStatus.PENDING_APPROVAL:
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
     if alert.created_by == approver_id:
-        repo.audit(
-            session,
-            "alert.approve_denied",
-            actor_id=approver_id,
-            target_type="alert",
-            target_id=alert.id,
-            reason="own alert",
+        audit_alert(
+            session, "alert.approve_denied", alert.id, actor_id=approver_id, reason="own alert"
         )
         raise AlertError("you cannot approve your own alert")
     now = utcnow()
@@ -381,9 +375,7 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
     )
     if not approved:
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
-    repo.audit(
-        session, "alert.approve", actor_id=approver_id, target_type="alert", target_id=alert.id
-    )
+    audit_alert(session, "alert.approve", alert.id, actor_id=approver_id)
     return alert
 
 
@@ -392,7 +384,7 @@ async def reject(session: AsyncSession, alert_id: int, *, actor_id: int) -> Aler
     alert = await get_alert(session, alert_id)
     if not await _move(session, alert, [AlertStatus.PENDING_APPROVAL], AlertStatus.REJECTED):
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
-    repo.audit(session, "alert.reject", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.reject", alert.id, actor_id=actor_id)
     return alert
 
 
@@ -418,12 +410,11 @@ async def withdraw_unsent(
     if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
         return None
     record = await _record(session, alert, AlertKind.CANCEL, actor_id, source, identifier, cap_xml)
-    repo.audit(
+    audit_alert(
         session,
         "alert.withdraw",
+        alert.id,
         actor_id=actor_id,
-        target_type="alert",
-        target_id=alert.id,
         by=record.id,
         identifier=record.identifier,
         source=source,
@@ -464,12 +455,11 @@ async def replace_unsent(
         identifier=identifier,
         cap_xml=cap_xml,
     )
-    repo.audit(
+    audit_alert(
         session,
         "alert.replace",
+        alert.id,
         actor_id=actor_id,
-        target_type="alert",
-        target_id=alert.id,
         by=replacement.id,
         identifier=replacement.identifier,
         source=source,
@@ -533,7 +523,7 @@ async def discard(session: AsyncSession, alert_id: int, *, actor_id: int | None)
     if alert.status not in allowed:
         raise AlertError(f"alert {alert_id} is {alert.status} and can no longer be withdrawn")
     alert.status = AlertStatus.CANCELLED
-    repo.audit(session, "alert.discard", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.discard", alert.id, actor_id=actor_id)
     return alert
 
 
@@ -549,12 +539,8 @@ async def set_paused(
     alerts = list((await session.scalars(stmt)).all())
     for alert in alerts:
         alert.status = target
-        repo.audit(
-            session,
-            "alert.pause" if paused else "alert.resume",
-            actor_id=actor_id,
-            target_type="alert",
-            target_id=alert.id,
+        audit_alert(
+            session, "alert.pause" if paused else "alert.resume", alert.id, actor_id=actor_id
         )
     return alerts
 
@@ -643,9 +629,7 @@ async def expire_overdue(session: AsyncSession) -> list[int]:
             update(Alert).where(Alert.id.in_(ids)).values(status=AlertStatus.CANCELLED)
         )
         for alert_id in ids:
-            repo.audit(
-                session, "alert.expired", actor_id=None, target_type="alert", target_id=alert_id
-            )
+            audit_alert(session, "alert.expired", alert_id, actor_id=None)
     return ids
 
 
