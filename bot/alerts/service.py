@@ -388,114 +388,73 @@ async def reject(session: AsyncSession, alert_id: int, *, actor_id: int) -> Aler
     return alert
 
 
-async def withdraw_unsent(
+async def supersede_unsent(
     session: AsyncSession,
     alert_id: int,
+    draft: AlertDraft | None,
     *,
     actor_id: int | None,
     source: str,
     identifier: str | None = None,
     cap_xml: str | None = None,
 ) -> Alert | None:
-    """A cancellation of an alert nobody has received (a draft, waiting for approval, or
-    scheduled): the alert is withdrawn, so it can no longer be approved or sent, and the
-    cancellation is kept (unsent: there is nobody to tell) as the record of why.
+    """An update (`draft`, its content) or a cancellation (None) of an alert nobody has
+    received (a draft, waiting for approval, or scheduled). The alert is withdrawn, so it can no
+    longer be approved or sent, and what takes its place is returned: for an update a new draft
+    (submit it: the approval rules apply to what will actually be sent); for a cancellation
+    the cancellation itself, kept unsent (there is nobody to tell) as the record of why.
 
-    Returns that record, or None when the alert is no longer unsent (it started sending
-    meanwhile): then a cancellation must go to the people who got it.
+    None when the alert is no longer unsent (it started sending meanwhile): then the update or
+    cancellation must go to the people who got it.
     """
     alert = await get_alert(session, alert_id)
     if alert.kind != AlertKind.ALERT:
-        raise AlertError("only an original alert can be cancelled")
-    if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
-        return None
-    record = await _record(session, alert, AlertKind.CANCEL, actor_id, source, identifier, cap_xml)
-    audit_alert(
-        session,
-        "alert.withdraw",
-        alert.id,
-        actor_id=actor_id,
-        by=record.id,
-        identifier=record.identifier,
-        source=source,
-    )
-    return record
-
-
-async def replace_unsent(
-    session: AsyncSession,
-    alert_id: int,
-    draft: AlertDraft,
-    *,
-    actor_id: int | None,
-    source: str,
-    identifier: str | None = None,
-    cap_xml: str | None = None,
-) -> Alert | None:
-    """An update of an alert nobody has received: a new draft with the update's content takes
-    its place (submit it: the approval rules apply to what will actually be sent) and the old
-    one is withdrawn, so a preview of the old content can no longer be approved.
-
-    Returns the new draft, or None when the alert is no longer unsent (it started sending).
-    """
-    alert = await get_alert(session, alert_id)
-    if alert.kind != AlertKind.ALERT:
-        raise AlertError("only an original alert can be updated")
+        raise AlertError(
+            f"only an original alert can be {'cancelled' if draft is None else 'updated'}"
+        )
     scheduled = alert.scheduled_at
     if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
         return None
-    if scheduled is not None and scheduled > utcnow() and draft.scheduled_at is None:
-        draft.scheduled_at = scheduled  # still sent when staff chose, not earlier
-    replacement = await create_draft(
-        session,
-        draft,
-        author_id=actor_id,
-        source=source,
-        references_id=alert.id,
-        identifier=identifier,
-        cap_xml=cap_xml,
-    )
-    audit_alert(
-        session,
-        "alert.replace",
-        alert.id,
-        actor_id=actor_id,
-        by=replacement.id,
-        identifier=replacement.identifier,
-        source=source,
-    )
-    return replacement
-
-
-async def _record(
-    session: AsyncSession,
-    original: Alert,
-    kind: AlertKind,
-    actor_id: int | None,
-    source: str,
-    identifier: str | None,
-    cap_xml: str | None,
-) -> Alert:
-    draft = AlertDraft(
-        category=original.category,
-        severity=original.severity,
-        content={lang: dict(texts) for lang, texts in original.content.items()},
-        districts=list(original.districts),
-        urgency=original.urgency,
-        certainty=original.certainty,
-    )
-    record = await create_draft(
+    if draft is None:
+        draft, kind, action = _draft_of(alert), AlertKind.CANCEL, "alert.withdraw"
+    else:
+        kind, action = AlertKind.ALERT, "alert.replace"
+        if scheduled is not None and scheduled > utcnow() and draft.scheduled_at is None:
+            draft.scheduled_at = scheduled  # still sent when staff chose, not earlier
+    successor = await create_draft(
         session,
         draft,
         author_id=actor_id,
         source=source,
         kind=kind,
-        references_id=original.id,
+        references_id=alert.id,
         identifier=identifier,
         cap_xml=cap_xml,
     )
-    record.status = AlertStatus.CANCELLED  # never sent: its alert reached nobody
-    return record
+    if kind == AlertKind.CANCEL:
+        successor.status = AlertStatus.CANCELLED  # never sent: its alert reached nobody
+    audit_alert(
+        session,
+        action,
+        alert.id,
+        actor_id=actor_id,
+        by=successor.id,
+        identifier=successor.identifier,
+        source=source,
+    )
+    return successor
+
+
+def _draft_of(alert: Alert) -> AlertDraft:
+    """A draft with an alert's category, severity, content, districts, urgency and certainty."""
+    return AlertDraft(
+        category=alert.category,
+        severity=alert.severity,
+        content={lang: dict(texts) for lang, texts in alert.content.items()},
+        districts=list(alert.districts),
+        urgency=alert.urgency,
+        certainty=alert.certainty,
+    )
 
 
 async def current_version(session: AsyncSession, alert: Alert) -> Alert:
@@ -566,18 +525,11 @@ async def derive(
         raise AlertError("only an original alert can be updated or cancelled")
     if original.status not in {AlertStatus.SENDING, AlertStatus.SENT, AlertStatus.PAUSED}:
         raise AlertError(f"alert {original_id} was not sent ({original.status})")
-    merged = {lang: dict(texts) for lang, texts in original.content.items()}
+    draft = _draft_of(original)
     for lang, texts in (content or {}).items():
-        merged.setdefault(lang, {}).update({k: v for k, v in texts.items() if v})
-    draft = AlertDraft(
-        category=original.category,
-        severity=severity or original.severity,
-        content=merged,
-        districts=list(original.districts),
-        urgency=original.urgency,
-        certainty=original.certainty,
-        expires_at=None if kind == AlertKind.CANCEL else (expires_at or original.expires_at),
-    )
+        draft.content.setdefault(lang, {}).update({k: v for k, v in texts.items() if v})
+    draft.severity = severity or original.severity
+    draft.expires_at = None if kind == AlertKind.CANCEL else (expires_at or original.expires_at)
     return await create_draft(
         session,
         draft,
