@@ -130,35 +130,26 @@ async def import_cap(
         if original.status in service.UNSENT:
             # Nobody has it yet: withdraw it, or put the update in its place. None: it started
             # sending meanwhile, and the update or cancellation goes to its recipients below.
-            if draft is None:
-                record = await service.withdraw_unsent(
-                    session,
-                    original.id,
-                    actor_id=actor_id,
-                    source=source,
-                    identifier=cap.identifier,
-                    cap_xml=xml,
-                )
-                if record is not None:
-                    return record
-            else:
+            if draft is not None:
                 draft.check(catalog, default_lang)
-                replacement = await service.replace_unsent(
+            successor = await service.supersede_unsent(
+                session,
+                original.id,
+                draft,
+                actor_id=actor_id,
+                source=source,
+                identifier=cap.identifier,
+                cap_xml=xml,
+            )
+            if successor is not None and draft is None:
+                return successor  # the cancellation, kept: there is nobody to send it to
+            if successor is not None:
+                return await service.submit(
                     session,
-                    original.id,
-                    draft,
+                    successor.id,
                     actor_id=actor_id,
-                    source=source,
-                    identifier=cap.identifier,
-                    cap_xml=xml,
+                    approval_severities=approval_severities,
                 )
-                if replacement is not None:
-                    return await service.submit(
-                        session,
-                        replacement.id,
-                        actor_id=actor_id,
-                        approval_severities=approval_severities,
-                    )
         alert = await service.derive(
             session,
             original.id,

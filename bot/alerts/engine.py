@@ -272,13 +272,8 @@ class Broadcaster:
                 select(func.count()).where(AlertDelivery.alert_id == alert.id)
             )
             alert.total_recipients = int(total or 0)
-            repo.audit(
-                session,
-                "alert.start",
-                actor_id=None,
-                target_type="alert",
-                target_id=alert.id,
-                recipients=alert.total_recipients,
+            service.audit_alert(
+                session, "alert.start", alert.id, actor_id=None, recipients=alert.total_recipients
             )
             await session.commit()
         log.info("alert %s: %s recipients", alert_id, total)
@@ -739,14 +734,7 @@ class Broadcaster:
             )
             if done.rowcount:  # type: ignore[attr-defined]
                 counts = await service.alert_counts(session, alert_id)
-                repo.audit(
-                    session,
-                    "alert.finish",
-                    actor_id=None,
-                    target_type="alert",
-                    target_id=alert_id,
-                    **cast(dict[str, Any], counts),
-                )
+                service.audit_alert(session, "alert.finish", alert_id, actor_id=None, **counts)
             await session.commit()
         if done.rowcount:  # type: ignore[attr-defined]
             await self._report(alert_id, state, done=True)

@@ -155,48 +155,20 @@ class _Plan:
             raise ValueError(f"a {kind} acquire takes 1..{limit} messages at once, got {n}")
 
 
-def _line(
-    limiter: LocalRateLimiter | RedisRateLimiter, urgent: bool, critical: bool, lifeline: bool
-) -> asyncio.Lock:
-    """The FIFO line a sender waits in: one per priority, so no priority waits behind a lower
-    one; a crisis reply (lifeline) waits behind nobody, an urgent case's traffic (critical)
-    behind crisis replies only."""
-    if lifeline:
-        return limiter._lifeline_lock
-    if critical:
-        return limiter._critical_lock
-    return limiter._urgent_lock if urgent else limiter._broadcast_lock
-
-
 def _conform_at(tat: float, now: float, n: int, interval: float, tolerance: float) -> float:
     """Earliest time at which n sends conform to one GCRA bucket."""
     return max(tat, now) + (n - 1) * interval - tolerance
 
 
-class LocalRateLimiter:
-    """In-process GCRA limiter with broadcast/urgent priority and a shared pause."""
+class _Limiter:
+    """What both backends keep alike: the plan, the rates it gives, and this process's FIFO
+    lines of waiting senders, one per priority."""
 
-    def __init__(
-        self,
-        rate: float = 25.0,
-        *,
-        burst: int = 5,
-        broadcast_share: float = 0.8,
-        urgent_reserve: int = 2,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        self._plan = _Plan(rate, burst, broadcast_share, urgent_reserve)
-        self._clock = clock
-        self._sleep = sleep
-        self._tat_global = -math.inf
-        self._tat_broadcast = -math.inf
-        self._paused_until = -math.inf
-        # One FIFO line per priority: urgent senders never queue behind broadcast workers.
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
         self._urgent_lock = asyncio.Lock()
         self._broadcast_lock = asyncio.Lock()
         self._critical_lock = asyncio.Lock()
-        self._critical_waiting = 0
         self._lifeline_lock = asyncio.Lock()
         self._lifeline_waiting = 0
 
@@ -209,6 +181,38 @@ class LocalRateLimiter:
     def broadcast_rate(self) -> float:
         """Messages per second that broadcast traffic may use at most."""
         return self._plan.rate * self._plan.broadcast_share
+
+    def _line(self, urgent: bool, critical: bool, lifeline: bool) -> asyncio.Lock:
+        """The FIFO line a sender waits in: one per priority, so no priority waits behind a
+        lower one; a crisis reply (lifeline) waits behind nobody, an urgent case's traffic
+        (critical) behind crisis replies only."""
+        if lifeline:
+            return self._lifeline_lock
+        if critical:
+            return self._critical_lock
+        return self._urgent_lock if urgent else self._broadcast_lock
+
+
+class LocalRateLimiter(_Limiter):
+    """In-process GCRA limiter with broadcast/urgent priority and a shared pause."""
+
+    def __init__(
+        self,
+        rate: float = 25.0,
+        *,
+        burst: int = 5,
+        broadcast_share: float = 0.8,
+        urgent_reserve: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(_Plan(rate, burst, broadcast_share, urgent_reserve))
+        self._clock = clock
+        self._sleep = sleep
+        self._tat_global = -math.inf
+        self._tat_broadcast = -math.inf
+        self._paused_until = -math.inf
+        self._critical_waiting = 0
 
     def _try(
         self, n: int, urgent: bool, now: float, critical: bool = False, lifeline: bool = False
@@ -251,7 +255,7 @@ class LocalRateLimiter:
         urgent = urgent or critical or lifeline
         self._plan.check_n(n, urgent)
         start = self._clock()
-        async with _line(self, urgent, critical, lifeline):
+        async with self._line(urgent, critical, lifeline):
             self._critical_waiting += critical
             self._lifeline_waiting += lifeline
             try:
@@ -347,7 +351,7 @@ return left
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_Limiter):
     """GCRA limiter whose state lives in Redis, so several processes share one rate."""
 
     def __init__(
@@ -362,7 +366,7 @@ class RedisRateLimiter:
         redis_timeout: float = 0.5,
         retry_after_failure: float = 5.0,
     ) -> None:
-        self._plan = _Plan(rate, burst, broadcast_share, urgent_reserve)
+        super().__init__(_Plan(rate, burst, broadcast_share, urgent_reserve))
         self._redis = redis
         self._timeout = redis_timeout
         self._fallback = LocalRateLimiter(
@@ -376,25 +380,10 @@ class RedisRateLimiter:
         self.keys = [f"{tag}:pause", f"{tag}:global", f"{tag}:broadcast"]
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)
         self._pause_script = redis.register_script(_PAUSE_LUA)
-        self._urgent_lock = asyncio.Lock()
-        self._broadcast_lock = asyncio.Lock()
-        self._critical_lock = asyncio.Lock()
-        self._lifeline_lock = asyncio.Lock()
-        self._lifeline_waiting = 0
 
     async def close(self) -> None:
         """Close the Redis client (the application does this when it stops)."""
         await self._redis.aclose()
-
-    @property
-    def rate(self) -> float:
-        """Global messages per second for all traffic together."""
-        return self._plan.rate
-
-    @property
-    def broadcast_rate(self) -> float:
-        """Messages per second that broadcast traffic may use at most."""
-        return self._plan.rate * self._plan.broadcast_share
 
     async def acquire(
         self, n: int = 1, *, urgent: bool = False, critical: bool = False, lifeline: bool = False
@@ -417,7 +406,7 @@ class RedisRateLimiter:
         # Only the head of each local line polls Redis, so a process with many workers does
         # not flood Redis with retries.
         kind = {"urgent": urgent, "critical": critical, "lifeline": lifeline}
-        async with _line(self, urgent, critical, lifeline):
+        async with self._line(urgent, critical, lifeline):
             self._lifeline_waiting += lifeline
             try:
                 while True:

@@ -46,6 +46,15 @@ class AlertError(Exception):
     """An alert action is not allowed (wrong state, own approval, unknown id…)."""
 
 
+def audit_alert(
+    session: AsyncSession, action: str, alert_id: int, *, actor_id: int | None, **details: Any
+) -> None:
+    """One audit row about an alert (written with the caller's commit)."""
+    repo.audit(
+        session, action, actor_id=actor_id, target_type="alert", target_id=alert_id, **details
+    )
+
+
 @dataclass
 class AlertDraft:
     """What staff (or a CAP file) supply for a new alert."""
@@ -269,14 +278,8 @@ async def create_draft(
     )
     session.add(alert)
     await session.flush()
-    repo.audit(
-        session,
-        "alert.draft",
-        actor_id=author_id,
-        target_type="alert",
-        target_id=alert.id,
-        kind=kind.value,
-        source=source,
+    audit_alert(
+        session, "alert.draft", alert.id, actor_id=author_id, kind=kind.value, source=source
     )
     return alert
 
@@ -305,12 +308,10 @@ async def submit(
         alert.progress_chat_id, alert.progress_message_id = progress
     if needs_approval(alert.severity, approval_severities) and alert.kind != AlertKind.CANCEL:
         alert.status = AlertStatus.PENDING_APPROVAL
-        repo.audit(
-            session, "alert.submit", actor_id=actor_id, target_type="alert", target_id=alert.id
-        )
+        audit_alert(session, "alert.submit", alert.id, actor_id=actor_id)
         return alert
     _queue(alert)
-    repo.audit(session, "alert.queue", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.queue", alert.id, actor_id=actor_id)
     if alert.kind == AlertKind.CANCEL and alert.references_id is not None:
         await _halt(session, alert.references_id, by=alert.id, actor_id=actor_id)
     return alert
@@ -324,9 +325,7 @@ async def _halt(session: AsyncSession, alert_id: int, *, by: int, actor_id: int 
         session, original, [AlertStatus.SENDING, AlertStatus.PAUSED], AlertStatus.CANCELLED
     )
     if halted:
-        repo.audit(
-            session, "alert.halt", actor_id=actor_id, target_type="alert", target_id=alert_id, by=by
-        )
+        audit_alert(session, "alert.halt", alert_id, actor_id=actor_id, by=by)
 
 
 def _queue(alert: Alert) -> None:
@@ -360,13 +359,8 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
     if alert.status != AlertStatus.PENDING_APPROVAL:
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
     if alert.created_by == approver_id:
-        repo.audit(
-            session,
-            "alert.approve_denied",
-            actor_id=approver_id,
-            target_type="alert",
-            target_id=alert.id,
-            reason="own alert",
+        audit_alert(
+            session, "alert.approve_denied", alert.id, actor_id=approver_id, reason="own alert"
         )
         raise AlertError("you cannot approve your own alert")
     now = utcnow()
@@ -381,9 +375,7 @@ async def approve(session: AsyncSession, alert_id: int, *, approver_id: int) -> 
     )
     if not approved:
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
-    repo.audit(
-        session, "alert.approve", actor_id=approver_id, target_type="alert", target_id=alert.id
-    )
+    audit_alert(session, "alert.approve", alert.id, actor_id=approver_id)
     return alert
 
 
@@ -392,120 +384,77 @@ async def reject(session: AsyncSession, alert_id: int, *, actor_id: int) -> Aler
     alert = await get_alert(session, alert_id)
     if not await _move(session, alert, [AlertStatus.PENDING_APPROVAL], AlertStatus.REJECTED):
         raise AlertError(f"alert {alert_id} is {alert.status}, not waiting for approval")
-    repo.audit(session, "alert.reject", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.reject", alert.id, actor_id=actor_id)
     return alert
 
 
-async def withdraw_unsent(
+async def supersede_unsent(
     session: AsyncSession,
     alert_id: int,
+    draft: AlertDraft | None,
     *,
     actor_id: int | None,
     source: str,
     identifier: str | None = None,
     cap_xml: str | None = None,
 ) -> Alert | None:
-    """A cancellation of an alert nobody has received (a draft, waiting for approval, or
-    scheduled): the alert is withdrawn, so it can no longer be approved or sent, and the
-    cancellation is kept (unsent: there is nobody to tell) as the record of why.
+    """An update (`draft`, its content) or a cancellation (None) of an alert nobody has
+    received (a draft, waiting for approval, or scheduled). The alert is withdrawn, so it can no
+    longer be approved or sent, and what takes its place is returned: for an update a new draft
+    (submit it: the approval rules apply to what will actually be sent); for a cancellation
+    the cancellation itself, kept unsent (there is nobody to tell) as the record of why.
 
-    Returns that record, or None when the alert is no longer unsent (it started sending
-    meanwhile): then a cancellation must go to the people who got it.
+    None when the alert is no longer unsent (it started sending meanwhile): then the update or
+    cancellation must go to the people who got it.
     """
     alert = await get_alert(session, alert_id)
     if alert.kind != AlertKind.ALERT:
-        raise AlertError("only an original alert can be cancelled")
-    if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
-        return None
-    record = await _record(session, alert, AlertKind.CANCEL, actor_id, source, identifier, cap_xml)
-    repo.audit(
-        session,
-        "alert.withdraw",
-        actor_id=actor_id,
-        target_type="alert",
-        target_id=alert.id,
-        by=record.id,
-        identifier=record.identifier,
-        source=source,
-    )
-    return record
-
-
-async def replace_unsent(
-    session: AsyncSession,
-    alert_id: int,
-    draft: AlertDraft,
-    *,
-    actor_id: int | None,
-    source: str,
-    identifier: str | None = None,
-    cap_xml: str | None = None,
-) -> Alert | None:
-    """An update of an alert nobody has received: a new draft with the update's content takes
-    its place (submit it: the approval rules apply to what will actually be sent) and the old
-    one is withdrawn, so a preview of the old content can no longer be approved.
-
-    Returns the new draft, or None when the alert is no longer unsent (it started sending).
-    """
-    alert = await get_alert(session, alert_id)
-    if alert.kind != AlertKind.ALERT:
-        raise AlertError("only an original alert can be updated")
+        raise AlertError(
+            f"only an original alert can be {'cancelled' if draft is None else 'updated'}"
+        )
     scheduled = alert.scheduled_at
     if not await _move(session, alert, UNSENT, AlertStatus.CANCELLED):
         return None
-    if scheduled is not None and scheduled > utcnow() and draft.scheduled_at is None:
-        draft.scheduled_at = scheduled  # still sent when staff chose, not earlier
-    replacement = await create_draft(
-        session,
-        draft,
-        author_id=actor_id,
-        source=source,
-        references_id=alert.id,
-        identifier=identifier,
-        cap_xml=cap_xml,
-    )
-    repo.audit(
-        session,
-        "alert.replace",
-        actor_id=actor_id,
-        target_type="alert",
-        target_id=alert.id,
-        by=replacement.id,
-        identifier=replacement.identifier,
-        source=source,
-    )
-    return replacement
-
-
-async def _record(
-    session: AsyncSession,
-    original: Alert,
-    kind: AlertKind,
-    actor_id: int | None,
-    source: str,
-    identifier: str | None,
-    cap_xml: str | None,
-) -> Alert:
-    draft = AlertDraft(
-        category=original.category,
-        severity=original.severity,
-        content={lang: dict(texts) for lang, texts in original.content.items()},
-        districts=list(original.districts),
-        urgency=original.urgency,
-        certainty=original.certainty,
-    )
-    record = await create_draft(
+    if draft is None:
+        draft, kind, action = _draft_of(alert), AlertKind.CANCEL, "alert.withdraw"
+    else:
+        kind, action = AlertKind.ALERT, "alert.replace"
+        if scheduled is not None and scheduled > utcnow() and draft.scheduled_at is None:
+            draft.scheduled_at = scheduled  # still sent when staff chose, not earlier
+    successor = await create_draft(
         session,
         draft,
         author_id=actor_id,
         source=source,
         kind=kind,
-        references_id=original.id,
+        references_id=alert.id,
         identifier=identifier,
         cap_xml=cap_xml,
     )
-    record.status = AlertStatus.CANCELLED  # never sent: its alert reached nobody
-    return record
+    if kind == AlertKind.CANCEL:
+        successor.status = AlertStatus.CANCELLED  # never sent: its alert reached nobody
+    audit_alert(
+        session,
+        action,
+        alert.id,
+        actor_id=actor_id,
+        by=successor.id,
+        identifier=successor.identifier,
+        source=source,
+    )
+    return successor
+
+
+def _draft_of(alert: Alert) -> AlertDraft:
+    """A draft with an alert's category, severity, content, districts, urgency and certainty."""
+    return AlertDraft(
+        category=alert.category,
+        severity=alert.severity,
+        content={lang: dict(texts) for lang, texts in alert.content.items()},
+        districts=list(alert.districts),
+        urgency=alert.urgency,
+        certainty=alert.certainty,
+    )
 
 
 async def current_version(session: AsyncSession, alert: Alert) -> Alert:
@@ -533,7 +482,7 @@ async def discard(session: AsyncSession, alert_id: int, *, actor_id: int | None)
     if alert.status not in allowed:
         raise AlertError(f"alert {alert_id} is {alert.status} and can no longer be withdrawn")
     alert.status = AlertStatus.CANCELLED
-    repo.audit(session, "alert.discard", actor_id=actor_id, target_type="alert", target_id=alert.id)
+    audit_alert(session, "alert.discard", alert.id, actor_id=actor_id)
     return alert
 
 
@@ -549,12 +498,8 @@ async def set_paused(
     alerts = list((await session.scalars(stmt)).all())
     for alert in alerts:
         alert.status = target
-        repo.audit(
-            session,
-            "alert.pause" if paused else "alert.resume",
-            actor_id=actor_id,
-            target_type="alert",
-            target_id=alert.id,
+        audit_alert(
+            session, "alert.pause" if paused else "alert.resume", alert.id, actor_id=actor_id
         )
     return alerts
 
@@ -580,18 +525,11 @@ async def derive(
         raise AlertError("only an original alert can be updated or cancelled")
     if original.status not in {AlertStatus.SENDING, AlertStatus.SENT, AlertStatus.PAUSED}:
         raise AlertError(f"alert {original_id} was not sent ({original.status})")
-    merged = {lang: dict(texts) for lang, texts in original.content.items()}
+    draft = _draft_of(original)
     for lang, texts in (content or {}).items():
-        merged.setdefault(lang, {}).update({k: v for k, v in texts.items() if v})
-    draft = AlertDraft(
-        category=original.category,
-        severity=severity or original.severity,
-        content=merged,
-        districts=list(original.districts),
-        urgency=original.urgency,
-        certainty=original.certainty,
-        expires_at=None if kind == AlertKind.CANCEL else (expires_at or original.expires_at),
-    )
+        draft.content.setdefault(lang, {}).update({k: v for k, v in texts.items() if v})
+    draft.severity = severity or original.severity
+    draft.expires_at = None if kind == AlertKind.CANCEL else (expires_at or original.expires_at)
     return await create_draft(
         session,
         draft,
@@ -643,9 +581,7 @@ async def expire_overdue(session: AsyncSession) -> list[int]:
             update(Alert).where(Alert.id.in_(ids)).values(status=AlertStatus.CANCELLED)
         )
         for alert_id in ids:
-            repo.audit(
-                session, "alert.expired", actor_id=None, target_type="alert", target_id=alert_id
-            )
+            audit_alert(session, "alert.expired", alert_id, actor_id=None)
     return ids
 
 

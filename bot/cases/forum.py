@@ -196,27 +196,30 @@ class Forum:
                 await self.notice_in(session, case, text)
                 await session.commit()
 
-    async def _topic_case(self, session: AsyncSession, case_id: int) -> tuple[Case, Citizen] | None:
-        """The case and its citizen, when the case has a topic."""
+    async def _topic_case(
+        self, session: AsyncSession, case_id: int, closed: bool | None = None
+    ) -> tuple[Case, int, int, str] | None:
+        """The case, its topic's chat and thread, and the name the topic should have (closed
+        or open; by default as the case is), when the case has a topic."""
         case = await session.get(Case, case_id)
         if case is None or case.forum_chat_id is None or case.forum_topic_id is None:
             return None
         citizen = await session.get(Citizen, case.citizen_id)
         assert citizen is not None
-        return case, citizen
+        if closed is None:
+            closed = case.status == CaseStatus.CLOSED
+        name = cards.topic_name(case, citizen, closed=closed)
+        return case, case.forum_chat_id, case.forum_topic_id, name
 
     async def set_topic_closed(self, case_id: int, closed: bool) -> None:
         """Close (✅ name) or reopen a case's topic; Telegram errors are logged."""
         desk, bot = self.desk, self.desk.bot
         # Done even if another process keeps the case past the wait: an officer asked for it.
         async with desk.hold(case_id, CLAIM_WAIT_SECONDS), desk.sessionmaker() as session:
-            found = await self._topic_case(session, case_id)
+            found = await self._topic_case(session, case_id, closed)
             if found is None:
                 return
-            case, citizen = found
-            assert case.forum_chat_id is not None and case.forum_topic_id is not None
-            name = cards.topic_name(case, citizen, closed=closed)
-            chat, thread = case.forum_chat_id, case.forum_topic_id
+            case, chat, thread, name = found
             try:
                 if closed:
                     closer = await self.staff_name(session, case.closed_by)
@@ -235,11 +238,11 @@ class Forum:
                         await bot.reopen_forum_topic(chat, thread)
                 if name != case.topic_name:
                     with contextlib.suppress(TelegramBadRequest):
-                        await bot.edit_forum_topic(chat, case.forum_topic_id, name=name)
+                        await bot.edit_forum_topic(chat, thread, name=name)
                     case.topic_name = name
                 if closed:
                     with contextlib.suppress(TelegramBadRequest):
-                        await bot.close_forum_topic(chat, case.forum_topic_id)
+                        await bot.close_forum_topic(chat, thread)
                 else:
                     await self.notice_in(session, case, desk.st("ho_reopened_topic", id=case.id))
             except TelegramAPIError as exc:
@@ -253,13 +256,11 @@ class Forum:
             found = await self._topic_case(session, case_id)
             if found is None:
                 return
-            case, citizen = found
-            assert case.forum_chat_id is not None and case.forum_topic_id is not None
-            name = cards.topic_name(case, citizen, closed=case.status == CaseStatus.CLOSED)
+            case, chat, thread, name = found
             if name == case.topic_name:
                 return
             try:
-                await desk.bot.edit_forum_topic(case.forum_chat_id, case.forum_topic_id, name=name)
+                await desk.bot.edit_forum_topic(chat, thread, name=name)
                 case.topic_name = name
                 if case.priority == CasePriority.URGENT and case.status == CaseStatus.OPEN:
                     await self.page(session, case, first=True)

@@ -11,7 +11,6 @@ async with EmulatorClient(server.base_url) as emu:
 from __future__ import annotations
 
 import base64
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -189,12 +188,7 @@ class EmulatorClient:
     async def __aenter__(self) -> EmulatorClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:

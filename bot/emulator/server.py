@@ -8,7 +8,6 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
-from types import TracebackType
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -479,12 +478,7 @@ class EmulatorServer:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
 

@@ -348,43 +348,25 @@ def _check_cross_entry(kb: KnowledgeBase, problems: list[Problem], lines: LineMa
             own: set[str] = set()
             for phrase in [loc.question, *loc.alternatives]:
                 norm = normalize(phrase)
-                line = lines.get((entry.id, lang, phrase), entry.source_line)
+                severity: Severity
                 if not norm:
-                    problems.append(
-                        Problem(
-                            entry.source_file,
-                            line,
-                            "error",
-                            f"entry {entry.id} [{lang}]: "
-                            f"phrasing {phrase!r} is empty after normalisation",
-                        )
-                    )
-                    continue
-                if norm in own:
-                    problems.append(
-                        Problem(
-                            entry.source_file,
-                            line,
-                            "warning",
-                            f"entry {entry.id} [{lang}]: "
-                            f"phrasing {phrase!r} repeats another of the same entry",
-                        )
-                    )
-                    continue
-                own.add(norm)
-                other = seen.get((lang, norm))
-                if other is not None and other != entry.id:
-                    problems.append(
-                        Problem(
-                            entry.source_file,
-                            line,
-                            "error",
-                            f"entry {entry.id} [{lang}]: "
-                            f"phrasing {phrase!r} is also a phrasing of entry {other}",
-                        )
-                    )
+                    severity, what = "error", "is empty after normalisation"
+                elif norm in own:
+                    severity, what = "warning", "repeats another of the same entry"
                 else:
-                    seen[(lang, norm)] = entry.id
+                    own.add(norm)
+                    other = seen.setdefault((lang, norm), entry.id)
+                    if other == entry.id:
+                        continue
+                    severity, what = "error", f"is also a phrasing of entry {other}"
+                problems.append(
+                    Problem(
+                        entry.source_file,
+                        lines.get((entry.id, lang, phrase), entry.source_line),
+                        severity,
+                        f"entry {entry.id} [{lang}]: phrasing {phrase!r} {what}",
+                    )
+                )
             for test in loc.tests:
                 if normalize(test) in own:
                     problems.append(

@@ -106,12 +106,23 @@ _PHRASE_GROUP = re.compile(r"(?<!\\)\{[^}\d,]*\|")
 _RULES_REMEMBERED = 4096
 
 
-class _SignalSpec(BaseModel):
-    """One signal as written in a language file."""
+class _MatchSpec(BaseModel):
+    """What finds a span of a message, as written in a language file: phrases and patterns."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
+    note: str = ""
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    #: words one of which every match of ``patterns`` contains (a word or its first six
+    #: letters, normalised); lets long messages skip the patterns. Empty: always run them.
+    anchors: list[str] = Field(default_factory=list)
+
+
+class _SignalSpec(_MatchSpec):
+    """One signal as written in a language file."""
+
     level: Literal["crisis", "emergency", "human"]
     weight: float = Field(default=1.0, gt=0, le=1.0)
     context: bool = False
@@ -120,12 +131,6 @@ class _SignalSpec(BaseModel):
     #: the signal only counts in messages of at most this many words (a bare means or
     #: euphemism sent alone, such as "noose", has no benign context around it).
     max_words: int | None = Field(default=None, ge=1)
-    note: str = ""
-    phrases: list[str] = Field(default_factory=list)
-    patterns: list[str] = Field(default_factory=list)
-    #: words one of which every match of ``patterns`` contains (a word or its first six
-    #: letters, normalised); lets long messages skip the patterns. Empty: always run them.
-    anchors: list[str] = Field(default_factory=list)
 
     @field_validator("patterns")
     @classmethod
@@ -141,16 +146,8 @@ class _SignalSpec(BaseModel):
         return value
 
 
-class _ExceptionSpec(BaseModel):
+class _ExceptionSpec(_MatchSpec):
     """An idiom or negation whose span is removed before signals are matched."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1)
-    note: str = ""
-    phrases: list[str] = Field(default_factory=list)
-    patterns: list[str] = Field(default_factory=list)
-    anchors: list[str] = Field(default_factory=list)
 
 
 class _FuzzySpec(BaseModel):
