@@ -319,7 +319,8 @@ async def test_close_rating_and_reopen(harness: Harness) -> None:
     await bob.user.send("Sorry, one more thing", reply_to=officers_message["message_id"])
     reopened = await bob.next()
     assert "open again" in reopened["text"]
-    topic = await eventually(lambda: _open_topic(harness))
+    # Reopened, then renamed (two calls): wait for the name, not only the open state.
+    topic = await eventually(lambda: _open_topic(harness, renamed=True))
     assert topic["name"].startswith("#1 ")
     await bot_says(harness, FORUM_ID, lambda m: m.get("text") == "Sorry, one more thing", tid)
 
@@ -332,9 +333,11 @@ async def test_close_rating_and_reopen(harness: Harness) -> None:
     await eventually(lambda: _open_topic(harness))
 
 
-async def _open_topic(harness: Harness) -> dict[str, Any] | None:
+async def _open_topic(harness: Harness, renamed: bool = False) -> dict[str, Any] | None:
     topic = await topic_of(harness, 1)
-    return None if topic["is_closed"] else topic
+    if topic["is_closed"] or (renamed and topic["name"].startswith("✅")):
+        return None
+    return topic
 
 
 async def test_deleted_topic_is_recreated_with_the_card(harness: Harness) -> None:
