@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
-from bot.alerts.engine import Broadcaster, EngineConfig
 from bot.alerts.ratelimit import LocalRateLimiter
 from bot.db.models import (
     Alert,
@@ -27,50 +26,13 @@ from bot.db.models import (
 )
 from bot.emulator.core import Fault
 from bot.emulator.server import EmulatorServer
-from tests.alerts.conftest import add_subscribers, texts_in
-
-CONTENT = {
-    "en": {"headline": "Road closed", "description": "Bridge works.", "instruction": "Detour."},
-    "zh": {"headline": "道路封闭", "description": "桥梁施工。", "instruction": "请绕行。"},
-}
-
-
-def make_engine(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    tg: Bot,
-    catalog: Catalog,
-    **config: object,
-) -> Broadcaster:
-    cfg = EngineConfig(concurrency=8, batch_size=20, flush_interval=0.05, poll_interval=0.05)
-    for key, value in config.items():
-        setattr(cfg, key, value)
-    return Broadcaster(sessionmaker, tg, LocalRateLimiter(10_000, burst=50), catalog, "en", cfg)
-
-
-async def queued_alert(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    severity: str = "Moderate",
-    districts: list[str] | None = None,
-    category: str = "traffic",
-    **fields: object,
-) -> int:
-    draft = service.AlertDraft(
-        category=category,
-        severity=severity,
-        content=CONTENT,
-        districts=districts or [],
-        **fields,  # type: ignore[arg-type]
-    )
-    async with sessionmaker() as session:
-        alert = await service.create_draft(session, draft, author_id=1)
-        await service.submit(session, alert.id, actor_id=1, approval_severities=[])
-        await session.commit()
-        return alert.id
-
-
-async def states(sessionmaker: async_sessionmaker[AsyncSession], alert_id: int) -> dict[str, int]:
-    async with sessionmaker() as session:
-        return await service.alert_counts(session, alert_id)
+from tests.support.alerts import (
+    add_subscribers,
+    make_engine,
+    queued_alert,
+    states,
+    texts_in,
+)
 
 
 async def test_sends_each_subscriber_once_in_their_language(

@@ -22,9 +22,16 @@ from bot.alerts.ratelimit import LocalRateLimiter
 from bot.cli import main
 from bot.db.models import AlertDelivery
 from bot.emulator.server import EmulatorServer
-from tests.alerts.conftest import KNOWLEDGE, REDIS_URL, add_subscribers, texts_in
-from tests.alerts.test_engine import make_engine, queued_alert, states
-from tests.e2e.conftest import metric, parse_metrics
+from tests.support import KNOWLEDGE
+from tests.support.alerts import (
+    REDIS_URL,
+    add_subscribers,
+    make_engine,
+    queued_alert,
+    states,
+    texts_in,
+)
+from tests.support.metrics import metric, parse_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,15 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditLog, Subscription
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import callback_answer
-from tests.e2e.conftest import ADMIN_ID, STAFF, CitizenActor, Harness, bot_message, buttons
+from tests.support.e2e import (
+    ADMIN_ID,
+    STAFF,
+    CitizenActor,
+    Harness,
+    bot_message,
+    buttons,
+    callback_answer,
+)
 
 AUTHOR, REVIEWER = list(STAFF)
 

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from bot.alerts.cap import parse_cap
 from bot.db.models import Alert, utcnow
 from bot.web import create_web_app
-from tests.cases.e2e_helpers import callback_answer
-from tests.e2e.conftest import KNOWLEDGE, REPO, STAFF, Harness, bot_message, buttons
+from tests.support import KNOWLEDGE, REPO
+from tests.support.e2e import STAFF, Harness, bot_message, buttons, callback_answer
 
 DATA = REPO / "tests" / "alerts" / "data"
 TOKEN = "cap-token-for-tests-0123456789"

@@ -19,9 +19,8 @@ from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
 from bot.failpoints import POINTS
-from tests.cases.e2e_helpers import text_of
-from tests.e2e.conftest import FORUM_ID
-from tests.e2e.faults import BotProcess, TcpProxy
+from tests.support.e2e import FORUM_ID, text_of
+from tests.support.processes import BotProcess, TcpProxy
 
 CRISIS = "I want to kill myself tonight"
 CRISIS_MARK = "A person from our team is joining you"

@@ -30,10 +30,8 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.cases.e2e_helpers import text_of
-from tests.e2e.conftest import BACKUP_ID, FORUM_ID, OFFICERS
-from tests.e2e.faults import BotProcess
-from tests.e2e.nginx import Nginx, nginx_binary
+from tests.support.e2e import BACKUP_ID, FORUM_ID, OFFICERS, text_of
+from tests.support.processes import BotProcess, Nginx, nginx_binary
 
 REQUIRE_NGINX = os.environ.get("SAFEWELL_REQUIRE_NGINX") == "1"
 if nginx_binary() is None and not REQUIRE_NGINX:

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from bot.alerts.catalog import Catalog
 from bot.db.models import Subscription
-from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons
+from tests.support import KNOWLEDGE
+from tests.support.e2e import Harness, bot_message, buttons
 
 
 async def subscriptions(harness: Harness, citizen_id: int) -> set[tuple[str, str]]:

@@ -12,7 +12,7 @@ import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage.model import ExamplesModel, decide_all, rank_all
-from tests.triage.counting import counted
+from tests.support.triage import counted
 
 NORMAL = TriageResult("normal", ())
 # Citizens' questions, English and Chinese: every file's word vectors rule them out.

@@ -13,7 +13,7 @@ import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage.model import ExamplesModel, WordVectors, decide_all, rank_all
-from tests.triage.counting import counted
+from tests.support.triage import counted
 
 NORMAL = TriageResult("normal", ())
 HELDOUT = yaml.safe_load(Path(__file__).with_name("emergency_heldout.yaml").read_text("utf-8"))

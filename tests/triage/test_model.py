@@ -20,7 +20,7 @@ from bot.triage.model import (
     recording_embeddings,
     write_shipped,
 )
-from tests.triage.counting import CountingEncoder
+from tests.support.triage import CountingEncoder
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
