@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
+from tests.support import REPO
 
 TOKEN = "123456789:AAH-valid_looking_secret_for_tests_only"
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)

@@ -22,9 +22,9 @@ from bot.alerts.cap import MAX_CAP_BYTES
 from bot.alerts.catalog import Catalog
 from bot.config import load_settings
 from bot.db.models import Alert, utcnow
+from tests.support import KNOWLEDGE
 
 DATA = Path(__file__).parent / "data"
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 TOKEN = "cap-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
 

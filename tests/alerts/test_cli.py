@@ -12,9 +12,9 @@ import pytest
 
 from bot.cli import main
 from bot.db.models import utcnow
+from tests.support import KNOWLEDGE
 
 DATA = Path(__file__).parent / "data"
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 # Alembic's INFO lines are not what an operator reads: the command's own output is.
 QUIET = ["--env-file", "/nonexistent", "--log-level", "WARNING"]
 Import = Callable[[bytes], tuple[int, str, str]]

@@ -22,7 +22,7 @@ from bot.alerts.ratelimit import LocalRateLimiter
 from bot.cli import main
 from bot.db.models import AlertDelivery
 from bot.emulator.server import EmulatorServer
-from tests.support import KNOWLEDGE
+from tests.support import KNOWLEDGE, REPO
 from tests.support.alerts import (
     REDIS_URL,
     add_subscribers,
@@ -32,8 +32,6 @@ from tests.support.alerts import (
     texts_in,
 )
 from tests.support.metrics import metric, parse_metrics
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def worker_env(tmp_path: Path, **values: str) -> dict[str, str]:
