@@ -7,6 +7,7 @@ from here (`tests.support.<concern>`), never from another test module or a conft
 - `metrics`: reading a /metrics scrape.
 - `processes`: the bot as a process of its own, a TCP proxy in front of PostgreSQL, nginx
   (also used by the benchmarks, so they import nothing else of the suite).
+- `web`: an aiohttp application served on a loopback port.
 - `alerts`, `cases`, `emulator`, `stats`, `triage`: helpers for those tests.
 
 This `__init__` holds only the repository's paths: `benchmarks/` imports
