@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiohttp import web
 
 from bot.emulator.client import EmulatorClient
+from tests.support.processes import free_port
 from tests.support.web import serving
 
 
@@ -123,10 +123,7 @@ async def test_webhook_delivers_in_order_with_the_secret_header(
 async def test_webhook_retries_while_the_receiver_is_down_or_failing(
     bot: Bot, emu: EmulatorClient
 ) -> None:
-    # Take a free port and leave it closed: the receiver is "down".
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # left closed: the receiver is "down"
     url = f"http://127.0.0.1:{port}/hook"
     await bot.set_webhook(url)
     await emu.user(42).send("while down")

@@ -1,7 +1,8 @@
 """Real processes for the crisis-path and scale-out tests and the benchmarks: the bot as a
 process of its own (to kill -9, or to measure apart from the emulator), a TCP proxy in front of
-PostgreSQL to take the database away and bring it back, and Debian's nginx in front of several
-webhook processes. Imports nothing else from the test suite (the benchmarks use it too)."""
+PostgreSQL to take the database away and bring it back, Debian's nginx in front of several
+webhook processes, and the loopback they meet on (a free port, whether the local Redis answers).
+Imports nothing else from the test suite (the benchmarks use it too)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +22,23 @@ from tests.support import KNOWLEDGE, REPO
 
 # nginx's configuration, filled in per run (`Nginx.config`).
 NGINX_TEMPLATE = Path(__file__).with_name("nginx.conf.in")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a process to bind, or to find closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_answers() -> bool:
+    """Whether a Redis server answers PING on 127.0.0.1:6379."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 class TcpProxy:
