@@ -122,6 +122,16 @@ async def bot_message(emu: EmulatorClient, chat_id: int, message_id: int) -> dic
     raise AssertionError(f"message {message_id} not in chat {chat_id}")
 
 
+async def pressed(
+    harness: Harness, actor: CitizenActor, message: dict[str, Any], text: str
+) -> dict[str, Any]:
+    """Press a button under a bot message in the actor's chat, let the bot handle it, and
+    return that message as it is shown now (after the bot's edit)."""
+    await actor.press(message, text)
+    await harness.settle()
+    return await bot_message(harness.emu, actor.id, message["message_id"])
+
+
 def buttons(message: dict[str, Any]) -> list[str]:
     """The texts of a message's inline buttons, row by row flattened."""
     markup = message.get("reply_markup") or {}
