@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.alerts.cap import parse_cap
-from bot.db.models import Alert, utcnow
+from bot.db.models import Alert
 from bot.web import create_web_app
 from tests.support import KNOWLEDGE, REPO
+from tests.support.alerts import CAP_SAMPLES, cap_sample
 from tests.support.e2e import STAFF, Harness, bot_message, buttons, callback_answer
 from tests.support.web import serving
 
-DATA = REPO / "tests" / "alerts" / "data"
+DATA = CAP_SAMPLES
 TOKEN = "cap-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
 REVIEWER = list(STAFF)[1]
@@ -33,13 +32,6 @@ REVIEWER = list(STAFF)[1]
 @pytest.fixture
 def settings_overrides() -> dict[str, dict[str, Any]]:
     return {"alerts": {"api_token": TOKEN}}
-
-
-def sample(name: str) -> bytes:
-    """A sample with its expiry moved into the future, so the test does not age."""
-    text = (DATA / name).read_text(encoding="utf-8")
-    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
-    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text).encode()
 
 
 def cli(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +71,7 @@ async def test_cli_import_and_export(harness: Harness, tmp_path: Path) -> None:
     ann = await harness.new_citizen(801)
     await ann.say("/start sub_missing-persons_riverside")
     source = tmp_path / "amber.xml"
-    source.write_bytes(sample("amber_alert.xml"))
+    source.write_bytes(cap_sample("amber_alert.xml"))
     done = await asyncio.to_thread(cli, harness, "alert", "import", str(source))
     assert done.returncode == 0, done.stderr
     assert "pending_approval" in done.stdout
@@ -110,24 +102,24 @@ async def test_http_api_with_bearer_token(harness: Harness) -> None:
     await ann.say("/start sub_missing-persons")
     assert harness.app is not None
     async with cap_api(harness) as url, aiohttp.ClientSession() as http:
-        async with http.post(url, data=sample("amber_alert.xml")) as resp:
+        async with http.post(url, data=cap_sample("amber_alert.xml")) as resp:
             assert resp.status == 401
         wrong = {"Authorization": "Bearer nope"}
-        async with http.post(url, data=sample("amber_alert.xml"), headers=wrong) as resp:
+        async with http.post(url, data=cap_sample("amber_alert.xml"), headers=wrong) as resp:
             assert resp.status == 401
         bad = (DATA / "invalid" / "billion_laughs.xml").read_bytes()
         async with http.post(url, data=bad, headers=AUTH) as resp:
             assert resp.status == 400
             assert "invalid CAP" in (await resp.json())["error"]
-        async with http.post(url, data=sample("amber_alert.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_alert.xml"), headers=AUTH) as resp:
             body = await resp.json()
             assert resp.status == 201, body
             assert body["status"] == "pending_approval"
-        async with http.post(url, data=sample("amber_alert.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_alert.xml"), headers=AUTH) as resp:
             assert resp.status == 422  # the same identifier twice
         await approve_pending(harness)
         original = await ann.next(timeout=10)
-        async with http.post(url, data=sample("amber_cancel.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_cancel.xml"), headers=AUTH) as resp:
             assert resp.status == 201
         cancel = await ann.next(timeout=10)
         assert "CANCELLED" in cancel["text"]
@@ -140,7 +132,7 @@ async def test_cap_cancel_and_update_of_an_alert_waiting_for_approval(harness: H
     assert harness.app is not None
     async with cap_api(harness) as url, aiohttp.ClientSession() as http:
         reviewer = await harness.new_citizen(REVIEWER, STAFF[REVIEWER])
-        async with http.post(url, data=sample("amber_alert.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_alert.xml"), headers=AUTH) as resp:
             first = await resp.json()
             assert first["status"] == "pending_approval"
         await reviewer.say("/pending")
@@ -148,7 +140,7 @@ async def test_cap_cancel_and_update_of_an_alert_waiting_for_approval(harness: H
         assert "AMBER Alert: 7-year-old" in old_preview["text"]
 
         # An update before anyone approved: it takes the alert's place, to be approved anew.
-        async with http.post(url, data=sample("amber_update.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_update.xml"), headers=AUTH) as resp:
             update = await resp.json()
             assert resp.status == 201, update
         assert update["replaces"] == first["alert_id"]
@@ -166,7 +158,7 @@ async def test_cap_cancel_and_update_of_an_alert_waiting_for_approval(harness: H
         assert "Harbour Road" in new_preview["text"]
 
         # Then a cancellation: the alert is withdrawn and can no longer be approved.
-        async with http.post(url, data=sample("amber_cancel.xml"), headers=AUTH) as resp:
+        async with http.post(url, data=cap_sample("amber_cancel.xml"), headers=AUTH) as resp:
             cancel = await resp.json()
             assert resp.status == 201, cancel
         assert cancel["withdrawn"] == update["alert_id"]

@@ -1,9 +1,12 @@
-"""Helpers for the alerts tests: subscribers, what they received, an engine and a queued
-alert on the test database, and the Redis server the shared limiter is tested on."""
+"""Helpers for the alerts tests: CAP samples that do not age, subscribers, what they received,
+an engine and a queued alert on the test database, and the Redis server the shared limiter is
+tested on."""
 
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,10 +16,20 @@ from bot.alerts.catalog import Catalog
 from bot.alerts.engine import Broadcaster, EngineConfig
 from bot.alerts.ratelimit import LocalRateLimiter
 from bot.db import repo
+from bot.db.models import utcnow
 from bot.emulator.server import EmulatorServer
+from tests.support import REPO
 
 REDIS_URL = os.environ.get("SAFEWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_REDIS = os.environ.get("SAFEWELL_REQUIRE_REDIS") == "1"
+CAP_SAMPLES = REPO / "tests" / "alerts" / "data"
+
+
+def cap_sample(name: str) -> bytes:
+    """A sample CAP file with its expiry moved two days ahead, so the test does not age."""
+    text = (CAP_SAMPLES / name).read_text(encoding="utf-8")
+    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
+    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text).encode()
 
 
 async def add_subscribers(
