@@ -5,8 +5,9 @@ from here (`tests.support.<concern>`), never from another test module or a conft
 - `e2e`: the end-to-end harness (the real application against the emulator), the people who
   act in it and the helpers that read what they see.
 - `metrics`: reading a /metrics scrape.
-- `processes`: the bot as a process of its own, a TCP proxy in front of PostgreSQL, nginx
-  (also used by the benchmarks, so they import nothing else of the suite).
+- `processes`: the bot as a process of its own, a TCP proxy in front of PostgreSQL, nginx, a
+  free loopback port, whether Redis answers (the benchmarks import it too, so it imports
+  nothing else of the suite).
 - `web`: an aiohttp application served on a loopback port.
 - `alerts`, `cases`, `emulator`, `stats`, `triage`: helpers for those tests.
 
