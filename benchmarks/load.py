@@ -39,8 +39,7 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.e2e.faults import BotProcess
-from tests.e2e.nginx import Nginx, nginx_binary
+from tests.support.processes import BotProcess, Nginx, nginx_binary
 
 FORUM = -1001000000089
 FLOOR = 0.2  # of the echo bot's rate

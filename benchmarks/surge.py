@@ -39,7 +39,7 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.e2e.faults import BotProcess
+from tests.support.processes import BotProcess
 
 FORUM = -1001000000088
 QUESTIONS = [

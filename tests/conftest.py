@@ -1,23 +1,20 @@
 """Shared fixtures: every storage test runs on SQLite and on the real PostgreSQL.
 
-PostgreSQL comes from SAFEWELL_TEST_POSTGRES_URL (default: the local server, database `test`).
 Each test gets its own database cloned from a migrated template, so tests never see each
-other's rows. With no server the PostgreSQL variants skip and say how to enable them, unless
-SAFEWELL_REQUIRE_POSTGRES=1 (CI), where an unreachable server is a failure.
+other's rows (`tests.support.databases` says where PostgreSQL comes from and what happens
+when it is away). Helpers the tests share live in `tests.support`; conftest files hold fixtures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,42 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.db.migrate import upgrade
 from bot.db.session import create_engine, create_sessionmaker
 
+# Before the shared helpers are imported: their asserts explain a failure as the tests' do.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.databases import (  # noqa: E402
+    BACKENDS,
+    HOW_TO_ENABLE,
+    PG_URL,
+    REQUIRE_PG,
+    drop_pg_database,
+    new_pg_database,
+    pg_available,
+    pg_exec,
+    private_pg_database,
+)
+
 if TYPE_CHECKING:
     from bot.demo import Demo
-
-PG_URL = os.environ.get(
-    "SAFEWELL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-REQUIRE_PG = os.environ.get("SAFEWELL_REQUIRE_POSTGRES") == "1"
-HOW_TO_ENABLE = (
-    "PostgreSQL not reachable at SAFEWELL_TEST_POSTGRES_URL "
-    f"({make_url(PG_URL).render_as_string(hide_password=True)}); start a server there, or set "
-    "that variable to one, to run the PostgreSQL variants"
-)
-BACKENDS = ["sqlite", "postgres"]
-
-
-def _plain_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-async def _pg_exec(sql: str) -> None:
-    conn = await asyncpg.connect(_plain_dsn(PG_URL), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _pg_available() -> bool:
-    try:
-        asyncio.run(_pg_exec("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -82,15 +60,15 @@ def _logging_handlers_left_behind() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated template database; tests clone it."""
-    if not _pg_available():
+    if not pg_available():
         if REQUIRE_PG:
             pytest.fail(HOW_TO_ENABLE)
         pytest.skip(HOW_TO_ENABLE)
     name = f"safewell_tpl_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_exec(f"CREATE DATABASE {name}"))
+    asyncio.run(pg_exec(f"CREATE DATABASE {name}"))
     upgrade(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
     yield name
-    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -101,13 +79,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _new_pg_database(template: str | None) -> tuple[str, str]:
-    name = f"safewell_t_{uuid.uuid4().hex[:10]}"
-    clause = f" TEMPLATE {template}" if template else ""
-    asyncio.run(_pg_exec(f"CREATE DATABASE {name}{clause}"))
-    return name, make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, private database URL on each backend."""
@@ -116,27 +87,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    name, url = _new_pg_database(request.getfixturevalue("pg_template"))
+    name, url = new_pg_database(request.getfixturevalue("pg_template"))
     yield url
-    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-def _private_pg_database(template: str) -> Iterator[str]:
-    name, url = _new_pg_database(template)
-    yield url
-    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    drop_pg_database(name)
 
 
 @pytest.fixture
 def pg_db_url(pg_template: str) -> Iterator[str]:
     """A migrated, private PostgreSQL database URL (for tests about PostgreSQL itself)."""
-    yield from _private_pg_database(pg_template)
+    yield from private_pg_database(pg_template)
 
 
 @pytest.fixture
 def another_pg_db_url(pg_template: str) -> Iterator[str]:
     """A second one, for tests that run two processes on separate databases side by side."""
-    yield from _private_pg_database(pg_template)
+    yield from private_pg_database(pg_template)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -146,9 +111,9 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}"
         return
     request.getfixturevalue("pg_template")  # skips or fails when PostgreSQL is unreachable
-    name, url = _new_pg_database(None)
+    name, url = new_pg_database(None)
     yield url
-    asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    drop_pg_database(name)
 
 
 @pytest.fixture

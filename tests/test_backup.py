@@ -18,7 +18,7 @@ from bot.cli import main
 from bot.db import repo
 from bot.db.models import Citizen, FaqQuery, Role, Subscription
 from bot.db.session import create_engine, create_sessionmaker
-from tests.conftest import PG_URL, _pg_exec
+from tests.support.databases import PG_URL, pg_exec
 
 
 async def _add_officer(url: str, user_id: int) -> None:
@@ -38,7 +38,7 @@ def _restore(backup: Path, db_url: str, tmp_path: Path) -> str:
         shutil.copy(backup, target)
         return f"sqlite+aiosqlite:///{target}"
     name = f"safewell_restore_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_exec(f"CREATE DATABASE {name}"))
+    asyncio.run(pg_exec(f"CREATE DATABASE {name}"))
     url = make_url(PG_URL).set(database=name)
     pg_restore = shutil.which("pg_restore")
     assert pg_restore is not None
@@ -73,7 +73,7 @@ def test_backup_then_restore(
     finally:
         if not restored.startswith("sqlite"):
             name = make_url(restored).database
-            asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            asyncio.run(pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def test_a_missing_database_is_one_clear_line(
@@ -172,7 +172,7 @@ def test_a_backup_taken_while_writers_commit_is_a_consistent_snapshot(
     finally:
         if not restored.startswith("sqlite"):
             name = make_url(restored).database
-            asyncio.run(_pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            asyncio.run(pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     kept = len(citizens)
     assert citizens == list(range(1, kept + 1))  # a prefix of the commits: no gap
     assert subscribed == citizens  # every transaction whole

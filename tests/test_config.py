@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
+from tests.support import REPO
 
 TOKEN = "123456789:AAH-valid_looking_secret_for_tests_only"
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -112,17 +112,22 @@ def test_invalid_setting_names_the_variable(
         assert value not in str(info.value)
 
 
-def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    env["FAQ_KNOWLEDGE_DIR"] = str(REPO / "knowledge")  # only the token is missing
-    result = subprocess.run(
+def bot_run(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m bot run` started in `folder` with this environment, its output captured."""
+    return subprocess.run(
         [sys.executable, "-m", "bot", "run"],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env["FAQ_KNOWLEDGE_DIR"] = str(REPO / "knowledge")  # only the token is missing
+    result = bot_run(tmp_path, env)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
@@ -132,15 +137,7 @@ def test_missing_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_bad_token_is_never_printed(tmp_path: Path) -> None:
     secret = "123:short"
-    env = {**os.environ, "BOT_TOKEN": secret}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bot_run(tmp_path, {**os.environ, "BOT_TOKEN": secret})
     assert result.returncode == 2
     assert "BOT_TOKEN" in result.stderr
     assert secret not in result.stderr + result.stdout

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import WebhookSettings
-from tests.e2e.nginx import nginx_binary
+from tests.support import REPO
+from tests.support.processes import nginx_binary
 
-REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "deploy" / "nginx" / "safewell.conf"
 LETSENCRYPT = "/etc/letsencrypt/live/bot.example.org/"
 

@@ -24,8 +24,8 @@ from bot.db.session import create_engine, create_sessionmaker
 from bot.i18n import Locales
 from bot.intake import Intake, UrgentReplies
 from bot.triage import Triage
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "123456789:AAH-valid_looking_secret_for_tests_only"
 Maker = async_sessionmaker[AsyncSession]
 

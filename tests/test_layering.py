@@ -333,3 +333,64 @@ def test_the_check_sees_a_parameter_nothing_gives() -> None:
         f"{__name__}._asks_badly: faq is str, the service is bot.faq.service.FaqService",
         f"{__name__}._asks_badly: nothing gives desk",
     ]
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _imports_of_the_suite(path: Path, package: str) -> list[str]:
+    """The `tests.` modules a file imports (relative imports resolved against `package`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            module = ".".join([*base, node.module or ""] if node.level else [node.module or ""])
+            module = module.strip(".")
+            # `from tests import x` and `from . import x` import the modules tests.x and ….x.
+            if module == "tests" or node.module is None:
+                found += [f"{module}.{a.name}" for a in node.names]
+            else:
+                found.append(module)
+    return [m for m in found if m == "tests" or m.startswith("tests.")]
+
+
+def _not_through_support(path: Path, package: str) -> list[str]:
+    return [
+        m
+        for m in _imports_of_the_suite(path, package)
+        if m != "tests.support" and not m.startswith("tests.support.")
+    ]
+
+
+def test_tests_share_helpers_through_tests_support_only() -> None:
+    # Tests mirror the source and import no other test module or conftest: what they share
+    # lives in tests/support/.
+    offenders = {}
+    for path in sorted(TESTS.rglob("*.py")):
+        parts = path.relative_to(TESTS.parent).with_suffix("").parts
+        package = ".".join(parts[:-1])
+        if imports := _not_through_support(path, package):
+            offenders[str(path.relative_to(TESTS.parent))] = imports
+    assert offenders == {}, "move what tests share into tests/support and import it from there"
+
+
+def test_the_check_sees_an_import_of_another_test_module(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text(
+        "from tests.e2e.conftest import Harness\n"
+        "import tests.alerts.test_engine\n"
+        "from tests import conftest, support\n"
+        "from .conftest import KNOWLEDGE\n"
+        "from . import test_cap\n"
+        "from tests.support.e2e import Harness\n"
+        "import bot.db.repo\n"
+    )
+    assert _not_through_support(module, "tests.alerts") == [
+        "tests.e2e.conftest",
+        "tests.alerts.test_engine",
+        "tests.conftest",
+        "tests.alerts.conftest",
+        "tests.alerts.test_cap",
+    ]

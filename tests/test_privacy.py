@@ -35,7 +35,7 @@ from bot.db.models import (
 )
 from bot.i18n import Locales
 from bot.privacy import ForgetOutcome, forget_citizen, privacy_notice
-from tests.e2e.conftest import KNOWLEDGE
+from tests.support import KNOWLEDGE
 
 Maker = async_sessionmaker[AsyncSession]
 ANN, BOB = 7_000_000_101, 7_000_000_202  # Ann forgets; Bob does not

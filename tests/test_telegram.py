@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
 from bot.alerts.ratelimit import LocalRateLimiter
 from bot.emulator.client import EmulatorClient
@@ -21,6 +19,7 @@ from bot.telegram import (
     UrgentLimitMiddleware,
     critical_sends,
 )
+from tests.support.emulator import make_bot
 
 
 class VirtualTime:
@@ -46,9 +45,7 @@ async def server() -> AsyncIterator[EmulatorServer]:
 
 @pytest.fixture
 async def bot(server: EmulatorServer) -> AsyncIterator[Bot]:
-    instance = Bot(
-        server.token, session=AiohttpSession(api=TelegramAPIServer.from_base(server.base_url))
-    )
+    instance = make_bot(server)
     yield instance
     await instance.session.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,17 +11,9 @@ from redis.asyncio import Redis
 
 from bot.telegram import ForumLane
 from bot.windows import LocalWindow, RedisWindow, window
+from tests.support.processes import free_port, redis_answers
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 class Clock:
@@ -35,7 +26,7 @@ class Clock:
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    if not _redis_answers():
+    if not redis_answers():
         pytest.fail("Redis does not answer on 127.0.0.1:6379 (.ci/run starts it)")
     client = Redis.from_url(REDIS_URL)
     yield client
@@ -76,9 +67,7 @@ async def test_a_short_redis_window_empties(redis: Redis) -> None:
 
 
 async def test_without_redis_the_window_counts_here() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it
     away = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
     try:
         counts = window(away, 60, "safewell:test:away")

@@ -8,7 +8,6 @@ import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,23 +21,16 @@ from bot.alerts.cap import MAX_CAP_BYTES
 from bot.alerts.catalog import Catalog
 from bot.config import load_settings
 from bot.db.models import Alert, utcnow
+from tests.support import KNOWLEDGE
+from tests.support.alerts import cap_sample
 
-DATA = Path(__file__).parent / "data"
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 TOKEN = "cap-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
 
 
-def sample(name: str) -> str:
-    """A sample with its expiry moved into the future, so the test does not age."""
-    text = (DATA / name).read_text(encoding="utf-8")
-    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
-    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text)
-
-
 def padded(size: int) -> bytes:
     """A valid alert of about `size` bytes: a long English description."""
-    text = sample("severe_weather.xml")
+    text = cap_sample("severe_weather.xml").decode()
     base = len(text.encode())
     filler = ("Stay indoors and away from windows. " * (size // 36 + 1))[: size - base]
     out = re.sub(r"(<description>)", rf"\g<1>{filler}", text, count=1).encode()
@@ -108,7 +100,9 @@ async def test_utf16_cap_is_decoded_and_stored_as_text(
 ) -> None:
     # XML parsers must read UTF-16 (XML 1.0, 4.3.3): expat does, so it is accepted, and what
     # is kept is the text, not UTF-8-decoded UTF-16 full of NUL characters.
-    resp = await client.post("/api/cap", data=utf16(sample("amber_alert.xml"), codec), headers=AUTH)
+    resp = await client.post(
+        "/api/cap", data=utf16(cap_sample("amber_alert.xml").decode(), codec), headers=AUTH
+    )
     assert resp.status == 201, await resp.text()
     async with sessionmaker() as session:
         alert = (await session.scalars(select(Alert))).one()
@@ -138,7 +132,7 @@ async def test_impossible_expiry_is_400_with_the_reason(
     expires: str,
     reason: str,
 ) -> None:
-    text = sample("amber_alert.xml")
+    text = cap_sample("amber_alert.xml").decode()
     text = re.sub(r"<expires>[^<]+", f"<expires>{expires}", text, count=1)
     if sent is not None:
         text = re.sub(r"<sent>[^<]+", f"<sent>{sent}", text, count=1)

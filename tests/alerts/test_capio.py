@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,29 +14,23 @@ from bot.alerts.cap import CapError, parse_cap
 from bot.alerts.capio import describe, export_cap, import_cap, outcome
 from bot.alerts.catalog import Catalog
 from bot.db.models import Alert, AlertKind, AlertStatus, AuditLog, utcnow
+from tests.support.alerts import cap_sample
 
 DATA = Path(__file__).parent / "data"
 APPROVAL = ["Extreme", "Severe"]
 
 
-def sample(name: str) -> bytes:
-    """A sample with its expiry moved into the future, so the test does not age."""
-    text = (DATA / name).read_text(encoding="utf-8")
-    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
-    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text).encode()
+async def _import(
+    session: AsyncSession, catalog: Catalog, data: bytes, approval: list[str]
+) -> Alert:
+    return await import_cap(session, data, catalog, default_lang="en", approval_severities=approval)
 
 
 async def test_alert_update_cancel_chain(
     sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     async with sessionmaker() as session:
-        alert = await import_cap(
-            session,
-            sample("amber_alert.xml"),
-            catalog,
-            default_lang="en",
-            approval_severities=APPROVAL,
-        )
+        alert = await _import(session, catalog, cap_sample("amber_alert.xml"), APPROVAL)
         assert alert.category == "missing-persons"
         assert alert.districts == ["riverside"]
         assert alert.severity == "Severe" and alert.status == AlertStatus.PENDING_APPROVAL
@@ -50,29 +43,11 @@ async def test_alert_update_cancel_chain(
         original_id = alert.id
 
         with pytest.raises(service.AlertError, match="already imported"):
-            await import_cap(
-                session,
-                sample("amber_alert.xml"),
-                catalog,
-                default_lang="en",
-                approval_severities=APPROVAL,
-            )
-        update = await import_cap(
-            session,
-            sample("amber_update.xml"),
-            catalog,
-            default_lang="en",
-            approval_severities=APPROVAL,
-        )
+            await _import(session, catalog, cap_sample("amber_alert.xml"), APPROVAL)
+        update = await _import(session, catalog, cap_sample("amber_update.xml"), APPROVAL)
         assert update.kind == AlertKind.UPDATE and update.references_id == original_id
         assert "Harbour Road" in update.content["en"]["headline"]
-        cancel = await import_cap(
-            session,
-            sample("amber_cancel.xml"),
-            catalog,
-            default_lang="en",
-            approval_severities=APPROVAL,
-        )
+        cancel = await _import(session, catalog, cap_sample("amber_cancel.xml"), APPROVAL)
         assert cancel.kind == AlertKind.CANCEL and cancel.status == AlertStatus.SCHEDULED
         await session.commit()
 
@@ -109,12 +84,8 @@ async def test_wizard_alert_exports_and_reimports_to_the_same_alert(
         assert [i.language for i in cap.infos] == ["en-US", "zh-CN"]
         assert cap.infos[0].headline == "Marathon <Sunday>"
         # Importing our own export under a new identifier gives the same alert.
-        copy = await import_cap(
-            session,
-            xml.replace(alert.identifier.encode(), b"copy-1"),
-            catalog,
-            default_lang="en",
-            approval_severities=APPROVAL,
+        copy = await _import(
+            session, catalog, xml.replace(alert.identifier.encode(), b"copy-1"), APPROVAL
         )
         assert (copy.category, copy.districts, copy.severity) == ("traffic", ["old-town"], "Minor")
         assert copy.content["en"]["headline"] == "Marathon <Sunday>"
@@ -136,42 +107,20 @@ async def test_invalid_cap_is_refused(
 ) -> None:
     async with sessionmaker() as session:
         with pytest.raises(CapError):
-            await import_cap(
-                session,
-                (DATA / "invalid" / name).read_bytes(),
-                catalog,
-                default_lang="en",
-                approval_severities=APPROVAL,
-            )
+            await _import(session, catalog, (DATA / "invalid" / name).read_bytes(), APPROVAL)
 
 
 async def test_unbroadcastable_cap_is_explained(
     sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
-    text = sample("severe_weather.xml").decode()
+    text = cap_sample("severe_weather.xml").decode()
     async with sessionmaker() as session:
         with pytest.raises(service.AlertError, match="only Actual"):
-            await import_cap(
-                session,
-                text.replace(">Actual<", ">Exercise<").encode(),
-                catalog,
-                default_lang="en",
-                approval_severities=APPROVAL,
+            await _import(
+                session, catalog, text.replace(">Actual<", ">Exercise<").encode(), APPROVAL
             )
         with pytest.raises(service.AlertError, match="refers to no alert"):
-            await import_cap(
-                session,
-                sample("amber_cancel.xml"),
-                catalog,
-                default_lang="en",
-                approval_severities=APPROVAL,
-            )
-
-
-async def _import(
-    session: AsyncSession, catalog: Catalog, data: bytes, approval: list[str]
-) -> Alert:
-    return await import_cap(session, data, catalog, default_lang="en", approval_severities=approval)
+            await _import(session, catalog, cap_sample("amber_cancel.xml"), APPROVAL)
 
 
 async def _actions(session: AsyncSession, alert_id: int) -> list[str]:
@@ -188,10 +137,10 @@ async def test_cancel_withdraws_an_alert_that_was_not_sent(
     sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog, approval: list[str]
 ) -> None:
     async with sessionmaker() as session:
-        alert = await _import(session, catalog, sample("amber_alert.xml"), approval)
+        alert = await _import(session, catalog, cap_sample("amber_alert.xml"), approval)
         await session.commit()
         assert alert.status == (AlertStatus.PENDING_APPROVAL if approval else AlertStatus.SCHEDULED)
-        cancel = await _import(session, catalog, sample("amber_cancel.xml"), approval)
+        cancel = await _import(session, catalog, cap_sample("amber_cancel.xml"), approval)
         await session.commit()
         assert cancel.kind == AlertKind.CANCEL and cancel.references_id == alert.id
         assert cancel.status == AlertStatus.CANCELLED  # nobody to tell: it is a record only
@@ -208,19 +157,19 @@ async def test_cancel_withdraws_an_alert_that_was_not_sent(
         assert due.all() == []
         # The same cancellation twice is refused like any repeated identifier.
         with pytest.raises(service.AlertError, match="already imported"):
-            await _import(session, catalog, sample("amber_cancel.xml"), approval)
+            await _import(session, catalog, cap_sample("amber_cancel.xml"), approval)
 
 
 async def test_update_replaces_an_alert_that_was_not_sent(
     sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     async with sessionmaker() as session:
-        alert = await _import(session, catalog, sample("amber_alert.xml"), APPROVAL)
+        alert = await _import(session, catalog, cap_sample("amber_alert.xml"), APPROVAL)
         # Approved and scheduled, but not started: new content needs a new approval.
         await service.approve(session, alert.id, approver_id=9202)
         await session.commit()
         assert alert.status == AlertStatus.SCHEDULED
-        update = await _import(session, catalog, sample("amber_update.xml"), APPROVAL)
+        update = await _import(session, catalog, cap_sample("amber_update.xml"), APPROVAL)
         await session.commit()
         assert update.kind == AlertKind.ALERT and update.references_id == alert.id
         assert update.status == AlertStatus.PENDING_APPROVAL and update.approved_by is None
@@ -233,7 +182,7 @@ async def test_update_replaces_an_alert_that_was_not_sent(
             await service.approve(session, alert.id, approver_id=9203)
 
         # A cancellation that names only the first message reaches its replacement.
-        only_first = sample("amber_cancel.xml").replace(
+        only_first = cap_sample("amber_cancel.xml").replace(
             b" alerts@psb.example-city.example,EXAMPLECITY-PSB-2026-11-21-0002,"
             b"2026-11-21T12:30:00+08:00",
             b"",
@@ -249,9 +198,9 @@ async def test_cancel_of_a_sent_alert_still_goes_to_its_recipients(
     sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     async with sessionmaker() as session:
-        alert = await _import(session, catalog, sample("amber_alert.xml"), [])
+        alert = await _import(session, catalog, cap_sample("amber_alert.xml"), [])
         alert.status = AlertStatus.SENT  # as if delivered
         await session.commit()
-        cancel = await _import(session, catalog, sample("amber_cancel.xml"), [])
+        cancel = await _import(session, catalog, cap_sample("amber_cancel.xml"), [])
         assert cancel.status == AlertStatus.SCHEDULED and "withdrawn" not in outcome(cancel)
         assert (await service.get_alert(session, alert.id)).status == AlertStatus.SENT

@@ -12,18 +12,12 @@ import pytest
 
 from bot.cli import main
 from bot.db.models import utcnow
+from tests.support import KNOWLEDGE
+from tests.support.alerts import cap_sample
 
-DATA = Path(__file__).parent / "data"
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 # Alembic's INFO lines are not what an operator reads: the command's own output is.
 QUIET = ["--env-file", "/nonexistent", "--log-level", "WARNING"]
 Import = Callable[[bytes], tuple[int, str, str]]
-
-
-def sample(name: str) -> str:
-    text = (DATA / name).read_text(encoding="utf-8")
-    future = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S-00:00")
-    return re.sub(r"(<(?:cap:)?expires>)[^<]+", rf"\g<1>{future}", text)
 
 
 def cap_time(hours: float) -> str:
@@ -49,7 +43,7 @@ def run(
 
 
 def test_utf16_is_imported(run: Import) -> None:
-    text = sample("amber_alert.xml").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    text = cap_sample("amber_alert.xml").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
     status, out, err = run(text.encode("utf-16"))
     assert status == 0, err
     assert "pending_approval" in out
@@ -66,7 +60,9 @@ def test_utf16_is_imported(run: Import) -> None:
 def test_impossible_expiry_is_one_line(
     run: Import, sent: str | None, expires: str, reason: str
 ) -> None:
-    text = re.sub(r"<expires>[^<]+", f"<expires>{expires}", sample("amber_alert.xml"), count=1)
+    text = re.sub(
+        r"<expires>[^<]+", f"<expires>{expires}", cap_sample("amber_alert.xml").decode(), count=1
+    )
     if sent is not None:
         text = re.sub(r"<sent>[^<]+", f"<sent>{sent}", text, count=1)
     status, out, err = run(text.encode())
@@ -97,7 +93,7 @@ def test_outside_the_project_folder_is_one_line_naming_the_setting(
     monkeypatch.chdir(tmp_path)  # no knowledge/ here
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.delenv("FAQ_KNOWLEDGE_DIR", raising=False)
-    (tmp_path / "alert.xml").write_text(sample("amber_alert.xml"), encoding="utf-8")
+    (tmp_path / "alert.xml").write_bytes(cap_sample("amber_alert.xml"))
     status = main(["--env-file", "/nonexistent", "alert", "import", "alert.xml"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiogram import Bot
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import service
 from bot.alerts.catalog import Catalog
-from bot.alerts.engine import Broadcaster, EngineConfig
+from bot.alerts.engine import Broadcaster, RunStats
 from bot.alerts.ratelimit import LocalRateLimiter
 from bot.db.models import (
     Alert,
@@ -27,50 +28,61 @@ from bot.db.models import (
 )
 from bot.emulator.core import Fault
 from bot.emulator.server import EmulatorServer
-from tests.alerts.conftest import add_subscribers, texts_in
+from tests.support.alerts import (
+    add_subscribers,
+    make_engine,
+    queued_alert,
+    states,
+    texts_in,
+)
 
-CONTENT = {
-    "en": {"headline": "Road closed", "description": "Bridge works.", "instruction": "Detour."},
-    "zh": {"headline": "道路封闭", "description": "桥梁施工。", "instruction": "请绕行。"},
-}
 
-
-def make_engine(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    tg: Bot,
-    catalog: Catalog,
-    **config: object,
+def slow_engine(
+    sessionmaker: async_sessionmaker[AsyncSession], tg: Bot, catalog: Catalog, per_second: int
 ) -> Broadcaster:
-    cfg = EngineConfig(concurrency=8, batch_size=20, flush_interval=0.05, poll_interval=0.05)
-    for key, value in config.items():
-        setattr(cfg, key, value)
-    return Broadcaster(sessionmaker, tg, LocalRateLimiter(10_000, burst=50), catalog, "en", cfg)
+    """Two senders at `per_second` messages a second: slow enough to stop mid-broadcast."""
+    engine = make_engine(sessionmaker, tg, catalog, concurrency=2)
+    engine.limiter = LocalRateLimiter(per_second, burst=4)
+    return engine
 
 
-async def queued_alert(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    severity: str = "Moderate",
-    districts: list[str] | None = None,
-    category: str = "traffic",
-    **fields: object,
-) -> int:
-    draft = service.AlertDraft(
-        category=category,
-        severity=severity,
-        content=CONTENT,
-        districts=districts or [],
-        **fields,  # type: ignore[arg-type]
-    )
+async def sending(engine: Broadcaster, alert_id: int, seconds: float) -> asyncio.Task[RunStats]:
+    """The queued alert started and broadcast for `seconds`; the run goes on."""
+    await engine.start_due()
+    task = asyncio.create_task(engine.run(alert_id))
+    await asyncio.sleep(seconds)
+    return task
+
+
+async def stop_midway(engine: Broadcaster, alert_id: int, seconds: float) -> None:
+    """Broadcast for `seconds`, then stop in the middle, like a shutdown, and close."""
+    task = await sending(engine, alert_id, seconds)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    engine.close()
+
+
+async def pause_midway(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: Broadcaster, alert_id: int
+) -> None:
+    """Broadcast for a while, then pause the alert as /pause does."""
+    task = await sending(engine, alert_id, 0.3)
     async with sessionmaker() as session:
-        alert = await service.create_draft(session, draft, author_id=1)
+        await service.set_paused(session, alert_id, paused=True, actor_id=1)
+        await session.commit()
+    await asyncio.wait_for(task, 3)  # promptly, not after the queued backlog is sent
+
+
+async def derived(
+    sessionmaker: async_sessionmaker[AsyncSession], alert_id: int, kind: AlertKind, **fields: Any
+) -> int:
+    """An update or cancellation of the alert, submitted (no approval needed); its id."""
+    async with sessionmaker() as session:
+        alert = await service.derive(session, alert_id, kind, author_id=1, **fields)
         await service.submit(session, alert.id, actor_id=1, approval_severities=[])
         await session.commit()
         return alert.id
-
-
-async def states(sessionmaker: async_sessionmaker[AsyncSession], alert_id: int) -> dict[str, int]:
-    async with sessionmaker() as session:
-        return await service.alert_counts(session, alert_id)
 
 
 async def test_sends_each_subscriber_once_in_their_language(
@@ -221,17 +233,12 @@ async def test_update_and_cancel_reply_to_the_original(
     await engine.run(alert_id)
     # A citizen who subscribes later does not get the update of an alert they never saw.
     await add_subscribers(sessionmaker, emulator, [82])
-    async with sessionmaker() as session:
-        upd = await service.derive(
-            session,
-            alert_id,
-            AlertKind.UPDATE,
-            author_id=1,
-            content={"en": {"description": "Open again at 18:00."}},
-        )
-        await service.submit(session, upd.id, actor_id=1, approval_severities=[])
-        await session.commit()
-        update_id = upd.id
+    update_id = await derived(
+        sessionmaker,
+        alert_id,
+        AlertKind.UPDATE,
+        content={"en": {"description": "Open again at 18:00."}},
+    )
     await engine.start_due()
     await engine.run(update_id)
     original = texts_in(emulator, 80)[0]
@@ -241,10 +248,7 @@ async def test_update_and_cancel_reply_to_the_original(
     assert texts_in(emulator, 82) == []
     async with sessionmaker() as session:
         assert [a.id for a in await service.active_alerts(session)] == [alert_id]
-        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
-        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
-        await session.commit()
-        cancel_id = cancel.id
+    cancel_id = await derived(sessionmaker, alert_id, AlertKind.CANCEL)
     await engine.start_due()
     await engine.run(cancel_id)
     assert "CANCELLED" in str(texts_in(emulator, 81)[-1]["text"])
@@ -260,15 +264,7 @@ async def test_restart_resumes_without_duplicates(
 ) -> None:
     await add_subscribers(sessionmaker, emulator, range(1000, 1060))
     alert_id = await queued_alert(sessionmaker)
-    first = make_engine(sessionmaker, tg, catalog, concurrency=2)
-    first.limiter = LocalRateLimiter(60, burst=4)
-    await first.start_due()
-    task = asyncio.create_task(first.run(alert_id))
-    await asyncio.sleep(0.4)
-    task.cancel()  # a stop in the middle, like a shutdown
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    first.close()
+    await stop_midway(slow_engine(sessionmaker, tg, catalog, 60), alert_id, 0.4)
     done = await states(sessionmaker, alert_id)
     assert 0 < done["sent"] < 60
     second = make_engine(sessionmaker, tg, catalog)
@@ -289,15 +285,7 @@ async def test_another_hosts_claim_is_taken_over_only_after_its_lease(
     whether it lives, so its rows wait for their lease to run out, then are sent, once."""
     await add_subscribers(sessionmaker, emulator, range(1100, 1120))
     alert_id = await queued_alert(sessionmaker)
-    first = make_engine(sessionmaker, tg, catalog, concurrency=2)
-    first.limiter = LocalRateLimiter(40, burst=4)
-    await first.start_due()
-    task = asyncio.create_task(first.run(alert_id))
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    first.close()
+    await stop_midway(slow_engine(sessionmaker, tg, catalog, 40), alert_id, 0.2)
     far = "far-host:4242:0badc0de"
     async with sessionmaker() as session:
         claimed = await session.execute(
@@ -336,15 +324,8 @@ async def test_pause_and_resume(
 ) -> None:
     await add_subscribers(sessionmaker, emulator, range(500, 540))
     alert_id = await queued_alert(sessionmaker)
-    engine = make_engine(sessionmaker, tg, catalog, concurrency=2)
-    engine.limiter = LocalRateLimiter(50, burst=4)
-    await engine.start_due()
-    task = asyncio.create_task(engine.run(alert_id))
-    await asyncio.sleep(0.3)
-    async with sessionmaker() as session:
-        await service.set_paused(session, alert_id, paused=True, actor_id=1)
-        await session.commit()
-    await asyncio.wait_for(task, 3)  # promptly, not after the queued backlog is sent
+    engine = slow_engine(sessionmaker, tg, catalog, 50)
+    await pause_midway(sessionmaker, engine, alert_id)
     paused = await states(sessionmaker, alert_id)
     assert paused["sending"] == 0 and 0 < paused["sent"] < 40
     # Every message that went out is recorded: none will be repeated on resume.
@@ -410,22 +391,12 @@ async def test_cancel_stops_a_paused_broadcast_for_good(
     users = range(600, 640)
     await add_subscribers(sessionmaker, emulator, users)
     alert_id = await queued_alert(sessionmaker)
-    engine = make_engine(sessionmaker, tg, catalog, concurrency=2)
-    engine.limiter = LocalRateLimiter(50, burst=4)
-    await engine.start_due()
-    task = asyncio.create_task(engine.run(alert_id))
-    await asyncio.sleep(0.3)
-    async with sessionmaker() as session:
-        await service.set_paused(session, alert_id, paused=True, actor_id=1)
-        await session.commit()
-    await asyncio.wait_for(task, 3)
+    engine = slow_engine(sessionmaker, tg, catalog, 50)
+    await pause_midway(sessionmaker, engine, alert_id)
     got = {u for u in users if texts_in(emulator, u)}
     assert 0 < len(got) < 40
+    cancel_id = await derived(sessionmaker, alert_id, AlertKind.CANCEL)
     async with sessionmaker() as session:
-        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
-        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
-        await session.commit()
-        cancel_id = cancel.id
         assert (await service.get_alert(session, alert_id)).status == AlertStatus.CANCELLED
         # /resume no longer finds it: the rest never get the cancelled alert.
         assert await service.set_paused(session, None, paused=False, actor_id=1) == []
@@ -469,11 +440,7 @@ async def test_cancel_waits_for_the_originals_messages_in_flight(
         update_id = update_alert.id
     # An update does not wait (a broadcast always has messages in flight until it ends).
     assert await engine.materialise(update_id) is True
-    async with sessionmaker() as session:
-        cancel = await service.derive(session, alert_id, AlertKind.CANCEL, author_id=1)
-        await service.submit(session, cancel.id, actor_id=1, approval_severities=[])
-        await session.commit()
-        cancel_id = cancel.id
+    cancel_id = await derived(sessionmaker, alert_id, AlertKind.CANCEL)
     # Those two may be delivered any moment: the cancellation must not start without them.
     assert await engine.materialise(cancel_id) is False
     async with sessionmaker() as session:

@@ -19,7 +19,7 @@ from bot.alerts.ratelimit import (
     RedisRateLimiter,
     build_rate_limiter,
 )
-from tests.alerts.conftest import REDIS_URL
+from tests.support.alerts import REDIS_URL
 
 
 class VirtualClock:

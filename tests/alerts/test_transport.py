@@ -19,7 +19,7 @@ from bot.alerts.render import RenderedAlert
 from bot.alerts.transport import BroadcastTransport
 from bot.emulator.core import Fault
 from bot.emulator.server import EmulatorServer
-from tests.alerts.conftest import texts_in
+from tests.support.alerts import texts_in
 
 TEXT = '🚨 <b>Road closed</b> "Ring Road" \\ <i>Example City</i>\n道路封闭'
 

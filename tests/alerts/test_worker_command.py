@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +21,17 @@ from bot.alerts.ratelimit import LocalRateLimiter
 from bot.cli import main
 from bot.db.models import AlertDelivery
 from bot.emulator.server import EmulatorServer
-from tests.alerts.conftest import KNOWLEDGE, REDIS_URL, add_subscribers, texts_in
-from tests.alerts.test_engine import make_engine, queued_alert, states
-from tests.e2e.conftest import metric, parse_metrics
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import KNOWLEDGE, REPO
+from tests.support.alerts import (
+    REDIS_URL,
+    add_subscribers,
+    make_engine,
+    queued_alert,
+    states,
+    texts_in,
+)
+from tests.support.metrics import metric, parse_metrics
+from tests.support.processes import free_port
 
 
 def worker_env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -79,9 +84,7 @@ async def test_a_worker_process_shares_a_broadcast_and_stops_cleanly(
         ALERTS_PAID_BROADCAST="true",
         ALERTS_CONCURRENCY="4",
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     # The bot's own worker starts the broadcast, slowly (10/s alone: 30 s), and the extra one
     # joins once it has begun: so both send part of it however long the process takes to start
     # (started first, it could take the whole broadcast before the bot's own worker began).

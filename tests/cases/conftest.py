@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,24 +18,9 @@ from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
 from bot.i18n import Locales
-
-REPO = Path(__file__).resolve().parents[2]
-FORUM = -1001000000011
-BACKUP = -1001000000012
-OFFICER = 9501
-
-
-@dataclass
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> None:
-        self.now += timedelta(minutes=minutes)
+from tests.support import KNOWLEDGE
+from tests.support.cases import BACKUP, FORUM, OFFICER, ManualClock
+from tests.support.emulator import make_bot
 
 
 @pytest.fixture
@@ -60,17 +41,14 @@ async def emu() -> AsyncIterator[tuple[EmulatorServer, EmulatorClient]]:
 
 @pytest.fixture
 async def bot(emu: tuple[EmulatorServer, EmulatorClient]) -> AsyncIterator[Bot]:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(emu[0].base_url))
-    instance = Bot(
-        emu[0].token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML)
-    )
+    instance = make_bot(emu[0], default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     yield instance
     await instance.session.close()
 
 
 @pytest.fixture
 def locales() -> Locales:
-    return Locales.load(REPO / "knowledge" / "locales", "en")
+    return Locales.load(KNOWLEDGE / "locales", "en")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from bot.db.session import create_engine, create_sessionmaker
 from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
 from bot.stats.figures import case_stats, format_stats
-from tests.cases.conftest import BACKUP, FORUM, OFFICER, ManualClock
+from tests.support.cases import BACKUP, FORUM, OFFICER, ManualClock
 
 Emu = tuple[EmulatorServer, EmulatorClient]
 

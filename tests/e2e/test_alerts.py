@@ -13,8 +13,16 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditLog, Subscription
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import callback_answer
-from tests.e2e.conftest import ADMIN_ID, STAFF, CitizenActor, Harness, bot_message, buttons
+from tests.support.e2e import (
+    ADMIN_ID,
+    STAFF,
+    CitizenActor,
+    Harness,
+    bot_message,
+    buttons,
+    callback_answer,
+    pressed,
+)
 
 AUTHOR, REVIEWER = list(STAFF)
 
@@ -55,19 +63,11 @@ async def compose(
     """Walk the wizard to the summary with Send/Cancel; returns that message."""
     msg = await author.say("/alert")
     assert "New alert" in msg["text"]
-    await author.press(msg, "Traffic")
-    await harness.settle()
-    msg = await bot_message(harness.emu, author.id, msg["message_id"])
-    await author.press(msg, "All districts")
-    await harness.settle()
-    msg = await bot_message(harness.emu, author.id, msg["message_id"])
-    await author.press(msg, "Done ✔")
-    await harness.settle()
-    msg = await bot_message(harness.emu, author.id, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Traffic")
+    msg = await pressed(harness, author, msg, "All districts")
+    msg = await pressed(harness, author, msg, "Done ✔")
     assert "Severity" in msg["text"]
-    await author.press(msg, severity)
-    await harness.settle()
-    msg = await bot_message(harness.emu, author.id, msg["message_id"])
+    msg = await pressed(harness, author, msg, severity)
     await author.press(msg, "Immediate")
     assert "Headline in <b>English" not in (ask := await author.next())["text"]
     assert "Headline in English" in ask["text"]
@@ -173,23 +173,14 @@ async def test_invalid_input_is_explained_and_asked_again(harness: Harness) -> N
     author = await staff(harness, AUTHOR)
     msg = await author.say("/alert")
     assert "buttons" in (await author.say("traffic please"))["text"]
-    await author.press(msg, "Traffic")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
-    await author.press(msg, "Done ✔")  # nothing selected yet: refused, the step stays
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Traffic")
+    # Nothing selected yet: refused, the step stays.
+    msg = await pressed(harness, author, msg, "Done ✔")
     assert "districts" in msg["text"]
-    await author.press(msg, "Harbour")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Harbour")
     assert "Harbour" in msg["text"]
-    await author.press(msg, "Done ✔")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
-    await author.press(msg, "Severe")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Done ✔")
+    msg = await pressed(harness, author, msg, "Severe")
     await author.press(msg, "Expected")
     await author.next()
     reply = await author.say("x" * 201)
@@ -263,19 +254,13 @@ async def test_two_person_rule(harness: Harness) -> None:
 async def test_wizard_survives_a_restart(harness: Harness) -> None:
     author = await staff(harness, AUTHOR)
     msg = await author.say("/alert")
-    await author.press(msg, "Traffic")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Traffic")
     await author.press(msg, "All districts")
     await harness.settle()
     await harness.restart()
     msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
-    await author.press(msg, "Done ✔")  # the choice survived the restart
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
-    await author.press(msg, "Moderate")
-    await harness.settle()
-    msg = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    msg = await pressed(harness, author, msg, "Done ✔")  # the choice survived the restart
+    msg = await pressed(harness, author, msg, "Moderate")
     assert "Urgency" in msg["text"]
 
 
@@ -307,9 +292,7 @@ async def test_all_districts_is_a_toggle_like_the_others(harness: Harness) -> No
     await press("All districts")
     shown = await press("Done ✔")
     assert "Severity" in shown["text"]
-    await author.press(shown, "Minor")
-    await harness.settle()
-    shown = await bot_message(harness.emu, AUTHOR, msg["message_id"])
+    shown = await pressed(harness, author, shown, "Minor")
     await author.press(shown, "Immediate")
     await author.next()
     await author.say("Bridge closed")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.alerts import service
 from bot.db.models import Alert, AlertStatus, utcnow
-from tests.e2e.conftest import Harness
+from tests.support.e2e import Harness
 
 CONTENT = {"en": {"headline": "Storm warning", "description": "Strong winds tonight."}}
 PEOPLE = range(901, 913)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
 from bot.commands import ADMIN, CITIZEN, OFFICERS, STAFF
-from tests.cases.e2e_helpers import bot_says
-from tests.e2e.conftest import ADMIN_ID, FORUM_ID, Harness, eventually
-from tests.e2e.conftest import STAFF as STAFF_MEMBERS
+from tests.support.e2e import ADMIN_ID, FORUM_ID, Harness, bot_says, eventually
+from tests.support.e2e import STAFF as STAFF_MEMBERS
 
 COMMS = next(iter(STAFF_MEMBERS))
 

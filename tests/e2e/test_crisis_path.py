@@ -10,8 +10,18 @@ from sqlalchemy import select
 
 from bot.db.models import Case, CasePriority, CaseReason, UrgentReply, UrgentReplyState
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import bot_says, eventually, text_of, topic_messages, topic_of
-from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness, buttons, shared_triage
+from tests.support.e2e import (
+    FORUM_ID,
+    OFFICERS,
+    Harness,
+    bot_says,
+    buttons,
+    eventually,
+    shared_triage,
+    text_of,
+    topic_messages,
+    topic_of,
+)
 
 WANG = next(iter(OFFICERS))
 CRISIS = "I want to kill myself tonight"

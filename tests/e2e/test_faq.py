@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import FaqQuery
-from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons, eventually
+from tests.support import KNOWLEDGE
+from tests.support.e2e import Harness, bot_message, buttons, eventually
 
 
 async def test_start_and_help(harness: Harness) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
 from bot.failpoints import POINTS
-from tests.cases.e2e_helpers import text_of
-from tests.e2e.conftest import FORUM_ID
-from tests.e2e.faults import BotProcess, TcpProxy
+from tests.support.e2e import FORUM_ID, text_of
+from tests.support.processes import BotProcess, TcpProxy, free_port
 
 CRISIS = "I want to kill myself tonight"
 CRISIS_MARK = "A person from our team is joining you"
@@ -30,12 +28,6 @@ CRISIS_MARK = "A person from our team is joining you"
 @pytest.fixture
 def emulator_limits() -> Limits:
     return Limits(enabled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def outcome(emu: EmulatorClient, citizen: int, name: str) -> tuple[int, int, int]:

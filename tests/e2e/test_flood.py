@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.emulator.limits import Limits
-from tests.e2e.conftest import Harness
+from tests.support.e2e import Harness
 
 
 @pytest.fixture

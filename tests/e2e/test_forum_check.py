@@ -6,22 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
 from bot.forum_check import forum_problems
 from bot.web import create_web_app
-from tests.cases.e2e_helpers import bot_says
-from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, Harness, forum_checked
+from tests.support.e2e import ADMIN_ID, FORUM_ID, OFFICERS, Harness, bot_says, forum_checked
+from tests.support.emulator import make_bot
 
 
 async def test_each_missing_right_is_named(emulator: EmulatorServer, emu: EmulatorClient) -> None:
-    api = TelegramAPIServer.from_base(emulator.base_url)
-    bot = Bot(emulator.token, session=AiohttpSession(api=api))
+    bot = make_bot(emulator)
     try:
         await emu.create_forum(chat_id=-1001000000101, bot_can_manage_topics=False)
         await emu.create_forum(chat_id=-1001000000102, bot_is_admin=False)

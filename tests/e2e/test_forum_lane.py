@@ -9,8 +9,15 @@ import pytest
 
 from bot.emulator.limits import Limits
 from bot.telegram import ForumLane
-from tests.cases.e2e_helpers import bot_says, eventually, text_of, topic_messages, topic_of
-from tests.e2e.conftest import FORUM_ID, Harness
+from tests.support.e2e import (
+    FORUM_ID,
+    Harness,
+    bot_says,
+    eventually,
+    text_of,
+    topic_messages,
+    topic_of,
+)
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ async def test_ordinary_messages_wait_merged_while_a_crisis_takes_the_reserve(
                 return message
         return None
 
-    message = await eventually(merged, within=8.0)
+    message = await eventually(merged, seconds=8.0)
     assert "3 messages from the citizen" in text_of(message)
     assert message["from"]["is_bot"]
     # Once, merged: no separate copies of the same messages.

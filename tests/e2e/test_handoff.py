@@ -10,23 +10,21 @@ from sqlalchemy import event, select
 from bot.db import repo
 from bot.db.models import AuditLog, Case, CasePriority, CaseReason, utcnow
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import (
-    bot_says,
-    callback_answer,
-    eventually,
-    mentioned,
-    text_of,
-    topic_messages,
-    topic_of,
-)
-from tests.e2e.conftest import (
+from tests.support.e2e import (
     ADMIN_ID,
     FORUM_ID,
     OFFICERS,
     OUTSIDER_ID,
     Harness,
     bot_message,
+    bot_says,
     buttons,
+    callback_answer,
+    eventually,
+    mentioned,
+    text_of,
+    topic_messages,
+    topic_of,
 )
 
 WANG, LI = list(OFFICERS)
@@ -440,7 +438,7 @@ async def test_long_texts_and_floods_still_relayed(harness: Harness) -> None:
         texts = [m.get("text") for m in await topic_messages(harness, tid)]
         return long_text in texts and all(f"message {i}" in texts for i in range(22))
 
-    await eventually(all_there, within=10)
+    await eventually(all_there, seconds=10)
 
 
 async def test_restart_mid_conversation_loses_nothing(harness: Harness) -> None:

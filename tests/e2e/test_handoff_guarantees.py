@@ -8,8 +8,17 @@ from typing import Any
 import pytest
 
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import bot_says, eventually, mentioned, topic_messages, topic_of
-from tests.e2e.conftest import BACKUP_ID, FORUM_ID, OFFICERS, Harness
+from tests.support.e2e import (
+    BACKUP_ID,
+    FORUM_ID,
+    OFFICERS,
+    Harness,
+    bot_says,
+    eventually,
+    mentioned,
+    topic_messages,
+    topic_of,
+)
 
 WANG, LI = list(OFFICERS)
 

@@ -23,7 +23,9 @@ from bot.db.session import create_engine
 from bot.emulator.client import EmulatorClient
 from bot.logs import JsonFormatter
 from bot.web import create_web_app
-from tests.e2e.conftest import REPO, Harness, Samples, forum_checked, metric, parse_metrics
+from tests.support import REPO
+from tests.support.e2e import Harness, forum_checked
+from tests.support.metrics import Samples, metric, parse_metrics
 
 
 @pytest.fixture

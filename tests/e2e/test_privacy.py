@@ -21,8 +21,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.emulator.limits import Limits
-from tests.cases.e2e_helpers import bot_says, eventually, topic_of
-from tests.e2e.conftest import FORUM_ID, OFFICERS, Harness, buttons
+from tests.support.e2e import FORUM_ID, OFFICERS, Harness, bot_says, buttons, eventually, topic_of
 
 WANG = next(iter(OFFICERS))
 

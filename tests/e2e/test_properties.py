@@ -25,7 +25,7 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.e2e.conftest import ADMIN_ID, FORUM_ID, OFFICERS, Harness, eventually
+from tests.support.e2e import ADMIN_ID, FORUM_ID, OFFICERS, Harness, eventually
 
 QUESTION = "How do I renew my passport?"
 TRICKY = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,8 @@ from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.cases.e2e_helpers import text_of
-from tests.e2e.conftest import BACKUP_ID, FORUM_ID, OFFICERS
-from tests.e2e.faults import BotProcess
-from tests.e2e.nginx import Nginx, nginx_binary
+from tests.support.e2e import BACKUP_ID, FORUM_ID, OFFICERS, text_of
+from tests.support.processes import BotProcess, Nginx, free_port, nginx_binary, redis_answers
 
 REQUIRE_NGINX = os.environ.get("SAFEWELL_REQUIRE_NGINX") == "1"
 if nginx_binary() is None and not REQUIRE_NGINX:
@@ -60,21 +57,6 @@ REPAGE_SECONDS = 3.0
 CLAIM_SECONDS = 3
 # Bot messages to a citizen that are not answers to their questions.
 NOT_ANSWERS = (CRISIS_MARK, WAIT_MARK, ALERT_MARK)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 async def bot_texts(emu: EmulatorClient, chat_id: int) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from bot.db.models import AuditLog, utcnow
 from bot.stats import weekly
 from bot.stats.figures import Period
 from bot.stats.weekly import WeeklyReport, last_week, next_slot
-from tests.e2e.conftest import STAFF, Harness, eventually
-from tests.stats.seed import SHANGHAI, seed_week
+from tests.support.e2e import STAFF, Harness, eventually
+from tests.support.stats import SHANGHAI, seed_week
 
 COMMS, ZHAO = list(STAFF)
 

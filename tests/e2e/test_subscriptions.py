@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from bot.alerts.catalog import Catalog
 from bot.db.models import Subscription
-from tests.e2e.conftest import KNOWLEDGE, Harness, bot_message, buttons
+from tests.support import KNOWLEDGE
+from tests.support.e2e import Harness, bot_message, buttons, pressed
 
 
 async def subscriptions(harness: Harness, citizen_id: int) -> set[tuple[str, str]]:
@@ -27,13 +28,9 @@ async def test_picker_subscribes_and_unsubscribes(harness: Harness) -> None:
     picker = await ann.say("/subscribe")
     assert "Choose a category" in picker["text"]
     assert "Traffic" in buttons(picker)
-    await ann.press(picker, "Traffic")
-    await harness.settle()
-    shown = await bot_message(harness.emu, 601, picker["message_id"])
+    shown = await pressed(harness, ann, picker, "Traffic")
     assert "Traffic" in shown["text"] and "All districts" in buttons(shown)
-    await ann.press(shown, "Harbour")
-    await harness.settle()
-    shown = await bot_message(harness.emu, 601, picker["message_id"])
+    shown = await pressed(harness, ann, shown, "Harbour")
     assert "✅ Harbour" in buttons(shown)
     assert await subscriptions(harness, 601) == {("traffic", "harbour")}
     await ann.press(shown, "✅ Harbour")  # a second tap removes it
@@ -151,13 +148,9 @@ async def test_a_city_of_150_districts_is_paged(harness: Harness, tmp_path: Path
         await comms.press(wizard, "Traffic")
         await harness.settle()
         shown = await _page_to(harness, 9201, wizard["message_id"], "Ward 077")
-        await comms.press(shown, "Ward 077")
-        await harness.settle()
-        shown = await bot_message(harness.emu, 9201, wizard["message_id"])
+        shown = await pressed(harness, comms, shown, "Ward 077")
         assert "Selected: Ward 077" in shown["text"] and "✅ Ward 077" in buttons(shown)
-        await comms.press(shown, "Done ✔")
-        await harness.settle()
-        shown = await bot_message(harness.emu, 9201, wizard["message_id"])
+        shown = await pressed(harness, comms, shown, "Done ✔")
         assert "Extreme" in buttons(shown)  # the severity step
     finally:
         data["catalog"] = original

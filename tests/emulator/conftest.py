@@ -6,19 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-
-
-def make_bot(server: EmulatorServer, token: str | None = None) -> Bot:
-    """An aiogram Bot whose session talks to the emulator instead of Telegram."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(server.base_url))
-    return Bot(token or server.token, session=session)
+from tests.support.emulator import make_bot
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.emulator.client import EmulatorClient, EmulatorClientError
 from bot.emulator.server import EmulatorServer
+from tests.support.web import serving
 
 
 async def test_events_long_poll_returns_new_events_after_a_cursor(
@@ -126,15 +127,8 @@ async def webhook_app(bot: Bot) -> AsyncIterator[tuple[str, Dispatcher]]:
     SimpleRequestHandler(dp, bot, secret_token="hook-secret", handle_in_background=False).register(
         app, path="/webhook"
     )
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/webhook", dp
-    finally:
-        await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.5) as base:
+        yield f"{base}/webhook", dp
 
 
 async def test_aiogram_webhook_receiver_gets_updates_and_replies_in_the_response(

@@ -21,7 +21,7 @@ from aiogram.methods import TelegramMethod
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
-from tests.emulator.conftest import make_bot
+from tests.support.emulator import make_bot
 
 
 class _NoSuchMethod(TelegramMethod[bool]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import aiohttp
 from aiogram import Bot
@@ -19,8 +18,7 @@ from aiogram.types import (
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import DEFAULT_TOKEN
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 async def test_all_stored_messages_and_updates_validate_as_aiogram_types(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,6 +15,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiohttp import web
 
 from bot.emulator.client import EmulatorClient
+from tests.support.processes import free_port
+from tests.support.web import serving
 
 
 async def test_long_poll_wakes_as_soon_as_a_user_writes(bot: Bot, emu: EmulatorClient) -> None:
@@ -82,18 +83,12 @@ async def test_overlapping_long_polls_terminate_the_older_one(bot: Bot) -> None:
 @contextlib.asynccontextmanager
 async def _receiver(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]], port: int = 0
-) -> AsyncIterator[tuple[str, web.AppRunner]]:
+) -> AsyncIterator[str]:
+    """A webhook receiver on a loopback port: its URL."""
     app = web.Application()
     app.router.add_post("/hook", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{bound}/hook", runner
-    finally:
-        await runner.cleanup()
+    async with serving(app, port, shutdown_timeout=0.5) as base:
+        yield f"{base}/hook"
 
 
 async def test_webhook_delivers_in_order_with_the_secret_header(
@@ -110,7 +105,7 @@ async def test_webhook_delivers_in_order_with_the_secret_header(
             done.set()
         return web.Response()
 
-    async with _receiver(hook) as (url, _):
+    async with _receiver(hook) as url:
         await bot.set_webhook(url, secret_token="s3cr3t-Token_1")
         for text in ("a", "b", "c"):
             await emu.user(42).send(text)
@@ -128,10 +123,7 @@ async def test_webhook_delivers_in_order_with_the_secret_header(
 async def test_webhook_retries_while_the_receiver_is_down_or_failing(
     bot: Bot, emu: EmulatorClient
 ) -> None:
-    # Take a free port and leave it closed: the receiver is "down".
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # left closed: the receiver is "down"
     url = f"http://127.0.0.1:{port}/hook"
     await bot.set_webhook(url)
     await emu.user(42).send("while down")
@@ -187,7 +179,7 @@ async def test_webhook_secret_token_empty_means_none_and_256_is_the_limit(
         done.set()
         return web.Response()
 
-    async with _receiver(hook) as (url, _):
+    async with _receiver(hook) as url:
         with pytest.raises(TelegramBadRequest, match="Bad Request: secret token is too long"):
             await bot.set_webhook(url, secret_token="a" * 257)
         with pytest.raises(
@@ -269,7 +261,7 @@ async def test_webhook_delivers_chats_concurrently_each_chat_in_order(
             done.set()
         return web.Response()
 
-    async with _receiver(slow) as (url, _):
+    async with _receiver(slow) as url:
         await bot.set_webhook(url, max_connections=4)
         for n in range(3):
             for user in range(50, 56):
@@ -295,7 +287,7 @@ async def test_a_failing_update_holds_back_its_own_chat_only(bot: Bot, emu: Emul
             got_all.set()
         return web.Response()
 
-    async with _receiver(hook) as (url, _):
+    async with _receiver(hook) as url:
         await bot.set_webhook(url)
         await emu.user(61).send("a-1")
         await emu.user(61).send("a-2")

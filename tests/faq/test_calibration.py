@@ -10,8 +10,8 @@ import yaml
 from bot.faq.loader import load_knowledge
 from bot.faq.matcher import Matcher, Scored
 from bot.faq.models import ELSEWHERE
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 OOD = Path(__file__).parent / "data" / "out_of_domain.yaml"
 
 

@@ -9,15 +9,12 @@ Telegram's parser, and that both see the same visible text.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.emulator.entities import EntityParseError, parse_html, utf16_len
 from bot.faq.loader import load_knowledge
 from bot.faq.telegram_html import check_html
-
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+from tests.support import KNOWLEDGE
 
 VALID = [
     '<b>Bold</b> <i>it</i> <a href="https://example.org">link</a> &lt;tag&gt; &amp; x',

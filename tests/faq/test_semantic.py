@@ -13,8 +13,7 @@ from bot.faq.loader import load_knowledge
 from bot.faq.matcher import Matcher
 from bot.faq.normalize import normalize
 from bot.faq.semantic import SemanticIndex
-
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+from tests.support import KNOWLEDGE
 
 
 def similarities(index: SemanticIndex, text: str) -> tuple[np.ndarray, float] | None:

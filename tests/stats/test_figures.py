@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.stats.figures import MAX_DAYS, Period, PeriodError, collect, parse_period
-from tests.stats.seed import seed_week
+from tests.support.stats import seed_week
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEEK = Period(date(2026, 3, 1), date(2026, 3, 7), SHANGHAI)

@@ -21,7 +21,7 @@ from bot.db.session import create_engine, create_sessionmaker
 from bot.i18n import Locales
 from bot.stats import charts
 from bot.stats.figures import Period, collect
-from tests.stats.seed import SHANGHAI, seed_week
+from tests.support.stats import SHANGHAI, seed_week
 
 LOCALES = Locales.load(Path("knowledge/locales"), "en")
 WEEK = Period(date(2026, 3, 1), date(2026, 3, 7), SHANGHAI)

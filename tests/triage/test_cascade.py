@@ -4,7 +4,6 @@ transformer reads a message only when the word vectors cannot rule it out."""
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage.model import ExamplesModel, decide_all, rank_all
-from tests.triage.counting import counted
+from tests.support.triage import counted, write_rules
 
 NORMAL = TriageResult("normal", ())
 # Citizens' questions, English and Chinese: every file's word vectors rule them out.
@@ -101,18 +100,7 @@ async def test_a_ruled_out_message_is_answered_without_queueing(triage: Triage) 
 
 
 def test_only_a_ranking_model_may_rule_messages_out(tmp_path: Path) -> None:
-    (tmp_path / "xx.yaml").write_text(
-        textwrap.dedent(
-            """
-            lang: xx
-            signals:
-              - name: person
-                level: human
-                phrases: ["real person"]
-            """
-        ),
-        encoding="utf-8",
-    )
+    write_rules(tmp_path)
     (tmp_path / "examples").mkdir()
     spec = {
         "lang": "en",

@@ -5,7 +5,6 @@ winning over crisis, and sharing the transformer's embeddings with the crisis mo
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
 from bot.triage.model import ExamplesModel, WordVectors, decide_all, rank_all
-from tests.triage.counting import counted
+from tests.support.triage import counted, rules_only, write_rules
 
 NORMAL = TriageResult("normal", ())
 HELDOUT = yaml.safe_load(Path(__file__).with_name("emergency_heldout.yaml").read_text("utf-8"))
@@ -42,10 +41,6 @@ LOOK_ALIKES = [
     "我快被作业逼疯了",
     "human please",
 ]
-
-
-def rules_only(triage: Triage) -> Triage:
-    return Triage(triage._languages)
 
 
 def test_the_issues_emergencies_are_found_by_the_model_alone(triage: Triage) -> None:
@@ -189,18 +184,7 @@ def test_a_flood_is_capped_at_24_parts_for_the_transformer(triage: Triage) -> No
 
 def _two_levels(tmp_path: Path) -> Path:
     """A tiny content folder: a rule, a crisis file and an emergency file (word vectors)."""
-    (tmp_path / "xx.yaml").write_text(
-        textwrap.dedent(
-            """
-            lang: xx
-            signals:
-              - name: person
-                level: human
-                phrases: ["real person"]
-            """
-        ),
-        encoding="utf-8",
-    )
+    write_rules(tmp_path)
     both = [f"I can't go on, he is hitting me, night {n}" for n in range(12)]
     crisis = [f"I can't go on living like this, day {n}" for n in range(12)] + both
     emergency = [f"a man is breaking into my house, door {n}" for n in range(12)] + both

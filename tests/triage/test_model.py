@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from bot.triage.model import (
     recording_embeddings,
     write_shipped,
 )
-from tests.triage.counting import CountingEncoder
+from tests.support.triage import CountingEncoder, rules_only, write_rules
 
 EXAMPLES = DEFAULT_DIRECTORY / "examples" / "en.yaml"
 
@@ -48,10 +47,6 @@ CITIZEN_QUESTIONS = [
     # second-person look-alikes ("you are useless" escalated once margin_weight went to 3).
     "you're all useless",
 ]
-
-
-def rules_only(triage: Triage) -> Triage:
-    return Triage(triage._languages)
 
 
 def test_the_model_adds_crisis_for_wordings_the_rules_miss(triage: Triage) -> None:
@@ -112,7 +107,7 @@ def _mini(tmp_path: Path, **settings: object) -> Path:
             level: human
             phrases: ["real person"]
     """
-    (tmp_path / "xx.yaml").write_text(textwrap.dedent(rules), encoding="utf-8")
+    write_rules(tmp_path, rules)
     crisis = [f"I can't go on living like this, night {n}" for n in range(12)] + [
         f"I want to end my life, day {n}" for n in range(12)
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,13 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.triage import DEFAULT_DIRECTORY, Triage, TriageResult
-
-
-def _write(directory: Path, body: str, name: str = "xx.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(textwrap.dedent(body), encoding="utf-8")
-    return directory
-
+from tests.support.triage import write_rules
 
 MINI = """
     lang: xx
@@ -58,7 +51,7 @@ MINI = """
 
 @pytest.fixture
 def mini(tmp_path: Path) -> Triage:
-    return Triage.load(_write(tmp_path, MINI))
+    return Triage.load(write_rules(tmp_path, MINI))
 
 
 # ---------------------------------------------------------------------------- normalisation
@@ -248,7 +241,7 @@ def test_invalid_content_is_rejected_with_a_message(
     tmp_path: Path, body: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        Triage.load(_write(tmp_path, body))
+        Triage.load(write_rules(tmp_path, body))
 
 
 def test_empty_directory_is_rejected(tmp_path: Path) -> None:
@@ -270,7 +263,7 @@ def test_stacking_signal_counts_distinct_phrases(tmp_path: Path) -> None:
             weight: 0.5
             phrases: ["tired", "alone"]
     """
-    triage = Triage.load(_write(tmp_path, body))
+    triage = Triage.load(write_rules(tmp_path, body))
     assert triage.classify("goodbye").level == "normal"
     assert triage.classify("goodbye goodbye").level == "normal"  # same phrase counts once
     assert triage.classify("goodbye, love you all") == TriageResult("crisis", ("farewell",))
@@ -289,7 +282,7 @@ def test_max_words_signal_counts_only_in_short_messages(tmp_path: Path) -> None:
           - name: idiom
             phrases: ["dying to know"]
     """
-    triage = Triage.load(_write(tmp_path, body))
+    triage = Triage.load(write_rules(tmp_path, body))
     assert triage.classify("noose").level == "crisis"
     assert triage.classify("a noose tonight").level == "crisis"
     assert triage.classify("where can I buy a noose knot guide").level == "normal"
