@@ -324,17 +324,22 @@ async def poll(app: Safewell, stop: asyncio.Event) -> None:
     allowed = app.dispatcher.resolve_used_update_types()
     offset: int | None = None
     pause = 0.5
+    more = False
     while not stop.is_set():
         try:
+            # After a full batch, ask without waiting: when it was the surge's last, handling
+            # (held while more are fetched) must not wait out a long poll for nothing.
+            timeout = 0 if more else POLL_TIMEOUT_SECONDS
             updates = await app.bot.get_updates(
                 offset=offset,
                 limit=POLL_LIMIT,
-                timeout=POLL_TIMEOUT_SECONDS,
+                timeout=timeout,
                 allowed_updates=allowed,
-                request_timeout=int(app.bot.session.timeout + POLL_TIMEOUT_SECONDS),
+                request_timeout=int(app.bot.session.timeout + timeout),
             )
             # A full batch: more are waiting at Telegram (a surge), fetched before handling.
-            await app.intake.accept(updates, more=len(updates) >= POLL_LIMIT)
+            more = len(updates) >= POLL_LIMIT
+            await app.intake.accept(updates, more=more)
             if updates:
                 offset = updates[-1].update_id + 1
             pause = 0.5
@@ -342,6 +347,7 @@ async def poll(app: Safewell, stop: asyncio.Event) -> None:
             raise
         except Exception as exc:  # Telegram away, or neither the database nor the disk kept them
             log.error("polling: %s: %s; again in %.1fs", type(exc).__name__, exc, pause)
+            more = False
             await app.intake.accept([])  # nothing more known to be waiting: handling goes on
             await asyncio.sleep(pause)
             pause = min(pause * 2, 30.0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.app import POLL_LIMIT, POLL_TIMEOUT_SECONDS
 from bot.db.models import FaqQuery
 from tests.support import KNOWLEDGE
 from tests.support.e2e import Harness, bot_message, buttons, eventually
@@ -261,3 +262,23 @@ async def test_commands_are_never_taken_for_questions(harness: Harness) -> None:
         ).all()
     assert sorted(row.details["command"] for row in refused) == ["alert", "close", "pending"]
     assert all(row.actor_id == ann.id for row in refused)
+
+
+async def test_a_surge_whose_last_batch_is_full_is_answered_without_waiting_a_long_poll(
+    harness: Harness,
+) -> None:
+    """Exactly one full getUpdates batch waiting: "more may be waiting" holds ordinary handling
+    while they are fetched, so the next getUpdates asks without waiting; a long poll there
+    would hold every answer for its timeout when nothing more came."""
+    await harness.stop()
+    citizens = [await harness.new_citizen(900_000 + n) for n in range(POLL_LIMIT)]
+    for citizen in citizens:
+        await citizen.send("I lost my ID card, what should I do?")
+    before = len(await harness.emu.calls("getUpdates"))
+    await harness.start()
+    for citizen in citizens:
+        assert "ID card" in (await citizen.next(timeout=30))["text"]
+    # The first poll brought the full batch; the one after it did not wait, later ones do.
+    polls = [call["params"] for call in await harness.emu.calls("getUpdates")][before:]
+    assert [str(p.get("timeout")) for p in polls[:2]] == [str(POLL_TIMEOUT_SECONDS), "0"]
+    assert str(polls[-1].get("timeout")) == str(POLL_TIMEOUT_SECONDS)
