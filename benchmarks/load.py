@@ -33,13 +33,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from benchmarks.surge import QUESTIONS, analyse, free_port, percentile, scratch_database
+from benchmarks.handoff_latency import percentile
+from benchmarks.surge import QUESTIONS, analyse, scratch_database
 from bot.config import IntakeSettings, OfficersSettings
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.support.processes import BotProcess, Nginx, nginx_binary
+from tests.support.processes import BotProcess, Nginx, free_port, nginx_binary, redis_answers
 
 FORUM = -1001000000089
 FLOOR = 0.2  # of the echo bot's rate
@@ -47,17 +48,6 @@ SCALE_FLOOR = 1.3  # two webhook processes against one
 WARM_UP = 100  # questions from other citizens before the measured surge (answers not counted)
 WEBHOOK_PATH = "/telegram/webhook"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_answers() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 async def run(

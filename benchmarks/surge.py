@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,11 +34,12 @@ if __package__ in (None, ""):
 
 from sqlalchemy.engine import make_url
 
+from benchmarks.handoff_latency import percentile
 from bot.emulator.client import EmulatorClient
 from bot.emulator.core import Emulator, EmulatorConfig
 from bot.emulator.limits import Limits
 from bot.emulator.server import EmulatorServer
-from tests.support.processes import BotProcess
+from tests.support.processes import BotProcess, free_port
 
 FORUM = -1001000000088
 QUESTIONS = [
@@ -53,13 +53,6 @@ QUESTIONS = [
 RULES_CRISIS = "I want to kill myself tonight"
 MODEL_CRISIS = "tonight I'm going to make the pain stop for good"
 CRISIS_MARKS = ("A person from our team is joining you", "我们团队的工作人员")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0-100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def analyse(
@@ -102,12 +95,6 @@ def analyse(
         "crisis": {uid: crisis_reply[uid] - sent[uid][0] for uid in crisis_reply},
         "cards": {uid: cards[uid] - sent[uid][0] for uid in cards},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
