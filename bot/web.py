@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.alerts.api import add_routes as add_alert_routes
+from bot.alerts.catalog import Catalog
 from bot.config import Settings
 from bot.db.session import database_ok
 from bot.intake import Intake
@@ -162,4 +163,32 @@ def create_web_app(app: Running, *, webhook: bool) -> web.Application:
     if webhook:
         web_app[SECRET_KEY] = webhook_secret(app.settings)
         web_app.router.add_post(app.settings.webhook.path, telegram_webhook)
+    return web_app
+
+
+def create_api_app(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+) -> web.Application:
+    """`safewell api` beside a polling bot: POST /api/cap, /metrics, and /healthz and /readyz
+    on the database alone (this process handles no update: no forum, Redis or loops)."""
+
+    async def database(request: web.Request) -> web.Response:
+        ready = request.path == "/readyz"
+        if await database_ok(engine):
+            return web.json_response({"status": "ready" if ready else "ok", "database": "ok"})
+        down = "not ready" if ready else "unavailable"
+        return web.json_response({"status": down, "database": "down"}, status=503)
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        body = await metrics.render(engine)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
+
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", database)
+    web_app.router.add_get("/readyz", database)
+    web_app.router.add_get("/metrics", metrics_page)
+    add_alert_routes(web_app, settings, sessionmaker, catalog)
     return web_app

@@ -100,18 +100,22 @@ def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
-    """`safewell api`: the aiohttp app (healthz, /api/cap) without polling or webhook."""
+    """`safewell api`: POST /api/cap, /healthz, /readyz and /metrics, beside a polling bot.
+
+    It handles no update, so it builds none of the bot: no token, FAQ, triage or intake; the
+    database (migrated, as the bot would) and the alert catalogue are all its routes read."""
     from aiohttp import web
 
-    from bot.app import build, wait_for_stop
-    from bot.triage import Triage
-    from bot.web import create_web_app
+    from bot.app import wait_for_stop
+    from bot.db.migrate import upgrade_async
+    from bot.db.session import create_engine, create_sessionmaker
+    from bot.web import create_api_app
 
-    # It handles no update (no polling, no webhook): the triage rules suffice, and the
-    # embedding models' memory and first-start embedding are not paid.
-    rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
-    app = await build(settings, triage=rules)
-    runner = web.AppRunner(create_web_app(app, webhook=False))
+    await upgrade_async(settings.database.url)
+    engine = create_engine(settings.database.url)
+    catalog = Catalog.load(settings.faq.knowledge_dir)
+    web_app = create_api_app(settings, engine, create_sessionmaker(engine), catalog)
+    runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, host or settings.webhook.host, port or settings.webhook.port)
     await site.start()
@@ -120,7 +124,7 @@ async def serve_api(settings: Settings, host: str | None, port: int | None) -> N
         await wait_for_stop()
     finally:
         await runner.cleanup()
-        await app.close()
+        await engine.dispose()
 
 
 def worker_refusal(settings: Settings) -> str | None:
@@ -192,7 +196,6 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    settings.require_token()
     asyncio.run(serve_api(settings, args.host, args.port))
     return 0
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,8 +25,9 @@ from bot.alerts.cap import MAX_CAP_BYTES
 from bot.alerts.catalog import Catalog
 from bot.config import load_settings
 from bot.db.models import Alert, utcnow
-from tests.support import KNOWLEDGE
+from tests.support import KNOWLEDGE, REPO
 from tests.support.alerts import cap_sample
+from tests.support.processes import free_port
 
 TOKEN = "cap-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/cap+xml"}
@@ -143,3 +148,52 @@ async def test_impossible_expiry_is_400_with_the_reason(
     assert "info[1]/expires" in body["error"]
     async with sessionmaker() as session:
         assert (await session.scalars(select(Alert))).all() == []
+
+
+async def test_safewell_api_serves_without_a_bot_token_or_the_bot(tmp_path: Path) -> None:
+    """`safewell api` beside a polling bot builds only what its routes read: it starts with no
+    BOT_TOKEN, is ready with an officers' forum configured (it handles no update, so it checks
+    no forum), and queues a CAP alert."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "DATABASE_"))}
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}",
+        FAQ_KNOWLEDGE_DIR=str(KNOWLEDGE),
+        ALERTS_API_TOKEN=TOKEN,
+        OFFICERS_CHAT_ID="-1001000000001",
+        PYTHONPATH=str(REPO),
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "api",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                if proc.returncode is not None:
+                    stderr = await proc.stderr.read() if proc.stderr else b""
+                    raise AssertionError(f"safewell api exited: {stderr.decode()[-2000:]}")
+                try:
+                    async with http.get(f"{base}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["database"] == "ok"
+            sample = cap_sample("severe_weather.xml")
+            async with http.post(f"{base}/api/cap", data=sample, headers=AUTH) as resp:
+                assert resp.status == 201, await resp.text()
+    finally:
+        proc.terminate()
+        await proc.wait()
