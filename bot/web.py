@@ -139,12 +139,10 @@ async def telegram_webhook(request: web.Request) -> web.Response:
 SECRET_KEY = web.AppKey("webhook_secret", str)
 
 
-def create_metrics_app(app: Running) -> web.Application:
+def create_metrics_app(engine: AsyncEngine) -> web.Application:
     """/metrics and /healthz alone: for `safewell alert worker --metrics-port`."""
     web_app = web.Application()
-    web_app[APP_KEY] = app
-    web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/metrics", metrics_page)
+    _database_routes(web_app, engine, "/healthz")
     return web_app
 
 
@@ -174,6 +172,15 @@ def create_api_app(
 ) -> web.Application:
     """`safewell api` beside a polling bot: POST /api/cap, /metrics, and /healthz and /readyz
     on the database alone (this process handles no update: no forum, Redis or loops)."""
+    web_app = web.Application()
+    _database_routes(web_app, engine, "/healthz", "/readyz")
+    add_alert_routes(web_app, settings, sessionmaker, catalog)
+    return web_app
+
+
+def _database_routes(web_app: web.Application, engine: AsyncEngine, *paths: str) -> None:
+    """/metrics, and `paths` (/healthz, /readyz) answering 200 while the database answers, for
+    a process that handles no update (`safewell api`, `safewell alert worker`)."""
 
     async def database(request: web.Request) -> web.Response:
         ready = request.path == "/readyz"
@@ -186,9 +193,6 @@ def create_api_app(
         body = await metrics.render(engine)
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
-    web_app = web.Application()
-    web_app.router.add_get("/healthz", database)
-    web_app.router.add_get("/readyz", database)
+    for path in paths:
+        web_app.router.add_get(path, database)
     web_app.router.add_get("/metrics", metrics_page)
-    add_alert_routes(web_app, settings, sessionmaker, catalog)
-    return web_app

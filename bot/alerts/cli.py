@@ -154,21 +154,29 @@ async def serve_worker(
     the rate limit through Redis, so throughput grows with processes, not the send rate.
     With `metrics_port` it serves `/metrics` and `/healthz` there (its sends and waits).
     """
-    from bot.app import build, wait_for_stop
-    from bot.triage import Triage
+    from bot.alerts.wiring import build_alerts
+    from bot.app import wait_for_stop
+    from bot.db.migrate import upgrade_async
+    from bot.db.session import create_engine, create_sessionmaker
+    from bot.i18n import Locales
+    from bot.telegram import build_bot
 
-    # It never handles a citizen's message: the rules suffice, and the embedding models'
-    # memory and first-start embedding are not paid.
-    rules = Triage.load(settings.faq.knowledge_dir / "triage", models=False)
-    app = await build(settings, triage=rules)
-    broadcaster = app.services.broadcaster
+    # It never handles an update: the bot (for the staff's progress messages), the database
+    # and the alert services are all it builds (no FAQ, triage, intake or case desk).
+    bot = build_bot(settings)
+    await upgrade_async(settings.database.url)
+    engine = create_engine(settings.database.url)
+    sessionmaker = create_sessionmaker(engine)
+    locales = Locales.load(settings.faq.knowledge_dir / "locales", settings.bot.default_language)
+    alerts = build_alerts(settings, bot, locales, sessionmaker)
+    broadcaster = alerts.broadcaster
     runner = None
     if metrics_port is not None:
         from aiohttp import web
 
         from bot.web import create_metrics_app
 
-        runner = web.AppRunner(create_metrics_app(app))
+        runner = web.AppRunner(create_metrics_app(engine))
         await runner.setup()
         await web.TCPSite(runner, metrics_host, metrics_port).start()
     task = asyncio.create_task(broadcaster.serve(), name="alerts-worker")
@@ -179,7 +187,10 @@ async def serve_worker(
         await cancel_and_wait(task)
         if runner is not None:
             await runner.cleanup()
-        await app.close()
+        for close in alerts.closers:
+            await close()
+        await bot.session.close()
+        await engine.dispose()
         log.info("broadcast worker %s stopped", broadcaster.worker_id)
 
 
