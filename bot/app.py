@@ -164,7 +164,7 @@ async def build(
 
     inflight = InflightMiddleware()
     # aiogram's FSM middleware is placed by hand, after the session: the state it reads for
-    # every update then comes in the update's own transaction, not a connection of its own.
+    # every update then comes through the update's own session, not a connection of its own.
     # FSM state in the database, so wizards survive a restart and every process sees them;
     # also with Redis: the update's first read fetches it with the sender's identity
     # (`repo.identify_with_state`), where Redis would cost a round trip of its own per update.

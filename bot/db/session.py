@@ -131,9 +131,12 @@ async def read(
     """
     bind, sync = session.bind, session.sync_session
     pending = sync.autoflush and (sync.new or sync.dirty or sync.deleted)  # the read would see
-    if sync.info.get(_CONNECTED) or pending or not isinstance(bind, AsyncEngine):
-        return [tuple(row) for row in await session.execute(statement, params)]
-    if bind.dialect.name != "postgresql":
+    if (
+        sync.info.get(_CONNECTED)
+        or pending
+        or not isinstance(bind, AsyncEngine)
+        or bind.dialect.name != "postgresql"
+    ):
         return [tuple(row) for row in await session.execute(statement, params)]
     autocommit = _AUTOCOMMIT.get(bind.sync_engine)
     if autocommit is None:
@@ -144,9 +147,7 @@ async def read(
         rows = (await reader.execute(statement, params)).all()
     return [
         tuple(
-            session.sync_session.merge(value, load=False)
-            if hasattr(value, "_sa_instance_state")
-            else value
+            sync.merge(value, load=False) if hasattr(value, "_sa_instance_state") else value
             for value in row
         )
         for row in rows
